@@ -1,0 +1,1 @@
+"""Backend modules (LLM, TTS, STT, VAD, countenance) behind the interfaces in `base`."""

@@ -1,0 +1,155 @@
+"""What every HTTP-based module shares: timeouts, bounded retries on 429/503, and turning
+httpx failures and provider error bodies into ProviderError with the provider's own words.
+
+Modules keep their wire format to themselves; this file only knows HTTP.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+import httpx
+import trio
+
+from bridge.providers.base import ProviderError
+
+DEFAULT_TIMEOUT_S = 30.0
+DEFAULT_CONNECT_TIMEOUT_S = 5.0
+DEFAULT_MAX_RETRIES = 2
+DEFAULT_MAX_RETRY_AFTER_S = 10.0
+RETRYABLE_STATUS = frozenset({429, 503})
+
+
+def make_timeout(options: Any) -> httpx.Timeout:
+    """`timeout` bounds each wait for bytes (first token, and between chunks)."""
+    read = float(options.get("timeout", DEFAULT_TIMEOUT_S))
+    connect = float(options.get("connect_timeout", DEFAULT_CONNECT_TIMEOUT_S))
+    return httpx.Timeout(read, connect=connect)
+
+
+def error_message_from_body(body: bytes | str) -> str:
+    """Pull the human message out of the error bodies providers send.
+
+    Knows OpenAI's ``{"error": {"message"}}``, FastAPI's ``{"detail": ...}`` (ElevenLabs
+    nests ``{"detail": {"status", "message"}}``), Harmony Speech's ``{"message"}``, GraphQL's
+    ``{"errors": [{"message"}]}`` and plain text (Kindroid).
+    """
+    text = body.decode("utf-8", "replace") if isinstance(body, bytes) else body
+    text = text.strip()
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return text[:500] or "(empty body)"
+    if isinstance(data, dict):
+        err = data.get("error")
+        if isinstance(err, dict) and err.get("message"):
+            return str(err["message"])
+        if isinstance(err, str):
+            return err
+        detail = data.get("detail")
+        if isinstance(detail, dict):
+            status, message = detail.get("status"), detail.get("message")
+            return ": ".join(str(x) for x in (status, message) if x) or json.dumps(detail)
+        if detail is not None:
+            return detail if isinstance(detail, str) else json.dumps(detail)[:500]
+        errors = data.get("errors")
+        if isinstance(errors, list) and errors and isinstance(errors[0], dict):
+            return str(errors[0].get("message", errors[0]))
+        if data.get("message"):
+            return str(data["message"])
+    return text[:500]
+
+
+def status_error(provider: str, status: int, body: bytes | str, retry_after: float | None = None) -> ProviderError:
+    """An HTTP error status as a ProviderError; 5xx other than 503 stays `backend_error`."""
+    message = f"{provider} answered HTTP {status}: {error_message_from_body(body)}"
+    code = "backend_unavailable" if status == 503 else "backend_error"
+    return ProviderError(code, message, retry_after=retry_after)
+
+
+def transport_error(provider: str, exc: Exception) -> ProviderError:
+    """Map httpx's exceptions onto the protocol's codes."""
+    if isinstance(exc, httpx.TimeoutException) and not isinstance(exc, httpx.ConnectTimeout):
+        return ProviderError("timeout", f"{provider} did not answer in time ({type(exc).__name__})")
+    if isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout)):
+        return ProviderError("backend_unavailable", f"cannot reach {provider}: {exc or type(exc).__name__}")
+    if isinstance(exc, (httpx.RemoteProtocolError, httpx.ReadError)):
+        return ProviderError("backend_error", f"{provider} dropped the connection mid-reply")
+    return ProviderError("backend_error", f"{provider} request failed: {type(exc).__name__}: {exc}")
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        return None  # an HTTP date: treat as unknown, the default backoff applies
+
+
+async def with_retries(
+    provider: str,
+    attempt: Callable[[], Awaitable[Any]],
+    options: Any,
+) -> Any:
+    """Run `attempt` and retry it on 429/503 ProviderErrors, honouring Retry-After.
+
+    Retries are bounded in count (`max_retries`) and in wait (`max_retry_after`): a game
+    would rather hear "rate limited" quickly than wait a minute in silence.
+    """
+    max_retries = int(options.get("max_retries", DEFAULT_MAX_RETRIES))
+    cap = float(options.get("max_retry_after", DEFAULT_MAX_RETRY_AFTER_S))
+    for tries in range(max_retries + 1):
+        try:
+            return await attempt()
+        except ProviderError as exc:
+            if exc.retry_after is None or tries == max_retries or exc.retry_after > cap:
+                raise
+            await trio.sleep(exc.retry_after)
+    raise AssertionError("unreachable")
+
+
+@asynccontextmanager
+async def open_stream(
+    client: httpx.AsyncClient,
+    provider: str,
+    method: str,
+    url: str,
+    options: Any,
+    **kwargs: Any,
+) -> AsyncIterator[httpx.Response]:
+    """Open a streamed request, raising ProviderError for error statuses (after retries).
+
+    The yielded response has a 2xx status; reading it may still raise httpx errors, which
+    callers pass through `transport_error`.
+    """
+
+    async def attempt() -> httpx.Response:
+        request = client.build_request(method, url, **kwargs)
+        try:
+            response = await client.send(request, stream=True)
+        except httpx.HTTPError as exc:
+            raise transport_error(provider, exc) from exc
+        if response.status_code >= 400:
+            try:
+                body = await response.aread()
+            except httpx.HTTPError:
+                body = b""
+            finally:
+                await response.aclose()
+            retry_after = None
+            if response.status_code in RETRYABLE_STATUS:
+                retry_after = parse_retry_after(response.headers.get("retry-after"))
+                retry_after = 1.0 if retry_after is None else retry_after
+            raise status_error(provider, response.status_code, body, retry_after)
+        return response
+
+    response = await with_retries(provider, attempt, options)
+    try:
+        yield response
+    finally:
+        with trio.CancelScope(shield=True):
+            await response.aclose()
