@@ -1,0 +1,1 @@
+"""Benchmarks: each module runs alone (`python -m bench.NAME`) or all together (`python -m bench`)."""

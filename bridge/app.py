@@ -1,0 +1,81 @@
+"""What all connections of one bridge process share: config, schemas, providers, memory.
+
+Providers are built once per module name and shared by every entity that uses them, so
+the embedded models load once per process however many characters talk.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from typing import Any
+
+import trio
+
+from bridge import __version__
+from bridge.config import BridgeConfig, CharacterConfig
+from bridge.protocol.schema import SchemaRegistry, registry
+from bridge.providers.base import ConfigError
+from bridge.providers.registry import create_provider
+
+log = logging.getLogger(__name__)
+
+
+class BridgeApp:
+    def __init__(self, config: BridgeConfig, schemas: SchemaRegistry | None = None) -> None:
+        self.config = config
+        self.schemas = schemas or registry()
+        self.server_name = f"entity-bridge/{__version__}"
+        self.started_at = time.time()
+        self.instance = uuid.uuid4().hex[:12]
+        self._providers: dict[str, Any] = {}
+        self._provider_lock = trio.Lock()
+        self.connections = 0
+        self.memory: Any = None  # bridge.memory.HistoryStore once opened
+
+    def character(self, name: str) -> CharacterConfig | None:
+        return self.config.characters.get(name)
+
+    async def provider(self, module_name: str) -> Any:
+        """The shared provider instance of a configured module (built on first use)."""
+        found = self._providers.get(module_name)
+        if found is not None:
+            return found
+        async with self._provider_lock:
+            found = self._providers.get(module_name)
+            if found is None:
+                spec = self.config.modules.get(module_name)
+                if spec is None:
+                    raise ConfigError(f"no module named {module_name!r}")
+                found = create_provider(spec)
+                self._providers[module_name] = found
+        return found
+
+    def loaded_provider(self, module_name: str) -> Any | None:
+        return self._providers.get(module_name)
+
+    def health(self) -> dict[str, Any]:
+        return {
+            "status": "ok",
+            "server": self.server_name,
+            "protocol": 1,
+            "uptime_s": round(time.time() - self.started_at, 1),
+            "connections": self.connections,
+            "characters": sorted(self.config.characters),
+            "config": self.config.source,
+        }
+
+    async def aclose(self) -> None:
+        for name, provider in list(self._providers.items()):
+            close = getattr(provider, "aclose", None)
+            if close is not None:
+                with trio.move_on_after(2) as scope:
+                    scope.shield = True
+                    try:
+                        await close()
+                    except Exception:  # closing must not hide the real shutdown reason
+                        log.exception("closing module %s failed", name)
+        self._providers.clear()
+        if self.memory is not None:
+            await self.memory.aclose()

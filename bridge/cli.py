@@ -1,0 +1,126 @@
+"""`entity-bridge`: serve the bridge, or replay a recorded session against one.
+
+`serve` prints `READY ws://HOST:PORT` on stdout once it accepts connections (and writes the
+URL to `--port-file`), so a game that launches the bridge as a sidecar knows where to
+connect even with `--port 0`. SIGINT/SIGTERM close every connection with 1001 and exit 0;
+`--exit-on-stdin-eof` makes a crashed game take its bridge with it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+from pathlib import Path
+
+import trio
+
+from bridge import __version__
+from bridge.app import BridgeApp
+from bridge.config import load_config
+from bridge.providers.base import ConfigError
+from bridge.server import RunningBridge, serve_bridge
+
+log = logging.getLogger("entity_bridge")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="entity-bridge", description="A bridge between game engines and AI characters.")
+    parser.add_argument("--version", action="version", version=f"entity-bridge {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run the bridge (built-in offline default when no config is given)")
+    serve.add_argument("--config", type=Path, help="bridge.toml (default: ./bridge.toml if present, else built-in)")
+    serve.add_argument("--host", help="address to listen on (default 127.0.0.1; others need a token)")
+    serve.add_argument("--port", type=int, help="port (default 8765; 0 picks a free one)")
+    serve.add_argument("--port-file", type=Path, help="write the ws:// URL here once listening")
+    serve.add_argument("--exit-on-stdin-eof", action="store_true", help="exit when stdin closes (sidecar mode)")
+    serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+
+    replay = sub.add_parser("replay", help="replay a recorded session's client side and compare the answers")
+    replay.add_argument("log", type=Path, help="a log written by the SDK's record option")
+    replay.add_argument("--url", required=True, help="ws://HOST:PORT of a running bridge")
+    replay.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for each step's answers")
+    return parser
+
+
+async def _watch_signals(bridge: RunningBridge, done: trio.Event) -> None:
+    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async for signum in signals:
+            log.info("%s received: closing connections", signal.Signals(signum).name)
+            done.set()
+            return
+
+
+async def _watch_stdin(done: trio.Event) -> None:
+    """Return when stdin reaches EOF (the launching game went away)."""
+    stream = trio.lowlevel.FdStream(os.dup(sys.stdin.fileno()))
+    async with stream:
+        while await stream.receive_some(4096):
+            pass
+    log.info("stdin closed: the game is gone, shutting down")
+    done.set()
+
+
+async def _serve(args: argparse.Namespace) -> int:
+    config_path = args.config
+    if config_path is None and Path("bridge.toml").exists():
+        config_path = Path("bridge.toml")
+    config = load_config(config_path)
+    overrides = {}
+    if args.host:
+        overrides["host"] = args.host
+    if args.port is not None:
+        overrides["port"] = args.port
+    if overrides:
+        config = config.with_server(**overrides)
+    config.check()
+    app = BridgeApp(config)
+    done = trio.Event()
+    async with trio.open_nursery() as nursery:
+        bridge: RunningBridge = await nursery.start(serve_bridge, app)
+        nursery.start_soon(_watch_signals, bridge, done)
+        if args.exit_on_stdin_eof:
+            nursery.start_soon(_watch_stdin, done)
+        if args.port_file:
+            args.port_file.write_text(bridge.url + "\n")
+        log.info(
+            "config: %s; characters: %s", config.source, ", ".join(sorted(config.characters))
+        )
+        print(f"READY {bridge.url}", flush=True)
+        await done.wait()
+        with trio.move_on_after(10) as scope:
+            scope.shield = True
+            await bridge.aclose()
+            await app.aclose()
+        nursery.cancel_scope.cancel()
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.command == "serve":
+        logging.basicConfig(
+            level=getattr(logging, args.log_level.upper()),
+            format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+            stream=sys.stderr,
+        )
+        try:
+            return trio.run(_serve, args)
+        except ConfigError as exc:
+            print(f"entity-bridge: config error: {exc}", file=sys.stderr)
+            return 2
+        except OSError as exc:
+            print(f"entity-bridge: cannot listen: {exc}", file=sys.stderr)
+            return 1
+    if args.command == "replay":
+        from entity_bridge_sdk.replay import run_replay
+
+        return trio.run(run_replay, args.log, args.url, args.timeout)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

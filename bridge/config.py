@@ -1,0 +1,223 @@
+"""The bridge's configuration: `bridge.toml`, or a built-in default that needs nothing.
+
+The default runs fully offline on the embedded modules (local LLM, piper voice, local
+whisper, silero VAD, emotion tags), so `entity-bridge serve` works on a fresh machine.
+A config file replaces the default characters but keeps the built-in modules available,
+so a file can say `modules = { llm = "my-gpt" }` and inherit the rest.
+See `bridge.example.toml` for every key, documented.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import tomllib
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from bridge.protocol.limits import Limits
+from bridge.providers.base import ConfigError
+from bridge.providers.registry import KINDS, ModuleSpec
+
+DEFAULT_PORT = 8765
+CHARACTER_MODULE_SLOTS = ("llm", "tts", "stt", "vad", "countenance")
+TURN_POLICIES = ("interrupt", "queue")
+
+#: Modules every bridge has, whatever the config file says.
+BUILTIN_MODULES: dict[str, ModuleSpec] = {
+    "local": ModuleSpec("local", "llm", "local"),
+    "echo": ModuleSpec("echo", "llm", "echo"),
+    "piper": ModuleSpec("piper", "tts", "piper"),
+    "espeak": ModuleSpec("espeak", "tts", "espeak"),
+    "whisper": ModuleSpec("whisper", "stt", "local"),
+    "silero": ModuleSpec("silero", "vad", "silero"),
+    "tags": ModuleSpec("tags", "countenance", "tags"),
+}
+
+DEFAULT_CHARACTER_MODULES = {"llm": "local", "tts": "piper", "stt": "whisper", "vad": "silero", "countenance": "tags"}
+
+
+@dataclass(frozen=True)
+class CharacterConfig:
+    name: str
+    display_name: str
+    persona: str = ""
+    greeting: str | None = None
+    voice: str | None = None
+    modules: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_CHARACTER_MODULES))
+    fallback_llms: tuple[str, ...] = ()
+    turn_policy: str = "interrupt"
+    expressions: dict[str, str] = field(default_factory=dict)
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+DEFAULT_CHARACTERS = {
+    "mira": CharacterConfig(
+        name="mira",
+        display_name="Mira",
+        persona=(
+            "Mira is the cheerful keeper of the Copper Kettle tavern. She is warm, curious about "
+            "travellers, and answers in one or two short sentences."
+        ),
+        greeting="Welcome to the Copper Kettle, traveller! What can I get you?",
+    ),
+}
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    host: str = "127.0.0.1"
+    port: int = DEFAULT_PORT
+    token: str | None = None
+    allowed_origins: tuple[str, ...] = ()
+    history_path: str = "entity-bridge-history.sqlite3"
+
+    @property
+    def is_loopback(self) -> bool:
+        if self.host in ("localhost",):
+            return True
+        try:
+            return ipaddress.ip_address(self.host).is_loopback
+        except ValueError:
+            return False
+
+
+@dataclass(frozen=True)
+class BridgeConfig:
+    server: ServerConfig = field(default_factory=ServerConfig)
+    limits: Limits = field(default_factory=Limits)
+    modules: dict[str, ModuleSpec] = field(default_factory=lambda: dict(BUILTIN_MODULES))
+    characters: dict[str, CharacterConfig] = field(default_factory=lambda: dict(DEFAULT_CHARACTERS))
+    source: str = "built-in default"
+
+    def with_server(self, **changes: Any) -> "BridgeConfig":
+        return replace(self, server=replace(self.server, **changes))
+
+    def check(self) -> None:
+        """Refuse settings that would expose the bridge: any non-loopback address needs a token."""
+        if not self.server.is_loopback and not self.server.token:
+            raise ConfigError(
+                f"listening on {self.server.host} (not loopback) needs a token: set [server] token_env "
+                "(or token) so only your game can drive the bridge"
+            )
+
+
+def _table(data: dict[str, Any], key: str, where: str) -> dict[str, Any]:
+    value = data.get(key, {})
+    if not isinstance(value, dict):
+        raise ConfigError(f"{where}: `{key}` must be a table")
+    return value
+
+
+def _str(table: dict[str, Any], key: str, where: str, default: str | None = None) -> str | None:
+    value = table.get(key, default)
+    if value is not None and not isinstance(value, str):
+        raise ConfigError(f"{where}: `{key}` must be a string, got {type(value).__name__}")
+    return value
+
+
+def parse_character(name: str, table: dict[str, Any], modules: dict[str, ModuleSpec], where: str) -> CharacterConfig:
+    """One `[characters.NAME]` table (or an inline character from `entity.init`)."""
+    slots = table.get("modules", {})
+    if not isinstance(slots, dict):
+        raise ConfigError(f"{where}: `modules` must be a table like {{ llm = \"local\" }}")
+    merged = dict(DEFAULT_CHARACTER_MODULES)
+    for slot, module_name in slots.items():
+        if slot not in CHARACTER_MODULE_SLOTS:
+            raise ConfigError(f"{where}: unknown module slot {slot!r}; slots: {', '.join(CHARACTER_MODULE_SLOTS)}")
+        if module_name in ("", "none", None):
+            merged.pop(slot, None)
+            continue
+        if not isinstance(module_name, str):
+            raise ConfigError(f"{where}: modules.{slot} must be a module name")
+        spec = modules.get(module_name)
+        if spec is None:
+            raise ConfigError(f"{where}: modules.{slot} names {module_name!r}, which is not a configured module; known: {', '.join(sorted(modules))}")
+        if spec.kind != slot:
+            raise ConfigError(f"{where}: modules.{slot} names {module_name!r}, which is a {spec.kind} module")
+        merged[slot] = module_name
+    fallbacks = table.get("fallback_llms", [])
+    if not isinstance(fallbacks, list) or not all(isinstance(f, str) and f in modules and modules[f].kind == "llm" for f in fallbacks):
+        raise ConfigError(f"{where}: `fallback_llms` must list configured llm modules")
+    policy = table.get("turn_policy", "interrupt")
+    if policy not in TURN_POLICIES:
+        raise ConfigError(f"{where}: `turn_policy` must be one of {', '.join(TURN_POLICIES)}")
+    expressions = table.get("expressions", {})
+    if not isinstance(expressions, dict) or not all(isinstance(v, str) for v in expressions.values()):
+        raise ConfigError(f"{where}: `expressions` maps emotions to preset names (strings)")
+    known = {"display_name", "persona", "greeting", "voice", "modules", "fallback_llms", "turn_policy", "expressions", "name"}
+    return CharacterConfig(
+        name=name,
+        display_name=_str(table, "display_name", where) or name,
+        persona=_str(table, "persona", where, "") or "",
+        greeting=_str(table, "greeting", where),
+        voice=_str(table, "voice", where),
+        modules=merged,
+        fallback_llms=tuple(fallbacks),
+        turn_policy=policy,
+        expressions=dict(expressions),
+        options={k: v for k, v in table.items() if k not in known},
+    )
+
+
+def parse_config(data: dict[str, Any], source: str) -> BridgeConfig:
+    where = source
+    server_t = _table(data, "server", where)
+    token = _str(server_t, "token", f"{where} [server]")
+    token_env = _str(server_t, "token_env", f"{where} [server]")
+    if not token and token_env:
+        token = os.environ.get(token_env) or None
+    origins = server_t.get("allowed_origins", [])
+    if not isinstance(origins, list) or not all(isinstance(o, str) for o in origins):
+        raise ConfigError(f"{where} [server]: allowed_origins must be a list of origins like \"http://localhost:3000\"")
+    port = server_t.get("port", DEFAULT_PORT)
+    if not isinstance(port, int) or not 0 <= port <= 65535:
+        raise ConfigError(f"{where} [server]: port must be 0..65535")
+    server = ServerConfig(
+        host=_str(server_t, "host", f"{where} [server]", "127.0.0.1") or "127.0.0.1",
+        port=port,
+        token=token,
+        allowed_origins=tuple(origins),
+        history_path=_str(server_t, "history_path", f"{where} [server]", ServerConfig.history_path) or ServerConfig.history_path,
+    )
+    try:
+        limits = Limits.from_mapping(_table(data, "limits", where))
+    except ValueError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+
+    modules = dict(BUILTIN_MODULES)
+    for name, table in _table(data, "modules", where).items():
+        mwhere = f"{where} [modules.{name}]"
+        if not isinstance(table, dict):
+            raise ConfigError(f"{mwhere} must be a table")
+        kind, provider = table.get("kind"), table.get("provider")
+        if kind not in KINDS:
+            raise ConfigError(f"{mwhere}: `kind` must be one of {', '.join(KINDS)}")
+        if not isinstance(provider, str):
+            raise ConfigError(f"{mwhere}: `provider` must name a {kind} provider")
+        options = {k: v for k, v in table.items() if k not in ("kind", "provider")}
+        modules[name] = ModuleSpec(name, kind, provider, options)
+
+    characters_t = _table(data, "characters", where)
+    characters = (
+        {name: parse_character(name, t, modules, f"{where} [characters.{name}]") for name, t in characters_t.items()}
+        if characters_t
+        else dict(DEFAULT_CHARACTERS)
+    )
+    config = BridgeConfig(server=server, limits=limits, modules=modules, characters=characters, source=source)
+    return config
+
+
+def load_config(path: str | Path | None) -> BridgeConfig:
+    """Read a TOML file, or return the built-in default when `path` is None."""
+    if path is None:
+        return BridgeConfig()
+    path = Path(path)
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} does not exist") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path} is not valid TOML: {exc}") from None
+    return parse_config(data, str(path))

@@ -1,0 +1,268 @@
+"""One client connection: the thin trio layer around `ProtocolSession`.
+
+Three kinds of task live in the connection's nursery: the reader (this module's `run`
+loop: frames in, requests dispatched), the writer (`Outbox.run_writer`), and one task per
+entity (`Entity.run`), under which each turn runs. Leaving the nursery, for whatever
+reason, cancels them all: a disconnect leaves nothing of the connection running.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from typing import Any
+
+import trio
+from websockets.exceptions import ConnectionClosed
+
+from bridge.app import BridgeApp
+from bridge.character import CharacterRuntime
+from bridge.config import CharacterConfig, parse_character
+from bridge.entity import Entity
+from bridge.outbox import ClientGone, Outbox
+from bridge.protocol.codec import Framing
+from bridge.protocol.envelope import Event
+from bridge.protocol.errors import CloseCode, ErrorCode, ProtocolError
+from bridge.protocol.events import PROTOCOL_VERSION, QUIET_REQUESTS, TURN_REQUESTS
+from bridge.protocol.session import ProtocolSession
+from bridge.providers.base import ConfigError
+
+log = logging.getLogger(__name__)
+
+DEFAULT_AUDIO_OUT = {"encoding": "pcm_s16le", "sample_rate": 24000, "chunk_ms": 40, "lead_ms": 200}
+DEFAULT_AUDIO_IN = {"encoding": "pcm_s16le", "sample_rate": 16000}
+
+
+class Connection:
+    def __init__(self, app: BridgeApp, ws: Any) -> None:
+        self.app = app
+        self.ws = ws
+        self.session = ProtocolSession(
+            app.schemas, app.config.limits, trio.current_time, token=app.config.server.token
+        )
+        self.outbox = Outbox(
+            self.session,
+            app.config.limits.outbound_queue,
+            self.abort,
+            stall_timeout=app.config.limits.client_stall_ms / 1000,
+        )
+        self.entities: dict[str, Entity] = {}
+        self.session_id = uuid.uuid4().hex
+        self._errors = 0
+        self._nursery: trio.Nursery | None = None
+        self._close_code: int | None = None
+
+    # -------------------------------------------------------------- lifecycle
+
+    async def run(self) -> None:
+        self.app.connections += 1
+        try:
+            async with trio.open_nursery() as nursery:
+                self._nursery = nursery
+                nursery.start_soon(self._write, name="writer")
+                try:
+                    await self._read()
+                finally:
+                    for entity in list(self.entities.values()):
+                        entity.close()
+                    self.outbox.close()
+                    # The writer drains what is queued (final replies), bounded in time.
+                    nursery.cancel_scope.deadline = trio.current_time() + 2
+        finally:
+            self.app.connections -= 1
+            if self._close_code is not None:
+                with trio.move_on_after(2) as scope:
+                    scope.shield = True
+                    await self.ws.aclose(self._close_code)
+
+    async def _write(self) -> None:
+        try:
+            await self.outbox.run_writer(self.ws.send)
+        except ConnectionClosed:
+            pass
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            pass
+
+    def abort(self) -> None:
+        """Drop a client that does not read: close its socket under the blocked writer."""
+        self._close_code = None
+        stream = getattr(self.ws, "stream", None)
+        if stream is not None and self._nursery is not None:
+            self._nursery.start_soon(trio.aclose_forcefully, stream)
+        if self._nursery is not None:
+            self._nursery.cancel_scope.cancel()
+
+    async def _read(self) -> None:
+        limits = self.app.config.limits
+        with trio.move_on_after(limits.hello_timeout_s) as hello_scope:
+            while not self.session.greeted:
+                if not await self._receive_one():
+                    return
+        if hello_scope.cancelled_caught:
+            self._close_code = CloseCode.POLICY_VIOLATION
+            return
+        while await self._receive_one():
+            pass
+
+    async def _receive_one(self) -> bool:
+        """Handle one frame; False when the connection is over."""
+        try:
+            data = await self.ws.recv()
+        except ConnectionClosed:
+            return False
+        try:
+            event = self.session.receive(data)
+            await self._dispatch(event)
+        except ProtocolError as exc:
+            self._errors += 1
+            framing = self.session.framing_for(data)
+            try:
+                await self.outbox.put(self.session.error_event(exc, self._errors), framing)
+            except ClientGone:
+                return False
+            if exc.close is not None:
+                self._close_code = exc.close
+                return False
+        except ClientGone:
+            return False
+        return True
+
+    # -------------------------------------------------------------- dispatch
+
+    async def _dispatch(self, event: Event) -> None:
+        handler = getattr(self, "_on_" + event.type.replace(".", "_"))
+        reply = await handler(event)
+        if reply is not None:
+            await self.outbox.put(reply)
+
+    def _entity(self, event: Event) -> Entity:
+        entity = self.entities.get(event.entity or "")
+        if entity is None:
+            raise ProtocolError(
+                ErrorCode.UNKNOWN_ENTITY,
+                f"no entity {event.entity!r} on this connection; send entity.init first",
+                event_type=event.type,
+                event_id=event.id,
+                entity=event.entity,
+            )
+        return entity
+
+    async def _on_session_hello(self, event: Event) -> Event:
+        hello = self.session.hello or {}
+        audio_out = {**DEFAULT_AUDIO_OUT, **(hello.get("audio_out") or {})}
+        audio_in = {**DEFAULT_AUDIO_IN, **(hello.get("audio_in") or {})}
+        hello["audio_out"], hello["audio_in"] = audio_out, audio_in
+        return event.reply(
+            "success",
+            {
+                "session": self.session_id,
+                "server": self.app.server_name,
+                "protocol": PROTOCOL_VERSION,
+                "characters": sorted(self.app.config.characters),
+                "limits": self.app.config.limits.public(),
+                "audio_out": audio_out,
+                "audio_in": audio_in,
+            },
+        )
+
+    def _character_from(self, event: Event) -> CharacterConfig:
+        spec = (event.payload or {}).get("character")
+        if isinstance(spec, str):
+            found = self.app.character(spec)
+            if found is None:
+                raise ProtocolError(
+                    ErrorCode.UNKNOWN_CHARACTER,
+                    f"no character {spec!r}; configured: {', '.join(sorted(self.app.config.characters))}",
+                    event_type=event.type,
+                    event_id=event.id,
+                    entity=event.entity,
+                )
+            return found
+        assert isinstance(spec, dict)  # the schema allows a string or a map
+        table = {k: v for k, v in spec.items() if k != "name"}
+        try:
+            return parse_character(str(spec["name"]), table, self.app.config.modules, "inline character")
+        except ConfigError as exc:
+            raise ProtocolError(ErrorCode.BAD_EVENT, str(exc), event_type=event.type, event_id=event.id, entity=event.entity) from None
+
+    async def _on_entity_init(self, event: Event) -> Event:
+        name = event.entity or ""
+        if name in self.entities:
+            raise ProtocolError(
+                ErrorCode.ENTITY_EXISTS, f"entity {name!r} already exists; remove it first", event_type=event.type, event_id=event.id, entity=name
+            )
+        if len(self.entities) >= self.app.config.limits.max_entities:
+            raise ProtocolError(
+                ErrorCode.TOO_LARGE,
+                f"this connection already has {len(self.entities)} entities (the limit)",
+                event_type=event.type,
+                event_id=event.id,
+                entity=name,
+            )
+        character = self._character_from(event)
+        runtime = CharacterRuntime(self.app, character, self.session.hello or {})
+        entity = Entity(name, runtime, self.outbox, turn_policy=character.turn_policy)
+        assert self._nursery is not None
+        await self._nursery.start(entity.run, name=f"entity:{name}")
+        self.entities[name] = entity
+        return event.reply(
+            "success",
+            {"character": character.name, "display_name": character.display_name, "modules": runtime.modules},
+        )
+
+    async def _on_entity_remove(self, event: Event) -> Event:
+        entity = self._entity(event)
+        del self.entities[entity.name]
+        entity.close()
+        return event.reply("success", {})
+
+    async def _on_scene_loaded(self, event: Event) -> Event:
+        return event.reply("success", {"entities": sorted(self.entities)})
+
+    async def _start_turn(self, event: Event) -> None:
+        entity = self._entity(event)
+        handler = entity.runtime.handler_for(event)
+        entity.submit(event, handler)
+
+    _on_user_utterance = _start_turn
+    _on_tts_say = _start_turn
+
+    async def _on_entity_interrupt(self, event: Event) -> Event:
+        entity = self._entity(event)
+        played = (event.payload or {}).get("played_ms")
+        return event.reply("success", {"interrupted": entity.interrupt(played)})
+
+    async def _on_world_event(self, event: Event) -> Event | None:
+        entity = self._entity(event)
+        payload = event.payload or {}
+        entity.runtime.world_events.append(str(payload.get("text", "")))
+        if payload.get("respond"):
+            await self._start_turn(event)
+            return None
+        return event.reply("success", {})
+
+    async def _unavailable(self, event: Event) -> Event:
+        self._entity(event)
+        return event.error_reply(ErrorCode.BACKEND_UNAVAILABLE, f"{event.type} is not available in this build yet")
+
+    _on_playback_progress = _unavailable
+    _on_playback_done = _unavailable
+    _on_chat_history = _unavailable
+    _on_chat_clear = _unavailable
+    _on_stt_audio = _unavailable
+    _on_stt_listen_start = _unavailable
+    _on_stt_listen_stop = _unavailable
+    _on_stt_transcribe = _unavailable
+
+    async def _on_movement_actions(self, event: Event) -> Event:
+        entity = self._entity(event)
+        entity.runtime.scene["actions"] = (event.payload or {}).get("actions", [])
+        return event.reply("success", {})
+
+    async def _on_movement_scene(self, event: Event) -> Event:
+        entity = self._entity(event)
+        entity.runtime.scene["scene"] = event.payload or {}
+        return event.reply("success", {})
+
+
+__all__ = ["Connection", "Framing", "QUIET_REQUESTS", "TURN_REQUESTS"]

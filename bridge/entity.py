@@ -1,0 +1,207 @@
+"""Entities and their turns: the machinery every capability plugs into.
+
+An entity is one character in the game, driven by one connection. Work that a request
+starts (an utterance to answer, a line to speak) is a *turn*: it gets a `pending` reply,
+streams outputs that carry the request's id as `ref`, and ends with exactly one final
+reply. A turn runs as one task with its own nursery inside a cancel scope, so an interrupt,
+`entity.remove` or a disconnect cancels the LLM stream, the TTS and the pacing in one move
+and nothing of the turn outlives it. One turn runs at a time per entity; a new one either
+interrupts the running turn or waits behind it (the character's `turn_policy`).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import trio
+
+from bridge.outbox import ClientGone, Outbox
+from bridge.protocol.envelope import Event
+from bridge.protocol.errors import ErrorCode, ProtocolError
+from bridge.providers.base import ProviderError
+
+log = logging.getLogger(__name__)
+
+#: Turns that may wait behind the running one under the `queue` policy.
+MAX_QUEUED_TURNS = 8
+#: Bound on the clean-up a cancelled turn may do (interrupted events, memory write).
+CLEANUP_TIMEOUT_S = 2.0
+
+
+class TurnFailed(Exception):
+    """Ends a turn with an error reply of this code (for failures that are not ProviderError)."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+@dataclass
+class Turn:
+    """One running request and what it has produced so far."""
+
+    request: Event
+    entity: "Entity"
+    scope: trio.CancelScope = field(default_factory=trio.CancelScope)
+    state: dict[str, Any] = field(default_factory=dict)
+    done: trio.Event = field(default_factory=trio.Event)
+    interrupted: bool = False
+    interrupt_played_ms: int | None = None
+
+    @property
+    def id(self) -> str:
+        return self.request.id
+
+    async def emit(self, type_: str, payload: dict[str, Any]) -> None:
+        """Send an output of this turn: it carries the entity and `ref` = the request id."""
+        event = Event(type_, self.entity.outbox.next_id(), payload, entity=self.entity.name, ref=self.request.id)
+        await self.entity.outbox.put(event)
+
+
+class TurnHandler(Protocol):
+    """What a kind of turn does. `run` returns the success payload.
+
+    `interrupted` runs after the turn's scope was cancelled by an interrupt, outside that
+    scope and bounded in time: it reports what the player heard and fixes memory.
+    """
+
+    async def run(self, turn: Turn) -> dict[str, Any]: ...
+
+    async def interrupted(self, turn: Turn) -> dict[str, Any] | None: ...
+
+
+@dataclass
+class FunctionTurn:
+    """A TurnHandler from a plain coroutine function (no interrupt bookkeeping)."""
+
+    fn: Callable[[Turn], Awaitable[dict[str, Any]]]
+
+    async def run(self, turn: Turn) -> dict[str, Any]:
+        return await self.fn(turn)
+
+    async def interrupted(self, turn: Turn) -> dict[str, Any] | None:
+        return None
+
+
+class Entity:
+    """One character instance on one connection."""
+
+    def __init__(self, name: str, runtime: Any, outbox: Outbox, *, turn_policy: str = "interrupt") -> None:
+        self.name = name
+        self.runtime = runtime  # the character runtime (bridge.character.CharacterRuntime)
+        self.outbox = outbox
+        self.turn_policy = turn_policy
+        self.current: Turn | None = None
+        self._queue_send, self._queue_receive = trio.open_memory_channel[tuple[Turn, TurnHandler]](MAX_QUEUED_TURNS)
+        self.scope = trio.CancelScope()
+        self.closed = False
+
+    # -------------------------------------------------------------- lifecycle
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """The entity's task: runs its turns one after another until removed."""
+        with self.scope:
+            task_status.started()
+            async with self._queue_receive:
+                async for turn, handler in self._queue_receive:
+                    await self._run_turn(turn, handler)
+
+    def close(self) -> None:
+        """Cancel everything the entity is doing (entity.remove, disconnect)."""
+        self.closed = True
+        self._queue_send.close()
+        self.scope.cancel()
+
+    # -------------------------------------------------------------- turns
+
+    def submit(self, request: Event, handler: TurnHandler) -> Turn:
+        """Start a turn for `request` per the turn policy; raises ProtocolError(busy) if full."""
+        if self.closed:
+            raise ProtocolError(ErrorCode.UNKNOWN_ENTITY, f"entity {self.name!r} was removed", event_type=request.type, event_id=request.id, entity=self.name)
+        turn = Turn(request, self)
+        if self.turn_policy == "interrupt" and self.current is not None:
+            self.interrupt()
+        try:
+            self._queue_send.send_nowait((turn, handler))
+        except trio.WouldBlock:
+            raise ProtocolError(
+                ErrorCode.BUSY,
+                f"{self.name!r} already has {MAX_QUEUED_TURNS} turns waiting",
+                event_type=request.type,
+                event_id=request.id,
+                entity=self.name,
+            ) from None
+        return turn
+
+    def interrupt(self, played_ms: int | None = None) -> bool:
+        """Cancel the running turn now (and nothing queued behind it). True if one was running."""
+        turn = self.current
+        if turn is None or turn.scope.cancel_called:
+            return False
+        turn.interrupted = True
+        turn.interrupt_played_ms = played_ms
+        turn.scope.cancel()
+        return True
+
+    async def _run_turn(self, turn: Turn, handler: TurnHandler) -> None:
+        self.current = turn
+        request = turn.request
+        try:
+            await self.outbox.put(request.reply("pending"))
+            final: Event | None = None
+
+            # The turn body runs as its own named task so tests (and py-spy) can see it.
+            async def body() -> None:
+                nonlocal final
+                final = await self._turn_body(turn, handler)
+
+            try:
+                async with trio.open_nursery() as nursery:
+                    nursery.start_soon(body, name=f"turn:{self.name}:{request.id}")
+            except trio.Cancelled:
+                # Cancelled from outside (entity.remove, disconnect): still one final reply.
+                self.outbox.put_nowait(
+                    request.error_reply(ErrorCode.CANCELLED, "the entity was removed or the connection closed")
+                )
+                raise
+            assert final is not None
+            await self.outbox.put(final)
+        except ClientGone:
+            pass
+        finally:
+            self.current = None
+            turn.done.set()
+
+    async def _turn_body(self, turn: Turn, handler: TurnHandler) -> Event:
+        request = turn.request
+        with turn.scope:
+            try:
+                payload = await handler.run(turn)
+                return request.reply("success", payload)
+            except ProviderError as exc:
+                return request.error_reply(exc.code, exc.message)
+            except TurnFailed as exc:
+                return request.error_reply(exc.code, exc.message)
+            except ClientGone:
+                raise
+            except Exception as exc:  # a bug of ours: report it, keep the session
+                log.exception("turn %s of %s failed", request.id, self.name)
+                return request.error_reply(ErrorCode.INTERNAL, f"internal error: {type(exc).__name__}: {exc}")
+        # Only reached when the scope was cancelled.
+        message = "interrupted" if turn.interrupted else "cancelled"
+        error: dict[str, Any] = {"code": str(ErrorCode.CANCELLED), "message": message}
+        if turn.interrupted:
+            with trio.move_on_after(CLEANUP_TIMEOUT_S):
+                extra = await handler.interrupted(turn)
+                if extra:
+                    error.update(extra)
+        return request.reply("error", error)
+
+
+def infinite_channel() -> tuple[trio.MemorySendChannel[Any], trio.MemoryReceiveChannel[Any]]:
+    return trio.open_memory_channel(math.inf)

@@ -1,0 +1,106 @@
+"""The one writer of a connection.
+
+Everybody who has something for the client puts it in a bounded queue; one task takes it
+out and calls `send()`. That keeps frames whole (websockets.trio must never see a `send()`
+cancelled mid-frame) and turns a client that stops reading into a full queue, which we
+notice and answer by aborting that connection, never by blocking the reader or other
+connections.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import trio
+
+from bridge.protocol.codec import Framing
+from bridge.protocol.envelope import Event
+from bridge.protocol.session import ProtocolSession
+
+log = logging.getLogger(__name__)
+
+#: How long a producer waits for room in a full queue before the client counts as stalled.
+STALL_TIMEOUT_S = 5.0
+
+
+class ClientGone(Exception):
+    """The connection is closed or was dropped; producers should stop."""
+
+
+class Outbox:
+    def __init__(
+        self,
+        session: ProtocolSession,
+        capacity: int,
+        on_stall: Callable[[], Any],
+        *,
+        stall_timeout: float = STALL_TIMEOUT_S,
+    ) -> None:
+        self.session = session
+        self._send, self._receive = trio.open_memory_channel[bytes | str](capacity)
+        self._on_stall = on_stall
+        self._stall_timeout = stall_timeout
+        self._ids = itertools.count(1)
+        self.closed = False
+        self.sent_events = 0
+
+    def next_id(self) -> str:
+        return f"b{next(self._ids)}"
+
+    def _encode(self, event: Event, framing: Framing | None) -> bytes | str:
+        return self.session.encode(event, framing)
+
+    def put_nowait(self, event: Event, framing: Framing | None = None) -> bool:
+        """Queue an event without waiting; False (and the client dropped) if the queue is full."""
+        if self.closed:
+            return False
+        try:
+            self._send.send_nowait(self._encode(event, framing))
+            return True
+        except trio.WouldBlock:
+            log.warning("client queue full: dropping a client that does not read")
+            self._stall()
+            return False
+        except (trio.ClosedResourceError, trio.BrokenResourceError):
+            return False
+
+    async def put(self, event: Event, framing: Framing | None = None) -> None:
+        """Queue an event, waiting a bounded time for room; raises ClientGone if it never comes."""
+        if self.closed:
+            raise ClientGone()
+        data = self._encode(event, framing)
+        try:
+            self._send.send_nowait(data)
+            return
+        except trio.WouldBlock:
+            pass
+        except (trio.ClosedResourceError, trio.BrokenResourceError):
+            raise ClientGone() from None
+        with trio.move_on_after(self._stall_timeout):
+            try:
+                await self._send.send(data)
+                return
+            except (trio.ClosedResourceError, trio.BrokenResourceError):
+                raise ClientGone() from None
+        log.warning("client did not read for %.1f s: dropping it", self._stall_timeout)
+        self._stall()
+        raise ClientGone()
+
+    def _stall(self) -> None:
+        if not self.closed:
+            self.close()
+            self._on_stall()
+
+    def close(self) -> None:
+        self.closed = True
+        self._send.close()
+
+    async def run_writer(self, send: Callable[[bytes | str], Any]) -> None:
+        """Drain the queue into the socket until the queue is closed."""
+        async with self._receive:
+            async for data in self._receive:
+                await send(data)
+                self.sent_events += 1

@@ -1,0 +1,86 @@
+"""Framing: MessagePack in binary WebSocket messages, JSON in text messages.
+
+Bytes travel as MessagePack `bin`; in JSON they are base64 strings, and only the fields the
+schemas mark with `contentEncoding: base64` are decoded back to bytes, so a text field that
+happens to look like base64 is never mangled.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections.abc import Iterable
+from enum import Enum
+from typing import Any
+
+import msgpack
+
+from bridge.protocol.errors import ErrorCode, ProtocolError
+
+
+class Framing(Enum):
+    MSGPACK = "msgpack"
+    JSON = "json"
+
+    @classmethod
+    def of(cls, data: bytes | str) -> "Framing":
+        return cls.JSON if isinstance(data, str) else cls.MSGPACK
+
+
+def _no_ext(code: int, data: bytes) -> Any:
+    raise ValueError(f"MessagePack extension type {code} is not part of the protocol")
+
+
+def decode(data: bytes | str) -> dict[str, Any]:
+    """Decode one frame into a map, or raise ProtocolError(bad_frame)."""
+    try:
+        if isinstance(data, str):
+            obj = json.loads(data)
+        else:
+            obj = msgpack.unpackb(data, raw=False, ext_hook=_no_ext, timestamp=0, strict_map_key=True)
+    except (ValueError, TypeError, msgpack.ExtraData, msgpack.FormatError, msgpack.StackError, RecursionError) as exc:
+        kind = "JSON" if isinstance(data, str) else "MessagePack"
+        raise ProtocolError(ErrorCode.BAD_FRAME, f"cannot decode {kind} frame: {exc}") from None
+    if not isinstance(obj, dict):
+        raise ProtocolError(ErrorCode.BAD_FRAME, f"a frame must hold one map (an event), not {type(obj).__name__}")
+    return obj
+
+
+def decode_base64_fields(wire: dict[str, Any], fields: Iterable[str]) -> None:
+    """In JSON framing, turn the payload's binary fields from base64 text into bytes, in place."""
+    payload = wire.get("payload")
+    if not isinstance(payload, dict):
+        return
+    for name in fields:
+        value = payload.get(name)
+        if isinstance(value, str):
+            try:
+                payload[name] = base64.b64decode(value, validate=True)
+            except (binascii.Error, ValueError):
+                raise ProtocolError(
+                    ErrorCode.BAD_EVENT,
+                    f"payload.{name} must be base64 text in JSON framing",
+                    event_type=wire.get("type") if isinstance(wire.get("type"), str) else None,
+                    event_id=wire.get("id") if isinstance(wire.get("id"), str) else None,
+                ) from None
+
+
+def _json_default(obj: Any) -> Any:
+    if isinstance(obj, (bytes, bytearray, memoryview)):
+        return base64.b64encode(obj).decode("ascii")
+    raise TypeError(f"{type(obj).__name__} is not serializable")
+
+
+def encode(wire: dict[str, Any], framing: Framing) -> bytes | str:
+    if framing is Framing.MSGPACK:
+        return msgpack.packb(wire, use_bin_type=True)
+    return json.dumps(wire, default=_json_default, separators=(",", ":"), ensure_ascii=False)
+
+
+def decode_or_none(data: bytes | str) -> dict[str, Any] | None:
+    """Best-effort decode used only to address an error reply; never raises."""
+    try:
+        return decode(data)
+    except ProtocolError:
+        return None

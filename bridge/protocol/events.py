@@ -1,0 +1,42 @@
+"""Which event types flow which way, and which of them are about one entity."""
+
+from __future__ import annotations
+
+PROTOCOL_VERSION = 1
+
+#: Requests a client may send. Each gets exactly one final reply.
+CLIENT_REQUESTS = frozenset(
+    {
+        "session.hello",
+        "entity.init",
+        "entity.remove",
+        "scene.loaded",
+        "user.utterance",
+        "world.event",
+        "tts.say",
+        "entity.interrupt",
+        "playback.progress",
+        "playback.done",
+        "chat.history",
+        "chat.clear",
+        "stt.audio",
+        "stt.listen.start",
+        "stt.listen.stop",
+        "stt.transcribe",
+        "movement.actions",
+        "movement.scene",
+    }
+)
+
+#: Requests that do not name an entity.
+SESSION_SCOPED = frozenset({"session.hello", "scene.loaded"})
+
+#: Requests that start a turn: `pending`, outputs with `ref`, then the final reply.
+TURN_REQUESTS = frozenset({"user.utterance", "tts.say"})
+
+#: Requests answered without a final reply per frame, to keep a 50-frames-a-second
+#: microphone stream from doubling the traffic: only failures are answered.
+QUIET_REQUESTS = frozenset({"stt.audio"})
+
+#: Requests that carry user text, checked against `max_text_chars`.
+TEXT_FIELDS = ("text",)

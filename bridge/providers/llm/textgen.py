@@ -1,0 +1,240 @@
+"""`textgen`: text-generation-webui's OpenAI-compatible chat endpoint, streamed.
+
+Not through the `openai` SDK: the server's stream bends the format in ways the SDK does
+not forgive. The harmony fork never sends ``data: [DONE]`` and separates events with
+``\\r\\n``; every chunk repeats the role; the last one carries empty content with
+``finish_reason`` and usage. Upstream does send ``[DONE]``. So this module reads the body
+with httpx and our own SSE decoder, and ends the reply at ``[DONE]``, at the chunk with a
+``finish_reason``, or at a clean end of body, whichever comes first.
+
+Options: `base_url` (default http://127.0.0.1:5000; a trailing ``/v1`` is accepted),
+`api_key` / `api_key_env` (only if the server was started with ``--api-key``), `model`,
+`timeout`, `connect_timeout`, `max_retries`, `max_retry_after`, `temperature`, `max_tokens`,
+`top_p`, `stop`, and the server's extras: `mode` (instruct | chat | chat-instruct),
+`character`, `name1` (the user's name), `name2` (the character's), `preset`, plus `extra`
+(a table merged into the request body, for anything else the server accepts).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Mapping
+from contextlib import AsyncExitStack, aclosing, asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import trio
+
+from bridge.providers.base import ChatMessage, ConfigError, LLMRequest, ProviderError
+from bridge.providers.http import (
+    error_message_from_body,
+    make_timeout,
+    open_stream,
+    parse_retry_after,
+    status_error,
+    transport_error,
+    with_retries,
+)
+from bridge.providers.llm._common import (
+    empty_reply,
+    malformed,
+    openai_messages,
+    optional_str,
+    redacted,
+    sampling,
+)
+from bridge.providers.llm._sse import SSEDecoder
+from bridge.providers.registry import ModuleSpec
+
+PROVIDER = "text-generation-webui"
+DEFAULT_BASE_URL = "http://127.0.0.1:5000"
+MODES = ("instruct", "chat", "chat-instruct")
+EXTRA_KEYS = ("mode", "character", "name1", "name2", "preset")
+CLOSE_TIMEOUT_S = 2.0
+
+
+@dataclass(frozen=True, slots=True)
+class TextgenHistory:
+    """A character's saved chat as the harmony fork's ``GET /v1/history`` returns it."""
+
+    unique_id: str | None
+    messages: list[ChatMessage]
+    user_name: str | None
+    character_name: str | None
+
+
+class TextgenLLM:
+    def __init__(self, *, module: str, base_url: str, api_key: str | None, options: Mapping[str, Any]) -> None:
+        self.name = "textgen"
+        self.module = module
+        self.base_url = base_url
+        self._api_key = api_key
+        self._options = options
+        headers = {"authorization": f"Bearer {api_key}"} if api_key else {}
+        self._client = httpx.AsyncClient(base_url=base_url, headers=headers, timeout=make_timeout(options))
+
+    # ------------------------------------------------------------------ request
+
+    def _body(self, request: LLMRequest) -> dict[str, Any]:
+        body: dict[str, Any] = {"messages": openai_messages(request.messages), "stream": True}
+        model = request.options.get("model") or self._options.get("model")
+        if model:
+            body["model"] = model
+        body.update(sampling(self._options, request.options))
+        for key in EXTRA_KEYS:
+            value = request.options.get(key, self._options.get(key))
+            if value is not None:
+                body[key] = value
+        extra = self._options.get("extra")
+        if extra:
+            body.update({k: v for k, v in extra.items() if k not in ("messages", "stream")})
+        return body
+
+    # ------------------------------------------------------------------ stream
+
+    async def _deltas(self, response: httpx.Response) -> AsyncIterator[str]:
+        decoder = SSEDecoder()
+        got_text = False
+        finish: str | None = None
+        done = False
+        try:
+            async with aclosing(response.aiter_bytes()) as chunks:
+                async for raw in chunks:
+                    for event in decoder.feed(raw):
+                        text, finish, done = _read_event(event.data)
+                        if text:
+                            got_text = True
+                            yield text
+                        if done:
+                            break
+                    if done:  # [DONE] or finish_reason: the reply is complete
+                        break
+            if not done:  # a clean end of body; its last event may lack the blank line
+                for event in decoder.close():
+                    text, finish, done = _read_event(event.data)
+                    if text:
+                        got_text = True
+                        yield text
+        except httpx.HTTPError as exc:
+            raise transport_error(PROVIDER, exc) from None
+        except ProviderError as exc:
+            raise redacted(exc, self._api_key) from None
+        if not got_text:
+            raise empty_reply(PROVIDER, f"finish_reason={finish}" if finish else "")
+
+    @asynccontextmanager
+    async def stream(self, request: LLMRequest) -> AsyncIterator[AsyncIterator[str]]:
+        async with AsyncExitStack() as stack:
+            try:
+                response = await stack.enter_async_context(
+                    open_stream(self._client, PROVIDER, "POST", "/v1/chat/completions", self._options, json=self._body(request))
+                )
+            except ProviderError as exc:
+                raise redacted(exc, self._api_key) from None
+            deltas = self._deltas(response)
+            try:
+                yield deltas
+            finally:
+                with trio.move_on_after(CLOSE_TIMEOUT_S) as scope:
+                    scope.shield = True
+                    await deltas.aclose()
+            # leaving the stack closes the response (shielded, in open_stream)
+
+    # ------------------------------------------------------------------ extras
+
+    async def history(self, character: str | None = None) -> TextgenHistory:
+        """The saved chat of `character` (default: the configured one); harmony fork only."""
+        name = character or self._options.get("character")
+        if not name:
+            raise ConfigError(f"module {self.module!r}: history needs a character (option `character`)")
+
+        async def attempt() -> httpx.Response:
+            try:
+                response = await self._client.get("/v1/history", params={"character": name})
+            except httpx.HTTPError as exc:
+                raise transport_error(PROVIDER, exc) from None
+            if response.status_code >= 400:
+                retry_after = None
+                if response.status_code in (429, 503):
+                    retry_after = parse_retry_after(response.headers.get("retry-after"))
+                    retry_after = 1.0 if retry_after is None else retry_after
+                raise status_error(PROVIDER, response.status_code, response.content, retry_after)
+            return response
+
+        try:
+            response = await with_retries(PROVIDER, attempt, self._options)
+        except ProviderError as exc:
+            raise redacted(exc, self._api_key) from None
+        try:
+            data = response.json()
+            turns = data.get("history") or []
+            messages = [
+                ChatMessage(turn["role"], str(turn.get("content", "")))
+                for turn in turns
+                if turn.get("role") in ("system", "user", "assistant")
+            ]
+        except (ValueError, AttributeError, KeyError, TypeError) as exc:
+            raise malformed(PROVIDER, f"history is not the expected JSON ({exc})") from None
+        return TextgenHistory(
+            unique_id=data.get("unique_id"),
+            messages=messages,
+            user_name=data.get("user_name"),
+            character_name=data.get("character_name"),
+        )
+
+    async def aclose(self) -> None:
+        with trio.move_on_after(CLOSE_TIMEOUT_S) as scope:
+            scope.shield = True
+            await self._client.aclose()
+
+
+def _read_event(data: str) -> tuple[str, str | None, bool]:
+    """One SSE payload -> (content, finish_reason, reply is over). Raises ProviderError."""
+    if data.strip() == "[DONE]":
+        return "", None, True
+    try:
+        obj = json.loads(data)
+    except ValueError:
+        raise malformed(PROVIDER, f"a data line that is not JSON: {data[:80]!r}") from None
+    if not isinstance(obj, dict):
+        raise malformed(PROVIDER, f"a data line that is not a JSON object: {data[:80]!r}")
+    if "error" in obj or "detail" in obj:
+        raise ProviderError("backend_error", f"{PROVIDER} failed mid-reply: {error_message_from_body(data)}")
+    choices = obj.get("choices")
+    if not isinstance(choices, list):
+        raise malformed(PROVIDER, "a chunk without `choices`")
+    text, finish = "", None
+    for choice in choices:
+        if not isinstance(choice, dict) or choice.get("index", 0) not in (0, "0"):
+            continue
+        delta = choice.get("delta") or {}
+        content = delta.get("content") if isinstance(delta, dict) else None
+        if isinstance(content, str):
+            text += content
+        finish = choice.get("finish_reason") or finish
+    return text, finish, finish is not None
+
+
+def create(spec: ModuleSpec) -> TextgenLLM:
+    options = spec.options
+    base_url = options.get("base_url", DEFAULT_BASE_URL)
+    if not isinstance(base_url, str) or not base_url.startswith(("http://", "https://")):
+        raise ConfigError(f"module {spec.name!r}: `base_url` must be an http(s) URL, got {base_url!r}")
+    base_url = base_url.rstrip("/")
+    if base_url.endswith("/v1"):
+        base_url = base_url[: -len("/v1")]
+    mode = options.get("mode")
+    if mode is not None and mode not in MODES:
+        raise ConfigError(f"module {spec.name!r}: `mode` must be one of {', '.join(MODES)}, got {mode!r}")
+    for key in ("character", "name1", "name2", "preset", "model"):
+        optional_str(spec.name, options, key)
+    extra = options.get("extra")
+    if extra is not None and not isinstance(extra, Mapping):
+        raise ConfigError(f"module {spec.name!r}: `extra` must be a table")
+    return TextgenLLM(
+        module=spec.name,
+        base_url=base_url,
+        api_key=spec.secret("api_key", required=False),
+        options=options,
+    )

@@ -1,0 +1,101 @@
+"""The WebSocket server: websockets' trio implementation, plus `/health` and the Origin check.
+
+Only this module and `connection.py` touch sockets. `serve_bridge` is what the CLI runs and
+what tests start in their own nursery, so tests drive exactly the server users run.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import trio
+from websockets.http11 import Request, Response
+from websockets.trio.server import Server, ServerConnection, serve
+
+from bridge.app import BridgeApp
+from bridge.connection import Connection
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class RunningBridge:
+    """A started server: where it listens and how to stop it (closing clients with 1001)."""
+
+    app: BridgeApp
+    server: Server
+    host: str
+    port: int
+
+    @property
+    def url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"ws://{host}:{self.port}"
+
+    async def aclose(self) -> None:
+        await self.server.aclose()
+
+
+def _json_response(connection: ServerConnection, status: int, body: dict[str, Any]) -> Response:
+    response = connection.respond(status, json.dumps(body) + "\n")
+    del response.headers["Content-Type"]
+    response.headers["Content-Type"] = "application/json"
+    return response
+
+
+def make_request_checker(app: BridgeApp) -> Callable[[ServerConnection, Request], Response | None]:
+    allowed = set(app.config.server.allowed_origins)
+
+    def process_request(connection: ServerConnection, request: Request) -> Response | None:
+        path = request.path.split("?", 1)[0]
+        if path == "/health":
+            return _json_response(connection, 200, app.health())
+        origin = request.headers.get("Origin")
+        # Native engines send no Origin; a browser always does. A web page must not drive a
+        # local bridge (and spend the player's API keys) unless the config allows its origin.
+        if origin is not None and origin not in allowed:
+            log.warning("refused a connection from origin %s", origin)
+            return connection.respond(
+                403,
+                f"origin {origin} is not allowed; add it to [server] allowed_origins in the bridge config\n",
+            )
+        return None
+
+    return process_request
+
+
+async def serve_bridge(
+    app: BridgeApp,
+    host: str | None = None,
+    port: int | None = None,
+    *,
+    task_status: trio.TaskStatus[RunningBridge] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Run the bridge until cancelled or closed; reports a RunningBridge once listening."""
+    host = host or app.config.server.host
+    port = app.config.server.port if port is None else port
+
+    async def handler(ws: ServerConnection) -> None:
+        await Connection(app, ws).run()
+
+    async with trio.open_nursery() as nursery:
+        server: Server = await nursery.start(
+            lambda task_status: serve(
+                handler,
+                port,
+                host=host,
+                compression=None,
+                process_request=make_request_checker(app),
+                max_size=app.config.limits.max_frame_bytes,
+                max_queue=64,
+                task_status=task_status,
+            )
+        )
+        sockname = server.listeners[0].socket.getsockname()
+        running = RunningBridge(app=app, server=server, host=host, port=sockname[1])
+        log.info("listening on %s", running.url)
+        task_status.started(running)

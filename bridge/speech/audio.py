@@ -1,0 +1,168 @@
+"""PCM helpers for speech going out to engines: format conversion, streaming resampling,
+fixed-size chunking and a loudness envelope.
+
+Everything here is synchronous numpy work on small buffers, cheap enough to call from the
+event loop between awaits. Audio on the wire is always mono s16le, so int16 numpy arrays
+are the currency; float32 in [-1, 1] only appears at the edges (models, DSP).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import soxr
+
+INT16_SCALE = 32768.0
+VOLUME_FLOOR_DB = -60.0
+
+
+def to_int16(samples: np.ndarray) -> np.ndarray:
+    """Float audio in [-1, 1] (or any integer PCM) as mono int16, clipping what overflows.
+
+    Floats are scaled by 32767 so that +1.0 and -1.0 both fit; int16 input is returned
+    unchanged (no copy), other integer widths are rescaled by their own range.
+    """
+    arr = np.asarray(samples)
+    if arr.dtype == np.int16:
+        return arr
+    if np.issubdtype(arr.dtype, np.floating):
+        return np.clip(np.rint(arr * 32767.0), -32768, 32767).astype(np.int16)
+    if np.issubdtype(arr.dtype, np.integer):
+        bits = np.iinfo(arr.dtype).bits
+        if np.issubdtype(arr.dtype, np.unsignedinteger):
+            centred = arr.astype(np.int64) - (1 << (bits - 1))
+        else:
+            centred = arr.astype(np.int64)
+        shifted = centred >> (bits - 16) if bits > 16 else centred << (16 - bits)
+        return np.clip(shifted, -32768, 32767).astype(np.int16)
+    raise TypeError(f"cannot convert {arr.dtype} audio to int16")
+
+
+def to_float32(samples: np.ndarray) -> np.ndarray:
+    """int16 PCM as float32 in [-1, 1); float input is only cast."""
+    arr = np.asarray(samples)
+    if np.issubdtype(arr.dtype, np.floating):
+        return arr.astype(np.float32, copy=False)
+    return to_int16(arr).astype(np.float32) / INT16_SCALE
+
+
+class StreamResampler:
+    """Resamples a stream of int16 pieces of any size without clicks at the joins.
+
+    A backend's rate (piper 22050, OpenAI 24000) rarely matches the rate the engine asked
+    for, and audio arrives piece by piece, so resampling each piece on its own would leave
+    filter edge effects at every boundary. soxr's streaming resampler keeps its filter state
+    between calls; `flush()` drains the tail so the total output length is exactly
+    ``round(total_in * dst_rate / src_rate)``.
+    """
+
+    def __init__(self, src_rate: int, dst_rate: int, *, quality: str = "HQ") -> None:
+        if src_rate <= 0 or dst_rate <= 0:
+            raise ValueError(f"sample rates must be positive, got {src_rate} -> {dst_rate}")
+        self.src_rate = int(src_rate)
+        self.dst_rate = int(dst_rate)
+        self._passthrough = self.src_rate == self.dst_rate
+        self._stream = None if self._passthrough else soxr.ResampleStream(
+            self.src_rate, self.dst_rate, 1, dtype="int16", quality=quality
+        )
+        self._finished = False
+
+    def process(self, samples: np.ndarray) -> np.ndarray:
+        """Resample the next piece; may return fewer samples than expected (filter delay)."""
+        if self._finished:
+            raise RuntimeError("StreamResampler.process() after flush(); make a new resampler")
+        data = np.ascontiguousarray(to_int16(samples).reshape(-1))
+        if self._stream is None:
+            return data.copy()
+        return self._stream.resample_chunk(data, last=False)
+
+    def flush(self) -> np.ndarray:
+        """The samples still held in the filter; call once at the end of the stream."""
+        if self._finished:
+            return np.zeros(0, dtype=np.int16)
+        self._finished = True
+        if self._stream is None:
+            return np.zeros(0, dtype=np.int16)
+        return self._stream.resample_chunk(np.zeros(0, dtype=np.int16), last=True)
+
+
+class Chunker:
+    """Cuts a stream of samples into chunks of exactly `chunk_ms` (the last may be shorter).
+
+    Engines schedule playback per chunk and visemes travel with their chunk, so every
+    chunk but the final one has the same length whatever piece sizes the backend produced.
+    """
+
+    def __init__(self, sample_rate: int, chunk_ms: float) -> None:
+        if sample_rate <= 0 or chunk_ms <= 0:
+            raise ValueError(f"need a positive rate and chunk length, got {sample_rate} Hz, {chunk_ms} ms")
+        self.sample_rate = int(sample_rate)
+        self.chunk_ms = float(chunk_ms)
+        self.chunk_samples = max(1, round(self.sample_rate * self.chunk_ms / 1000.0))
+        self._pending: list[np.ndarray] = []
+        self._pending_len = 0
+
+    @property
+    def pending_samples(self) -> int:
+        return self._pending_len
+
+    def push(self, samples: np.ndarray) -> list[np.ndarray]:
+        """Add samples; return every whole chunk now available (possibly none)."""
+        data = to_int16(samples).reshape(-1)
+        if data.size:
+            self._pending.append(data)
+            self._pending_len += data.size
+        if self._pending_len < self.chunk_samples:
+            return []
+        joined = np.concatenate(self._pending)
+        whole = (joined.size // self.chunk_samples) * self.chunk_samples
+        chunks = [joined[i : i + self.chunk_samples].copy() for i in range(0, whole, self.chunk_samples)]
+        rest = joined[whole:]
+        self._pending = [rest] if rest.size else []
+        self._pending_len = rest.size
+        return chunks
+
+    def flush(self) -> np.ndarray | None:
+        """The last partial chunk, or None when nothing is left."""
+        if not self._pending_len:
+            return None
+        rest = np.concatenate(self._pending)
+        self._pending, self._pending_len = [], 0
+        return rest
+
+
+def volume_envelope(
+    samples: np.ndarray,
+    sample_rate: int,
+    window_ms: float = 10.0,
+    *,
+    floor_db: float = VOLUME_FLOOR_DB,
+) -> list[float]:
+    """Loudness per `window_ms`, as values in 0..1 an engine can drive a jaw or a meter with.
+
+    Mapping: RMS of the window in dBFS (0 dB = a full-scale square wave, so a full-scale
+    sine reads -3.0 dB), then ``(dB - floor_db) / -floor_db`` clipped to 0..1. With the
+    default floor of -60 dBFS, silence is 0.0, a full-scale sine 0.95, typical speech
+    (-30..-15 dBFS) 0.5..0.75. Decibels rather than raw RMS because loudness is heard
+    logarithmically; a linear mapping leaves quiet syllables looking closed. Values are
+    rounded to 3 decimals; a final partial window counts as a window.
+    """
+    if floor_db >= 0:
+        raise ValueError("floor_db must be negative")
+    data = to_float32(samples).reshape(-1).astype(np.float64)
+    window = max(1, round(sample_rate * window_ms / 1000.0))
+    count = math.ceil(data.size / window)
+    if count == 0:
+        return []
+    padded_len = count * window
+    squares = np.zeros(padded_len)
+    squares[: data.size] = data * data
+    sums = squares.reshape(count, window).sum(axis=1)
+    lengths = np.full(count, window, dtype=np.float64)
+    lengths[-1] = data.size - (count - 1) * window
+    rms = np.sqrt(sums / lengths)
+    with np.errstate(divide="ignore"):
+        db = 20.0 * np.log10(np.maximum(rms, 1e-12))
+    values = np.clip((db - floor_db) / -floor_db, 0.0, 1.0)
+    return [round(float(v), 3) for v in values]

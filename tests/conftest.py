@@ -1,0 +1,102 @@
+"""Shared fixtures: a real bridge server in the test's nursery, and SDK clients whose every
+received event is validated against schemas/."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import pytest
+import trio
+
+from bridge.app import BridgeApp
+from bridge.config import BridgeConfig, parse_config
+from bridge.protocol.errors import ProtocolError
+from bridge.protocol.schema import registry
+from bridge.server import RunningBridge, serve_bridge
+from entity_bridge_sdk import BridgeClient, Event
+
+ECHO_CONFIG: dict[str, Any] = {
+    "modules": {
+        "scripted": {"kind": "llm", "provider": "echo", "replies": ["Hello there, traveller.", "Fine weather today."]},
+        "slow": {"kind": "llm", "provider": "echo", "first_token_ms": 20, "token_ms": 50},
+    },
+    "characters": {
+        "ava": {"display_name": "Ava", "persona": "A test character.", "modules": {"llm": "echo", "tts": "none", "stt": "none", "vad": "none", "countenance": "none"}},
+        "bard": {"display_name": "Bard", "modules": {"llm": "scripted", "tts": "none", "stt": "none", "vad": "none", "countenance": "none"}},
+        "slowpoke": {"display_name": "Slowpoke", "modules": {"llm": "slow", "tts": "none", "stt": "none", "vad": "none", "countenance": "none"}},
+        "queued": {"display_name": "Queued", "turn_policy": "queue", "modules": {"llm": "slow", "tts": "none", "stt": "none", "vad": "none", "countenance": "none"}},
+    },
+}
+
+
+def make_config(data: dict[str, Any] | None = None) -> BridgeConfig:
+    return parse_config(data if data is not None else ECHO_CONFIG, "test config")
+
+
+class OutboundChecker:
+    """Validates every event a client receives; failures are collected, then asserted."""
+
+    def __init__(self) -> None:
+        self.schemas = registry()
+        self.failures: list[str] = []
+        self.count = 0
+
+    def __call__(self, event: Event) -> None:
+        self.count += 1
+        try:
+            self.schemas.validate(event.raw)
+        except ProtocolError as exc:
+            self.failures.append(f"{event.raw.get('type')}: {exc.message}")
+
+
+@pytest.fixture
+def outbound() -> OutboundChecker:
+    checker = OutboundChecker()
+    yield checker
+    assert not checker.failures, "bridge sent events that do not match schemas/: " + "; ".join(checker.failures[:5])
+
+
+@pytest.fixture
+async def bridge(nursery: trio.Nursery) -> AsyncIterator[RunningBridge]:
+    running: RunningBridge = await nursery.start(serve_bridge, BridgeApp(make_config()), "127.0.0.1", 0)
+    yield running
+    await running.aclose()
+
+
+@asynccontextmanager
+async def start_bridge(config: BridgeConfig) -> AsyncIterator[RunningBridge]:
+    async with trio.open_nursery() as nursery:
+        running: RunningBridge = await nursery.start(serve_bridge, BridgeApp(config), "127.0.0.1", 0)
+        try:
+            yield running
+        finally:
+            await running.aclose()
+            nursery.cancel_scope.cancel()
+
+
+@pytest.fixture
+def connect(outbound: OutboundChecker):
+    """`async with connect(bridge, **kw) as client:` — an SDK client with outbound checks."""
+
+    def _connect(running: RunningBridge, **kwargs: Any):
+        kwargs.setdefault("on_event", outbound)
+        return BridgeClient.connect(running.url, **kwargs)
+
+    return _connect
+
+
+def live_tasks(prefix: str) -> list[str]:
+    """Names of the live trio tasks whose name starts with `prefix` (anywhere in the tree)."""
+    found: list[str] = []
+
+    def walk(task: trio.lowlevel.Task) -> None:
+        if task.name.startswith(prefix):
+            found.append(task.name)
+        for nursery in task.child_nurseries:
+            for child in nursery.child_tasks:
+                walk(child)
+
+    walk(trio.lowlevel.current_root_task())
+    return found
