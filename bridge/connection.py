@@ -49,6 +49,7 @@ class Connection:
         self.entities: dict[str, Entity] = {}
         self.session_id = uuid.uuid4().hex
         self._errors = 0
+        self.internal_errors = 0
         self._nursery: trio.Nursery | None = None
         self._close_code: int | None = None
 
@@ -125,6 +126,12 @@ class Connection:
                 return False
         except ClientGone:
             return False
+        except Exception as exc:  # a bug of ours must cost one request, not the session
+            log.exception("handling a frame failed")
+            self.internal_errors += 1
+            self._errors += 1
+            crash = ProtocolError(ErrorCode.INTERNAL, f"internal error: {type(exc).__name__}")
+            self.outbox.put_nowait(self.session.error_event(crash, self._errors), self.session.framing_for(data))
         return True
 
     # -------------------------------------------------------------- dispatch
