@@ -52,6 +52,16 @@ class BridgeApp:
                 self._providers[module_name] = found
         return found
 
+    async def history(self) -> Any:
+        """The chat history store, opened on first use (one SQLite file per process)."""
+        if self.memory is None:
+            async with self._provider_lock:
+                if self.memory is None:
+                    from bridge.memory import HistoryStore
+
+                    self.memory = await HistoryStore.open(self.config.server.history_path)
+        return self.memory
+
     def loaded_provider(self, module_name: str) -> Any | None:
         return self._providers.get(module_name)
 

@@ -1,19 +1,29 @@
 """A character's runtime for one entity: its config, its providers, and its kinds of turn.
 
 The connection layer knows only "this request starts a turn with this handler"; what a
-turn does (ask the LLM, speak, listen) lives in the handlers built here.
+turn does (ask the LLM, speak, listen) lives in the handlers built here. Per-entity state
+that outlives a turn lives here too: the harmonizer (world events, held actions, scene),
+the mood smoothing of the face, and the playback positions the engine reports.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+import trio
+
 from bridge.app import BridgeApp
 from bridge.config import CharacterConfig
-from bridge.conversation import ConversationTurn
+from bridge.conversation import ConversationTurn, SpeakTurn
 from bridge.entity import TurnHandler
+from bridge.harmonize import Harmonizer
 from bridge.protocol.envelope import Event
 from bridge.protocol.errors import ErrorCode, ProtocolError
+from bridge.speech.segmenter import Segmenter
+from bridge.speech.speaker import AudioOut
+
+DEFAULT_TOKEN_BUDGET = 1500
+DEFAULT_HISTORY_LIMIT = 60
 
 
 class CharacterRuntime:
@@ -21,25 +31,86 @@ class CharacterRuntime:
         self.app = app
         self.config = config
         self.hello = hello
+        self.name = config.name
         self.scope = str(hello.get("scope") or "default")
         self.text_deltas = bool(hello.get("text_deltas", False))
-        self.world_events: list[str] = []
+        self.audio_out = AudioOut.from_hello(hello)
+        options = config.options
+        self.player_name = str(options.get("player_name", "Player"))
+        self.token_budget = int(options.get("token_budget", DEFAULT_TOKEN_BUDGET))
+        self.history_limit = int(options.get("history_limit", DEFAULT_HISTORY_LIMIT))
+        self.segmenter_options = dict(options.get("segmenter", {}))
+        self.harmonizer = Harmonizer(
+            config.display_name,
+            config.persona,
+            config.greeting,
+            world_event_cap=int(options.get("world_event_cap", 20)),
+            player_name=self.player_name,
+        )
         self.scene: dict[str, Any] = {}
+        self.emotion_hint: str | None = None
+        self.smoother: Any = None
+        self.current_handler: Any = None
 
     @property
     def modules(self) -> dict[str, str]:
         return dict(self.config.modules)
 
-    async def llm(self) -> Any:
-        return await self.app.provider(self.config.modules["llm"])
+    @property
+    def llm_chain(self) -> list[str]:
+        return [self.config.modules["llm"], *self.config.fallback_llms]
+
+    async def memory(self) -> Any:
+        return await self.app.history()
+
+    async def tts(self) -> Any | None:
+        module = self.config.modules.get("tts")
+        return await self.app.provider(module) if module else None
+
+    def new_segmenter(self) -> Segmenter:
+        return Segmenter(**self.segmenter_options)
+
+    async def mood_for(self, text: str) -> dict[str, Any] | None:
+        """The countenance of one spoken segment, smoothed, with the character's preset name."""
+        module = self.config.modules.get("countenance")
+        if not module:
+            return None
+        from bridge.speech.countenance import MoodSmoother, expression_for
+
+        countenance = await self.app.provider(module)
+        mood = await countenance.assess(text, self.emotion_hint)
+        if self.smoother is None:
+            self.smoother = MoodSmoother()
+        smoothed = self.smoother.update(mood, int(trio.current_time() * 1000))
+        return {
+            "emotion": smoothed.emotion,
+            "intensity": round(float(smoothed.intensity), 3),
+            "expression": expression_for(smoothed.emotion, self.config.expressions),
+        }
 
     def handler_for(self, request: Event) -> TurnHandler:
-        if request.type == "user.utterance":
-            return ConversationTurn(self)
-        raise ProtocolError(
-            ErrorCode.BACKEND_UNAVAILABLE,
-            f"{request.type} is not available for this character yet",
-            event_type=request.type,
-            event_id=request.id,
-            entity=request.entity,
-        )
+        if request.type in ("user.utterance", "world.event"):
+            handler: Any = ConversationTurn(self)
+        elif request.type == "tts.say":
+            handler = SpeakTurn(self)
+        else:
+            raise ProtocolError(
+                ErrorCode.UNKNOWN_TYPE, f"{request.type} does not start a turn", event_type=request.type, event_id=request.id, entity=request.entity
+            )
+        self.current_handler = handler
+        return handler
+
+    def playback(self, speech: str, played_ms: int | None, done: bool) -> bool:
+        """Record what the engine reports having played; False if no such speech is known."""
+        speaker = getattr(self.current_handler, "speaker", None)
+        if speaker is None:
+            return False
+        for segment in speaker.segments:
+            if segment.speech == speech:
+                if played_ms is not None:
+                    segment.played_ms = float(played_ms)
+                if done:
+                    segment.done = True
+                    segment.played_ms = segment.sent_ms
+                return True
+        return False

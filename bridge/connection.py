@@ -242,20 +242,42 @@ class Connection:
     async def _on_world_event(self, event: Event) -> Event | None:
         entity = self._entity(event)
         payload = event.payload or {}
-        entity.runtime.world_events.append(str(payload.get("text", "")))
+        entity.runtime.harmonizer.add_world_event(str(payload.get("text", "")), payload.get("actor"))
         if payload.get("respond"):
             await self._start_turn(event)
             return None
         return event.reply("success", {})
 
+    async def _on_playback_progress(self, event: Event) -> Event:
+        return self._playback(event, done=False)
+
+    async def _on_playback_done(self, event: Event) -> Event:
+        return self._playback(event, done=True)
+
+    def _playback(self, event: Event, *, done: bool) -> Event:
+        entity = self._entity(event)
+        payload = event.payload or {}
+        known = entity.runtime.playback(str(payload.get("speech")), payload.get("played_ms"), done)
+        return event.reply("success", {"known": known})
+
+    async def _on_chat_history(self, event: Event) -> Event:
+        entity = self._entity(event)
+        runtime = entity.runtime
+        limit = int((event.payload or {}).get("limit") or 50)
+        memory = await runtime.memory()
+        messages = await memory.recent(runtime.name, runtime.scope, limit)
+        return event.reply("success", {"messages": [m.to_payload() for m in messages]})
+
+    async def _on_chat_clear(self, event: Event) -> Event:
+        entity = self._entity(event)
+        runtime = entity.runtime
+        memory = await runtime.memory()
+        return event.reply("success", {"cleared": await memory.clear(runtime.name, runtime.scope)})
+
     async def _unavailable(self, event: Event) -> Event:
         self._entity(event)
         return event.error_reply(ErrorCode.BACKEND_UNAVAILABLE, f"{event.type} is not available in this build yet")
 
-    _on_playback_progress = _unavailable
-    _on_playback_done = _unavailable
-    _on_chat_history = _unavailable
-    _on_chat_clear = _unavailable
     _on_stt_audio = _unavailable
     _on_stt_listen_start = _unavailable
     _on_stt_listen_stop = _unavailable

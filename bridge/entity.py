@@ -12,7 +12,6 @@ interrupts the running turn or waits behind it (the character's `turn_policy`).
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -183,14 +182,14 @@ class Entity:
             try:
                 payload = await handler.run(turn)
                 return request.reply("success", payload)
-            except ProviderError as exc:
-                return request.error_reply(exc.code, exc.message)
-            except TurnFailed as exc:
-                return request.error_reply(exc.code, exc.message)
-            except ClientGone:
-                raise
-            except Exception as exc:  # a bug of ours: report it, keep the session
-                log.exception("turn %s of %s failed", request.id, self.name)
+            except Exception as raised:
+                exc = _meaningful(raised)
+                if isinstance(exc, (ProviderError, TurnFailed)):
+                    return request.error_reply(exc.code, exc.message)
+                if isinstance(exc, ClientGone):
+                    raise exc from None
+                # A bug of ours: report it, keep the session.
+                log.error("turn %s of %s failed", request.id, self.name, exc_info=raised)
                 return request.error_reply(ErrorCode.INTERNAL, f"internal error: {type(exc).__name__}: {exc}")
         # Only reached when the scope was cancelled.
         message = "interrupted" if turn.interrupted else "cancelled"
@@ -203,5 +202,23 @@ class Entity:
         return request.reply("error", error)
 
 
-def infinite_channel() -> tuple[trio.MemorySendChannel[Any], trio.MemoryReceiveChannel[Any]]:
-    return trio.open_memory_channel(math.inf)
+def _meaningful(exc: BaseException) -> BaseException:
+    """The exception that explains a failure, out of the groups trio nurseries wrap it in.
+
+    A turn's tasks fail for one reason at a time in practice (the LLM stream or the TTS);
+    a provider's error is preferred over others so the client hears the real cause.
+    """
+    if isinstance(exc, BaseExceptionGroup):
+        leaves: list[BaseException] = []
+
+        def walk(group: BaseExceptionGroup) -> None:  # type: ignore[type-arg]
+            for sub in group.exceptions:
+                walk(sub) if isinstance(sub, BaseExceptionGroup) else leaves.append(sub)
+
+        walk(exc)
+        for kind in (ProviderError, TurnFailed, ClientGone):
+            for leaf in leaves:
+                if isinstance(leaf, kind):
+                    return leaf
+        return leaves[0] if leaves else exc
+    return exc

@@ -18,6 +18,7 @@ from bridge.server import RunningBridge, serve_bridge
 from entity_bridge_sdk import BridgeClient, Event
 
 ECHO_CONFIG: dict[str, Any] = {
+    "server": {"history_path": ":memory:"},
     "modules": {
         "scripted": {"kind": "llm", "provider": "echo", "replies": ["Hello there, traveller.", "Fine weather today."]},
         "slow": {"kind": "llm", "provider": "echo", "first_token_ms": 20, "token_ms": 50},

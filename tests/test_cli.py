@@ -18,6 +18,9 @@ from entity_bridge_sdk import BridgeClient
 
 CONFIG = textwrap.dedent(
     """
+    [server]
+    history_path = ":memory:"
+
     [modules.scripted]
     kind = "llm"
     provider = "echo"

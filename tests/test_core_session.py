@@ -245,7 +245,7 @@ async def test_two_entities_on_one_connection_talk_at_once(bridge, connect) -> N
 
 
 async def test_origin_is_checked() -> None:
-    config = parse_config({**ECHO_CONFIG, "server": {"allowed_origins": ["http://localhost:3000"]}}, "test")
+    config = parse_config({**ECHO_CONFIG, "server": {**ECHO_CONFIG["server"], "allowed_origins": ["http://localhost:3000"]}}, "test")
     async with start_bridge(config) as running:
         with pytest.raises(InvalidStatus) as refused:
             async with BridgeClient.connect(running.url, origin="http://evil.example"):
@@ -258,7 +258,7 @@ async def test_origin_is_checked() -> None:
 
 
 async def test_token_is_required_when_configured() -> None:
-    config = parse_config({**ECHO_CONFIG, "server": {"token": "s3cret"}}, "test")
+    config = parse_config({**ECHO_CONFIG, "server": {**ECHO_CONFIG["server"], "token": "s3cret"}}, "test")
     async with start_bridge(config) as running:
         async with BridgeClient.connect(running.url, hello=False) as client:
             reply = await client.request("session.hello", {"protocol": 1, "token": "wrong"}, check=False)

@@ -12,7 +12,9 @@ import base64
 import copy
 import importlib.util
 import json
+import os
 import re
+import sys
 from collections.abc import Callable, Iterator
 from functools import cache
 from pathlib import Path
@@ -25,10 +27,11 @@ import yaml
 from bridge.protocol import codec
 from bridge.protocol.errors import ErrorCode, ProtocolError
 from bridge.protocol.events import CLIENT_REQUESTS
-from bridge.protocol.schema import SchemaRegistry
+from bridge.protocol.schema import SCHEMA_DIR_ENV, SchemaRegistry
 
 ROOT = Path(__file__).resolve().parents[1]
-SCHEMAS = ROOT / "schemas"
+# The bridge's own override (see bridge.protocol.schema); also lets a copy be tested.
+SCHEMAS = Path(os.environ.get(SCHEMA_DIR_ENV) or ROOT / "schemas")
 EVENTS_DIR = SCHEMAS / "events"
 DOCS = ROOT / "docs" / "protocol.md"
 DRAFT = Path("/work/shared/PROTOCOL-DRAFT.md")
@@ -94,9 +97,10 @@ def validator(event_type: str) -> Callable[[Any], Any]:
     return fastjsonschema.compile(load_schema(event_type))
 
 
-def is_valid(event: dict[str, Any]) -> bool:
+def is_valid(event: dict[str, Any], schema_type: str | None = None) -> bool:
+    """Whether the schema of `schema_type` (default: the event's own type) accepts `event`."""
     try:
-        validator(event["type"])(copy.deepcopy(event))
+        validator(schema_type or event["type"])(copy.deepcopy(event))
     except fastjsonschema.JsonSchemaValueException:
         return False
     return True
@@ -250,8 +254,12 @@ def test_committed_files_match_the_generator() -> None:
     spec = importlib.util.spec_from_file_location("schemas_generate", SCHEMAS / "generate.py")
     assert spec is not None and spec.loader is not None
     generate = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(generate)
-    assert generate.stale_files() == [], "run: .venv/bin/python schemas/generate.py"
+    sys.modules[spec.name] = generate  # dataclasses look their module up there
+    try:
+        spec.loader.exec_module(generate)
+    finally:
+        del sys.modules[spec.name]
+    assert generate.stale_files(SCHEMAS) == [], "run: .venv/bin/python schemas/generate.py"
     assert generate.ERROR_CODES == [code.value for code in ErrorCode]
 
 
@@ -398,9 +406,9 @@ def test_envelope_is_checked(where: str, event: dict[str, Any]) -> None:
         ("ref", 3),
         ("payload", [1, 2]),
     ):
-        assert not is_valid({**event, key: bad}), f"{where}: accepted {key} = {bad!r}"
+        assert not is_valid({**event, key: bad}, event["type"]), f"{where}: accepted {key} = {bad!r}"
     for key in ("type", "id"):
-        assert not is_valid({k: v for k, v in event.items() if k != key})
+        assert not is_valid({k: v for k, v in event.items() if k != key}, event["type"])
 
 
 @pytest.mark.parametrize("event_type", sorted(DRAFT_TYPES))
@@ -411,6 +419,79 @@ def test_entity_is_required_except_on_error_replies(event_type: str) -> None:
     assert is_valid({**bare, "status": "pending", "payload": None}) == (event_type in NOT_ENTITY_SCOPED)
     refused = {**bare, "status": "error", "payload": {"code": "bad_event", "message": f"{event_type} needs an `entity`"}}
     assert is_valid(refused)
+
+
+# Required payload fields per type, written out from the protocol brief (not read from the
+# schemas, so that a schema which loses a requirement fails here). None: payload optional.
+REQUIRED_NEW: dict[str, set[str] | None] = {
+    "session.hello": {"protocol"},
+    "entity.init": {"character"},
+    "entity.remove": None,
+    "scene.loaded": None,
+    "user.utterance": {"kind", "text"},
+    "world.event": {"text"},
+    "tts.say": {"text"},
+    "entity.interrupt": None,
+    "playback.progress": {"speech", "played_ms"},
+    "playback.done": {"speech"},
+    "chat.history": None,
+    "chat.clear": None,
+    "stt.audio": {"audio", "seq"},
+    "stt.listen.start": None,
+    "stt.listen.stop": None,
+    "stt.transcribe": {"audio", "format"},
+    "movement.actions": {"actions"},
+    "movement.scene": set(),
+    "ai.text": {"delta"},
+    "ai.speech.start": {"speech", "text", "sample_rate", "encoding"},
+    "ai.speech.audio": {"speech", "seq", "t", "audio"},
+    "ai.speech.end": {"speech", "duration_ms"},
+    "ai.speech.interrupted": {"speech", "played_ms", "heard_text"},
+    "ai.action": {"text"},
+    "ai.countenance": {"emotion", "intensity", "expression"},
+    "ai.status": set(),
+    "stt.speech.started": {"t"},
+    "stt.speech.stopped": {"t"},
+    "stt.transcript": {"text", "final"},
+    "movement.perform": {"actions"},
+    "movement.scene.request": None,
+    "movement.actions.request": None,
+    "error": {"code", "message"},
+}
+REQUIRED_SUCCESS: dict[str, set[str] | None] = {
+    **{t: None for t in DRAFT_TYPES},
+    "session.hello": {"session", "server", "protocol", "characters", "limits", "audio_out", "audio_in"},
+    "entity.init": {"character", "display_name", "modules"},
+    "user.utterance": {"reply", "spoken"},
+    "tts.say": {"duration_ms"},
+    "entity.interrupt": {"interrupted"},
+    "chat.history": {"messages"},
+    "chat.clear": {"cleared"},
+    "stt.transcribe": {"text"},
+    "movement.actions.request": {"actions"},
+}
+
+
+@pytest.mark.parametrize("event_type", sorted(DRAFT_TYPES))
+def test_required_payload_fields_are_as_specified(event_type: str) -> None:
+    for status, table in (("new", REQUIRED_NEW), ("success", REQUIRED_SUCCESS)):
+        schema = payload_schema(event_type, status)
+        expected = table[event_type]
+        if expected is None:
+            assert schema["type"] == ["object", "null"] and not schema.get("required"), (event_type, status)
+            base = {"type": event_type, "id": "x", "entity": "npc", "status": status}
+            assert is_valid({**base, "payload": None}) and is_valid(base), (event_type, status)
+        else:
+            assert schema["type"] == "object" and set(schema.get("required", [])) == expected, (event_type, status)
+
+
+@pytest.mark.parametrize("event_type", sorted(DRAFT_TYPES))
+def test_error_replies_carry_a_listed_code_and_a_message(event_type: str) -> None:
+    base = {"type": event_type, "id": "x", "entity": "npc", "status": "error"}
+    for code in ErrorCode:
+        assert is_valid({**base, "payload": {"code": code.value, "message": "what went wrong"}}), code
+    for payload in ({"code": "oops", "message": "m"}, {"code": "timeout"}, {"message": "m"}, {"code": 5, "message": "m"}, None):
+        assert not is_valid({**base, "payload": payload}), payload
 
 
 HELLO = {"type": "session.hello", "id": "h"}

@@ -52,6 +52,18 @@ def _strip_binary(node: Any, found: set[str]) -> Any:
     return node
 
 
+def _draft7_tuples(node: Any) -> Any:
+    """fastjsonschema predates 2020-12 `prefixItems`; give it draft 7's positional `items`."""
+    if isinstance(node, dict):
+        out = {k: _draft7_tuples(v) for k, v in node.items()}
+        if "prefixItems" in out:
+            out["items"] = out.pop("prefixItems")
+        return out
+    if isinstance(node, list):
+        return [_draft7_tuples(v) for v in node]
+    return node
+
+
 class SchemaRegistry:
     """All event schemas of one directory; `validate()` raises ProtocolError on a bad event."""
 
@@ -78,7 +90,7 @@ class SchemaRegistry:
                     binary: set[str] = set()
                     relaxed = _strip_binary(copy.deepcopy(raw), binary)
                     relaxed.pop("$schema", None)
-                    entry = (fastjsonschema.compile(relaxed), frozenset(binary))
+                    entry = (fastjsonschema.compile(_draft7_tuples(relaxed)), frozenset(binary))
                     self._compiled[event_type] = entry
         return entry
 

@@ -166,3 +166,76 @@ def volume_envelope(
         db = 20.0 * np.log10(np.maximum(rms, 1e-12))
     values = np.clip((db - floor_db) / -floor_db, 0.0, 1.0)
     return [round(float(v), 3) for v in values]
+
+
+# ------------------------------------------------------------------ spectral features
+
+FEATURE_RATE = 16000
+FEATURE_HOP_MS = 10.0
+FEATURE_WINDOW_MS = 25.0
+_N_FFT = 512
+_N_MELS = 40
+_N_CEPSTRA = 13
+_FILTERBANK: np.ndarray | None = None
+_DCT: np.ndarray | None = None
+
+
+def _mel(hz: np.ndarray | float) -> np.ndarray:
+    return 2595.0 * np.log10(1.0 + np.asarray(hz) / 700.0)
+
+
+def _mel_filterbank() -> np.ndarray:
+    """Triangular filters on the mel scale, 60..7600 Hz (speech, below 16 kHz Nyquist)."""
+    global _FILTERBANK
+    if _FILTERBANK is None:
+        edges_mel = np.linspace(_mel(60.0), _mel(7600.0), _N_MELS + 2)
+        edges_hz = 700.0 * (10 ** (edges_mel / 2595.0) - 1.0)
+        bins = np.fft.rfftfreq(_N_FFT, 1.0 / FEATURE_RATE)
+        bank = np.zeros((_N_MELS, bins.size))
+        for k in range(_N_MELS):
+            lo, mid, hi = edges_hz[k], edges_hz[k + 1], edges_hz[k + 2]
+            rising = (bins - lo) / (mid - lo)
+            falling = (hi - bins) / (hi - mid)
+            bank[k] = np.clip(np.minimum(rising, falling), 0.0, None)
+        _FILTERBANK = bank
+    return _FILTERBANK
+
+
+def _dct_matrix() -> np.ndarray:
+    global _DCT
+    if _DCT is None:
+        n = np.arange(_N_MELS)
+        k = np.arange(_N_CEPSTRA)[:, None]
+        _DCT = np.cos(np.pi * k * (2 * n + 1) / (2 * _N_MELS)) * np.sqrt(2.0 / _N_MELS)
+    return _DCT
+
+
+def spectral_frames(samples: np.ndarray, sample_rate: int) -> tuple[np.ndarray, np.ndarray]:
+    """Cepstral features and loudness of speech, one row per 10 ms.
+
+    Frame ``i`` is centred on ``i * 10 ms``. Returns ``(features, energy_db)``:
+    ``features`` has 12 mel cepstra (c1..c12; c0 left out, loudness is not phonetic) plus
+    their deltas, the classic speaker-tolerant description used to align two recordings
+    of the same words; ``energy_db`` is each frame's RMS in dBFS. Audio is resampled to
+    16 kHz first, so recordings at any rate are comparable.
+    """
+    data = to_float32(samples).reshape(-1).astype(np.float64)
+    if sample_rate != FEATURE_RATE and data.size:
+        data = soxr.resample(data, sample_rate, FEATURE_RATE)
+    hop = int(FEATURE_RATE * FEATURE_HOP_MS / 1000)
+    win = int(FEATURE_RATE * FEATURE_WINDOW_MS / 1000)
+    count = max(0, math.ceil(data.size / hop))
+    if count == 0:
+        return np.zeros((0, 2 * (_N_CEPSTRA - 1))), np.zeros(0)
+    padded = np.zeros(count * hop + win)
+    padded[win // 2 : win // 2 + data.size] = data
+    index = np.arange(win)[None, :] + hop * np.arange(count)[:, None]
+    frames = padded[index]
+    energy = np.sqrt((frames**2).mean(axis=1))
+    energy_db = 20.0 * np.log10(np.maximum(energy, 1e-7))
+    emphasised = frames - 0.97 * np.concatenate([np.zeros((count, 1)), frames[:, :-1]], axis=1)
+    spectrum = np.abs(np.fft.rfft(emphasised * np.hanning(win), _N_FFT)) ** 2
+    log_mel = np.log(spectrum @ _mel_filterbank().T + 1e-10)
+    cepstra = (log_mel @ _dct_matrix().T)[:, 1:]
+    deltas = np.gradient(cepstra, axis=0) if count > 1 else np.zeros_like(cepstra)
+    return np.concatenate([cepstra, deltas], axis=1), energy_db

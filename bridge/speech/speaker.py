@@ -1,0 +1,268 @@
+"""Speech out for one turn: text segments in, `ai.speech.*` events out, in order.
+
+Two tasks cooperate. The synthesizer takes segments as the LLM produces them and runs the
+TTS for each one, as far ahead as the bounded hand-over allows, so segment n+1 is being
+synthesized while segment n streams. The streamer turns each segment's audio into chunks of
+the client's rate and size, attaches the visemes and the volume of each chunk's time window,
+and paces sending at most `lead_ms` ahead of real time so an interrupt stops the audio at
+once instead of after a buffer the client already holds.
+
+Timing for visemes comes from the backend when it has it (phonemes: piper, espeak;
+characters: ElevenLabs); otherwise the segment's audio is aligned to its text with espeak
+(OpenAI, Harmony Speech), which needs the whole segment first.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import trio
+
+from bridge.entity import Turn
+from bridge.providers.base import TTS, SpeechAudio, TimedUnit, TTSRequest
+from bridge.speech.audio import Chunker, StreamResampler, volume_envelope
+from bridge.speech.visemes import (
+    Viseme,
+    visemes_between,
+    visemes_from_audio,
+    visemes_from_characters,
+    visemes_from_phonemes,
+)
+
+#: Segments synthesized ahead of the one streaming.
+SYNTH_AHEAD = 2
+
+
+@dataclass
+class SpokenSegment:
+    """What became of one segment: used for heard text and memory after an interrupt."""
+
+    speech: str
+    text: str
+    sample_rate: int
+    samples_sent: int = 0
+    duration_ms: float | None = None  # set when the whole segment was sent
+    started_at: float | None = None  # trio clock when its first chunk was released
+    characters: list[TimedUnit] = field(default_factory=list)
+    played_ms: float | None = None  # reported by the client (playback.progress)
+    done: bool = False  # the client said playback.done
+
+    @property
+    def sent_ms(self) -> float:
+        return self.samples_sent * 1000 / self.sample_rate
+
+
+@dataclass
+class AudioOut:
+    sample_rate: int = 24000
+    chunk_ms: int = 40
+    lead_ms: int = 200
+    visemes: bool = True
+
+    @classmethod
+    def from_hello(cls, hello: dict[str, Any]) -> "AudioOut":
+        out = hello.get("audio_out") or {}
+        return cls(
+            sample_rate=int(out.get("sample_rate", 24000)),
+            chunk_ms=int(out.get("chunk_ms", 40)),
+            lead_ms=int(out.get("lead_ms", 200)),
+            visemes=hello.get("visemes", "ovr15") != "none",
+        )
+
+
+MoodFor = Callable[[str], Awaitable[dict[str, Any] | None]]
+
+
+class Speaker:
+    def __init__(self, turn: Turn, tts: TTS, audio: AudioOut, *, voice: str | None = None, mood_for: MoodFor | None = None) -> None:
+        self.turn = turn
+        self.tts = tts
+        self.audio = audio
+        self.voice = voice
+        self.mood_for = mood_for
+        self.segments: list[SpokenSegment] = []
+        self._text_send, self._text_receive = trio.open_memory_channel[str](math.inf)
+        self._clock_start: float | None = None  # real time of audio time 0 of this turn
+        self._audio_ms_total = 0.0  # audio released so far, across segments
+
+    # ----------------------------------------------------------------- input
+
+    def say(self, text: str) -> None:
+        """Queue one segment of speech text (never blocks)."""
+        if text.strip():
+            self._text_send.send_nowait(text.strip())
+
+    def finish(self) -> None:
+        """No more segments will come."""
+        self._text_send.close()
+
+    # ----------------------------------------------------------------- running
+
+    async def run(self) -> None:
+        """Speak every queued segment until `finish()`; returns when the last one ended."""
+        hand_send, hand_receive = trio.open_memory_channel[tuple[SpokenSegment, trio.MemoryReceiveChannel[SpeechAudio]]](SYNTH_AHEAD)
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self._synthesize_all, hand_send)
+            async with hand_receive:
+                async for segment, pieces in hand_receive:
+                    await self._stream_segment(segment, pieces)
+
+    async def _synthesize_all(self, hand_send: trio.MemorySendChannel[Any]) -> None:
+        async with hand_send, self._text_receive:
+            n = 0
+            async for text in self._text_receive:
+                n += 1
+                segment = SpokenSegment(f"{self.turn.id}.{n}", text, self.audio.sample_rate)
+                piece_send, piece_receive = trio.open_memory_channel[SpeechAudio](math.inf)
+                await hand_send.send((segment, piece_receive))
+                async with piece_send:
+                    request = TTSRequest(text=text, voice=self.voice)
+                    async with self.tts.synthesize(request) as pieces:
+                        async for piece in pieces:
+                            piece_send.send_nowait(piece)
+
+    async def _stream_segment(self, segment: SpokenSegment, pieces: trio.MemoryReceiveChannel[SpeechAudio]) -> None:
+        self.segments.append(segment)
+        out = self.audio
+        await self.turn.emit(
+            "ai.speech.start",
+            {"speech": segment.speech, "text": segment.text, "sample_rate": out.sample_rate, "encoding": "pcm_s16le"},
+        )
+        if self.mood_for is not None:
+            mood = await self.mood_for(segment.text)
+            if mood:
+                await self.turn.emit("ai.countenance", {**mood, "speech": segment.speech, "t": 0})
+        chunker = Chunker(out.sample_rate, out.chunk_ms)
+        resampler: StreamResampler | None = None
+        phonemes: list[TimedUnit] = []
+        source: list[np.ndarray] = []  # backend-rate audio, kept only when we must align it
+        untimed = False
+        visemes: list[Viseme] = []
+        seq = 0
+
+        async def send_chunks(chunks: list[np.ndarray]) -> None:
+            nonlocal seq
+            for chunk in chunks:
+                await self._send_chunk(segment, chunk, seq, visemes)
+                seq += 1
+
+        buffered: list[np.ndarray] = []
+        async with pieces:
+            async for piece in pieces:
+                if resampler is None:
+                    resampler = StreamResampler(piece.sample_rate, out.sample_rate)
+                phonemes.extend(piece.phonemes)
+                segment.characters.extend(piece.characters)
+                resampled = resampler.process(piece.samples)
+                if not piece.phonemes and not piece.characters and not phonemes and not segment.characters:
+                    untimed = True
+                if untimed:
+                    source.append(piece.samples)
+                    buffered.append(resampled)
+                    src_rate = piece.sample_rate
+                    continue
+                if out.visemes:
+                    visemes = (
+                        visemes_from_phonemes(phonemes) if phonemes else visemes_from_characters(segment.text, segment.characters)
+                    )
+                await send_chunks(chunker.push(resampled))
+            tail = resampler.flush() if resampler is not None else np.zeros(0, np.int16)
+            if untimed:
+                if out.visemes and source:
+                    whole = np.concatenate(source)
+                    visemes = await trio.to_thread.run_sync(visemes_from_audio, whole, src_rate, segment.text)
+                await send_chunks(chunker.push(np.concatenate([*buffered, tail])))
+            else:
+                await send_chunks(chunker.push(tail))
+            last = chunker.flush()
+            if last is not None and last.size:
+                await send_chunks([last])
+        segment.duration_ms = segment.sent_ms
+        # The end is announced when its audio has played, so ends line up with the sound.
+        await self._wait_until(self._audio_ms_total)
+        await self.turn.emit("ai.speech.end", {"speech": segment.speech, "duration_ms": int(round(segment.sent_ms))})
+
+    async def _send_chunk(self, segment: SpokenSegment, chunk: np.ndarray, seq: int, visemes: list[Viseme]) -> None:
+        out = self.audio
+        start_ms = segment.sent_ms
+        end_ms = start_ms + chunk.size * 1000 / out.sample_rate
+        # Pacing: release this chunk no earlier than lead_ms before it will be heard.
+        await self._wait_until(self._audio_ms_total - out.lead_ms)
+        if segment.started_at is None:
+            segment.started_at = trio.current_time()
+        payload: dict[str, Any] = {
+            "speech": segment.speech,
+            "seq": seq,
+            "t": int(round(start_ms)),
+            "audio": chunk.astype("<i2").tobytes(),
+            "visemes": [v.as_wire() for v in visemes_between(visemes, start_ms, end_ms)] if out.visemes else [],
+            "volume": volume_envelope(chunk, out.sample_rate, 10),
+        }
+        await self.turn.emit("ai.speech.audio", payload)
+        segment.samples_sent += chunk.size
+        self._audio_ms_total += end_ms - start_ms
+
+    async def _wait_until(self, audio_ms: float) -> None:
+        """Sleep until `audio_ms` of this turn's audio has played in real time (0 lead: never)."""
+        if self.audio.lead_ms <= 0:
+            return
+        now = trio.current_time()
+        if self._clock_start is None:
+            self._clock_start = now
+        due = self._clock_start + audio_ms / 1000
+        if due > now:
+            await trio.sleep_until(due)
+
+    # ----------------------------------------------------------------- after an interrupt
+
+    def heard(self, played_ms: float | None = None) -> tuple[SpokenSegment | None, float, str]:
+        """(current segment, ms of it played, all text heard) at this moment.
+
+        What was heard is, in order of trust: what the client reported (`played_ms` of the
+        interrupt, or `playback.progress`), else what real time says has played since the
+        segment's first chunk, capped by what was sent.
+        """
+        heard_parts: list[str] = []
+        now = trio.current_time()
+        for segment in self.segments:
+            if segment.started_at is None:
+                break
+            if segment is self.segments[-1] or segment.duration_ms is None:
+                if played_ms is not None:
+                    played = float(played_ms)
+                elif segment.played_ms is not None:
+                    played = segment.played_ms
+                elif self.audio.lead_ms <= 0:
+                    played = segment.sent_ms
+                else:
+                    played = (now - segment.started_at) * 1000
+                played = max(0.0, min(played, segment.sent_ms))
+                heard_parts.append(heard_prefix(segment, played))
+                return segment, played, " ".join(p for p in heard_parts if p)
+            heard_parts.append(segment.text)
+        return None, 0.0, " ".join(heard_parts)
+
+
+def heard_prefix(segment: SpokenSegment, played_ms: float) -> str:
+    """The words of a segment heard in its first `played_ms`.
+
+    With character timing, whole words whose start was played; otherwise words in
+    proportion to the time played (speech rate is close to even within a sentence).
+    """
+    text = segment.text
+    total = segment.duration_ms or segment.sent_ms
+    if played_ms <= 0 or not text:
+        return ""
+    if total and played_ms >= total:
+        return text
+    if segment.characters:
+        count = sum(1 for c in segment.characters if c.start_ms < played_ms)
+        cut = text[:count]
+        return cut if count >= len(text) or not text[count:count + 1].strip() else cut.rsplit(" ", 1)[0] if " " in cut else ""
+    words = text.split()
+    keep = int(len(words) * played_ms / total) if total else 0
+    return " ".join(words[:keep])

@@ -1,0 +1,560 @@
+"""Mouth shapes for speech: IPA phonemes to the 15 Oculus/Meta visemes, with timing.
+
+Engines receive keyframes ``[t_ms, name, weight]``: at ``t_ms`` (from the start of the
+speech) the mouth starts moving to ``name`` at strength ``weight`` and holds it until the
+next keyframe. Backends differ in what timing they give, so there are three ways in:
+
+- `visemes_from_phonemes`: timed phonemes (piper's alignments, espeak's events). Exact.
+- `visemes_from_characters`: timed characters (ElevenLabs). Each word's span is known;
+  espeak-ng phonemizes the text and its own relative durations place the phonemes inside
+  the word.
+- `visemes_from_audio`: audio and text only (OpenAI, Harmony Speech). espeak-ng speaks
+  the text itself, and dynamic time warping of the two recordings' spectra maps espeak's
+  (known) phoneme times onto the real audio. See docs/visemes.md for measured accuracy.
+
+`visemes_between` then picks the keyframes of one audio chunk.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from bridge.providers.base import TimedUnit
+from bridge.speech import audio as pcm
+from bridge.speech import phonemize as espeak
+
+VISEMES: tuple[str, ...] = ("sil", "PP", "FF", "TH", "DD", "kk", "CH", "SS", "nn", "RR", "aa", "E", "I", "O", "U")
+
+# ---------------------------------------------------------------------------- the table
+
+# One IPA symbol (or affricate) -> viseme. Covers every symbol espeak-ng's English voices
+# (en-us, en, en-gb-x-rp, en-gb-scotland, en-029, en-us-nyc, en-gb-x-gbcwmd, -gbclan)
+# produce, plus the common IPA a non-English word in a sentence may bring in.
+_CONSONANTS: dict[str, str] = {
+    # lips closed
+    "p": "PP", "b": "PP", "m": "PP", "ɱ": "PP", "ɓ": "PP", "ʙ": "PP",
+    # lower lip to teeth
+    "f": "FF", "v": "FF", "ʋ": "FF", "ɸ": "FF", "β": "FF",
+    # tongue between teeth
+    "θ": "TH", "ð": "TH",
+    # tongue tip on the ridge
+    "t": "DD", "d": "DD", "ɾ": "DD", "ʔ": "DD", "ʈ": "DD", "ɖ": "DD", "ɗ": "DD", "c": "DD", "ɟ": "DD",
+    # back of the tongue
+    "k": "kk", "g": "kk", "ɡ": "kk", "ŋ": "kk", "x": "kk", "ɣ": "kk", "q": "kk", "ɢ": "kk",
+    "χ": "kk", "ç": "kk", "ʝ": "kk", "ɴ": "kk",
+    # lips pushed forward
+    "tʃ": "CH", "dʒ": "CH", "ʃ": "CH", "ʒ": "CH", "ʧ": "CH", "ʤ": "CH", "ɕ": "CH", "ʑ": "CH",
+    "ʂ": "CH", "ʐ": "CH", "tɕ": "CH", "dʑ": "CH",
+    # teeth together
+    "s": "SS", "z": "SS", "ts": "SS", "dz": "SS", "ʦ": "SS", "ʣ": "SS",
+    # tongue up, mouth slightly open
+    "n": "nn", "l": "nn", "ɫ": "nn", "ɬ": "nn", "ɮ": "nn", "ɲ": "nn", "ʎ": "nn", "ɳ": "nn", "ɭ": "nn", "ʟ": "nn",
+    # r sounds
+    "ɹ": "RR", "r": "RR", "ɻ": "RR", "ʀ": "RR", "ʁ": "RR", "ɽ": "RR", "ɺ": "RR",
+    # glides take the shape of the vowel they lead into
+    "w": "U", "ʍ": "U", "ɥ": "U", "j": "I", "ɰ": "U",
+}
+_VOWELS: dict[str, str] = {
+    # open
+    "a": "aa", "ɑ": "aa", "ɐ": "aa", "æ": "aa", "ʌ": "aa", "ä": "aa", "ɶ": "aa",
+    # mid, spread
+    "e": "E", "ɛ": "E", "ə": "E", "ɜ": "E", "ɘ": "E", "ɞ": "E", "ɤ": "E",
+    # close, spread
+    "i": "I", "ɪ": "I", "ᵻ": "I", "ɨ": "I", "ɯ": "I",
+    # mid, rounded
+    "o": "O", "ɔ": "O", "ɒ": "O", "ø": "O", "œ": "O", "ɵ": "O",
+    # close, rounded
+    "u": "U", "ʊ": "U", "ʉ": "U", "y": "U", "ʏ": "U",
+    # r-coloured vowels look like r
+    "ɚ": "RR", "ɝ": "RR",
+}
+SYMBOLS: dict[str, str] = {**_CONSONANTS, **_VOWELS}
+_AFFRICATES = frozenset(s for s in _CONSONANTS if len(s) == 2)
+
+_PRIMARY, _SECONDARY = "ˈ", "ˌ"
+_STRESS = frozenset({_PRIMARY, _SECONDARY, "'", ","})
+_LENGTH = frozenset({"ː", "ˑ", ":"})
+_TIES = frozenset({"\u0361", "\u035c", "‿"})
+# Modifier letters that colour the previous sound without changing its mouth shape.
+_MODIFIERS = frozenset({"ʰ", "ʲ", "ʷ", "ˠ", "ˤ", "ⁿ", "ˡ", "˞", "ʼ", "-", "_", "#", "^", "~"})
+_PAUSE_MARKS = frozenset(".,;:!?…—–\"()[]{}«»¡¿$^") | {"", "_"}
+_REDUCED = frozenset({"ə", "ɐ", "ᵻ", "ɚ", "ɨ"})
+_ASPIRATE = frozenset({"h", "ɦ", "ħ", "ʕ", "ɧ"})
+
+# Weights: how far the mouth goes towards the shape. Closures and stressed vowels are
+# full; unstressed and reduced vowels are smaller, which keeps fast speech from flapping.
+WEIGHT_CONSONANT = 1.0
+WEIGHT_PRIMARY = 1.0
+WEIGHT_SECONDARY = 0.85
+WEIGHT_UNSTRESSED = 0.7
+WEIGHT_REDUCED = 0.5
+WEIGHT_ASPIRATE = 0.4
+WEIGHT_SILENCE = 1.0
+
+# A hole in the timeline (or a word gap) at least this long is shown as a closed mouth;
+# shorter ones keep the previous shape, as lips do not close between words.
+PAUSE_MS = 120.0
+
+
+def symbol_viseme(symbol: str) -> str | None:
+    """The viseme of one IPA symbol (base letter, diacritics ignored), or None if unknown."""
+    if symbol in SYMBOLS:
+        return SYMBOLS[symbol]
+    base = "".join(c for c in unicodedata.normalize("NFD", symbol) if not unicodedata.combining(c))
+    base = "".join(c for c in base if c not in _LENGTH and c not in _STRESS and c not in _MODIFIERS)
+    if base in SYMBOLS:
+        return SYMBOLS[base]
+    if base in _ASPIRATE:
+        return "sil"
+    return None
+
+
+# --------------------------------------------------------------------------- keyframes
+
+
+@dataclass(frozen=True, slots=True)
+class Viseme:
+    """A keyframe: from ``t_ms`` on, move the mouth to ``name`` at strength ``weight``."""
+
+    t_ms: float
+    name: str
+    weight: float = 1.0
+
+    def as_wire(self) -> list[object]:
+        """``[t_ms, name, weight]`` as the protocol carries it (whole ms, 2 decimals)."""
+        return [int(round(self.t_ms)), self.name, round(float(self.weight), 2)]
+
+
+@dataclass(slots=True)
+class _Segment:
+    """One sound inside the timeline, before it becomes a keyframe."""
+
+    symbol: str  # "" for a pause
+    start: float
+    end: float
+    stress: str = ""
+    long: bool = False
+
+    @property
+    def is_pause(self) -> bool:
+        return self.symbol == ""
+
+
+def _split_unit(text: str) -> tuple[list[tuple[str, bool]], str, bool, bool]:
+    """Break one phoneme unit's text into (symbol, long) sounds.
+
+    Returns the sounds, the stress mark found, and whether the unit is only a length mark
+    or only a stress mark (piper times those codepoints separately).
+    """
+    sounds: list[tuple[str, bool]] = []
+    stress = ""
+    chars = unicodedata.normalize("NFD", text)
+    i = 0
+    join_next = False
+    while i < len(chars):
+        c = chars[i]
+        if c in _STRESS and not (c == "," and len(chars) == 1):
+            stress = stress or ("ˈ" if c in (_PRIMARY, "'") else "ˌ")
+        elif c in _LENGTH and sounds:
+            sounds[-1] = (sounds[-1][0], True)
+        elif c in _TIES:
+            join_next = True
+        elif unicodedata.combining(c) or c in _MODIFIERS or c in _LENGTH or c.isspace() or c.isdigit():
+            pass
+        elif c == "(":  # espeak's language switch "(fr)...(en)": skip the tag
+            close = chars.find(")", i)
+            i = close if close >= 0 else len(chars)
+        elif join_next and sounds:
+            sounds[-1] = (sounds[-1][0] + c, sounds[-1][1])
+            join_next = False
+        elif sounds and (sounds[-1][0] + c) in _AFFRICATES and not sounds[-1][1]:
+            sounds[-1] = (sounds[-1][0] + c, False)
+        else:
+            sounds.append((c, False))
+        i += 1
+    only_length = not sounds and any(c in _LENGTH for c in chars) and not any(c in _PAUSE_MARKS - {":"} for c in chars)
+    only_stress = not sounds and bool(stress)
+    return sounds, stress, only_length, only_stress
+
+
+def _is_pause_text(text: str) -> bool:
+    stripped = text.strip()
+    return stripped == "" and text == "" or (stripped != "" and all(c in _PAUSE_MARKS for c in stripped))
+
+
+def _segments(units: Iterable[TimedUnit]) -> list[_Segment]:
+    """Flatten timed units into timed sounds, resolving piper's per-codepoint marks.
+
+    espeak gives whole phonemes ("ˈaʊ", "ɑːɹ"); piper gives codepoints, each with its
+    own duration ("ˈ", "a", "ʊ"). A lone stress mark's time goes to the sound after it
+    (it is the onset of that vowel), a lone length mark's to the sound before it, and a
+    unit with several sounds is split among them (a diphthong's glide gets less time).
+    Spaces carry no sound: their time stays with the previous sound unless the gap is
+    long enough to be a pause.
+    """
+    segments: list[_Segment] = []
+    pending_stress = ""
+    pending_start: float | None = None
+    for unit in units:
+        start, end = float(unit.start_ms), float(max(unit.end_ms, unit.start_ms))
+        text = unit.text
+        if text and text.isspace():
+            if end - start >= PAUSE_MS:
+                segments.append(_Segment("", start, end))
+            continue
+        if _is_pause_text(text) or text in ("^", "$"):
+            segments.append(_Segment("", start, end))
+            pending_stress, pending_start = "", None
+            continue
+        sounds, stress, only_length, only_stress = _split_unit(text)
+        if only_stress:
+            pending_stress = stress
+            pending_start = start if pending_start is None else pending_start
+            continue
+        if only_length or not sounds:
+            if segments and not segments[-1].is_pause:
+                segments[-1].end = max(segments[-1].end, end)
+                segments[-1].long = segments[-1].long or only_length
+            continue
+        if pending_start is not None:
+            start = min(start, pending_start)
+        stress = stress or pending_stress
+        pending_stress, pending_start = "", None
+        shares = []
+        vowel_seen = False
+        for symbol, long in sounds:
+            is_vowel = symbol in _VOWELS
+            share = 1.0 + (0.6 if long else 0.0)
+            if is_vowel and vowel_seen:
+                share *= 0.7  # the glide of a diphthong is quicker than its nucleus
+            vowel_seen = vowel_seen or is_vowel
+            shares.append(share)
+        total = sum(shares)
+        cursor = start
+        for (symbol, long), share in zip(sounds, shares):
+            length = (end - start) * share / total
+            segments.append(_Segment(symbol, cursor, cursor + length, stress if symbol in _VOWELS else "", long))
+            cursor += length
+    return _merge_affricates(segments)
+
+
+def _merge_affricates(segments: list[_Segment]) -> list[_Segment]:
+    """t + ʃ and d + ʒ timed separately (piper) are one sound, as espeak reports them."""
+    merged: list[_Segment] = []
+    for seg in segments:
+        prev = merged[-1] if merged else None
+        if prev is not None and (prev.symbol + seg.symbol) in _AFFRICATES and abs(prev.end - seg.start) < 1.0:
+            prev.symbol += seg.symbol
+            prev.end = seg.end
+            continue
+        merged.append(seg)
+    return merged
+
+
+def _vowel_weight(symbol: str, stress: str) -> float:
+    if stress == _PRIMARY:
+        return WEIGHT_PRIMARY
+    if stress == _SECONDARY:
+        return WEIGHT_SECONDARY
+    if symbol in _REDUCED:
+        return WEIGHT_REDUCED
+    return WEIGHT_UNSTRESSED
+
+
+def visemes_from_phonemes(phonemes: Sequence[TimedUnit]) -> list[Viseme]:
+    """Keyframes for timed IPA phonemes (espeak-ng's symbols, as piper and espeak give them).
+
+    Units may be whole phonemes with stress and length marks ("ˈaʊ", "ɑːɹ") or single
+    codepoints; empty units and punctuation are pauses. The result starts at 0 ms, has no
+    two neighbours with the same name, and ends with ``sil`` where the speech ends. An /h/
+    takes the shape of the sound after it (the mouth is already forming the vowel). A hole
+    of `PAUSE_MS` or more between phonemes closes the mouth.
+    """
+    segments = [s for s in _segments(phonemes) if s.end >= s.start]
+    frames: list[Viseme] = []
+    cursor = 0.0
+
+    def emit(t: float, name: str, weight: float) -> None:
+        if frames and frames[-1].name == name:
+            if weight > frames[-1].weight:
+                frames[-1] = Viseme(frames[-1].t_ms, name, weight)
+            return
+        if frames and t <= frames[-1].t_ms:
+            frames[-1] = Viseme(frames[-1].t_ms, name, weight)  # same instant: the later sound wins
+            if len(frames) > 1 and frames[-2].name == name:
+                frames.pop()
+            return
+        frames.append(Viseme(t, name, weight))
+
+    for index, seg in enumerate(segments):
+        start = max(seg.start, cursor if frames else seg.start)
+        if frames and start - cursor >= PAUSE_MS:
+            emit(cursor, "sil", WEIGHT_SILENCE)
+        if not frames and start > 0:
+            emit(0.0, "sil", WEIGHT_SILENCE)
+        if seg.is_pause:
+            emit(start, "sil", WEIGHT_SILENCE)
+        elif seg.symbol in _ASPIRATE:
+            following = next((s for s in segments[index + 1 :] if not s.is_pause), None)
+            nxt = segments[index + 1] if index + 1 < len(segments) else None
+            if nxt is not None and not nxt.is_pause and following is not None:
+                name = symbol_viseme(following.symbol) or "sil"
+                emit(start, name, WEIGHT_ASPIRATE)
+            else:
+                emit(start, "sil", WEIGHT_SILENCE)
+        else:
+            name = symbol_viseme(seg.symbol)
+            if name is None:
+                cursor = max(cursor, seg.end)
+                continue  # an unknown symbol keeps the current shape
+            weight = _vowel_weight(seg.symbol, seg.stress) if seg.symbol in _VOWELS else WEIGHT_CONSONANT
+            emit(start, name, weight)
+        cursor = max(cursor, seg.end)
+    if frames and frames[-1].name != "sil":
+        emit(cursor, "sil", WEIGHT_SILENCE)
+    return frames
+
+
+def visemes_between(visemes: Sequence[Viseme], start_ms: float, end_ms: float) -> list[Viseme]:
+    """The keyframes of one audio chunk ``[start_ms, end_ms)``.
+
+    The keyframe already active at `start_ms` comes first, moved to `start_ms`, so an
+    engine that starts playing at this chunk (or dropped the previous one) still knows the
+    mouth shape; keyframes exactly at `start_ms` are not duplicated.
+    """
+    if end_ms <= start_ms:
+        return []
+    result: list[Viseme] = []
+    active: Viseme | None = None
+    for v in visemes:
+        if v.t_ms <= start_ms:
+            active = v
+        elif v.t_ms < end_ms:
+            if active is not None and not result:
+                result.append(Viseme(float(start_ms), active.name, active.weight))
+                active = None
+            result.append(v)
+        else:
+            break
+    if not result and active is not None:
+        result.append(Viseme(float(start_ms), active.name, active.weight))
+    elif active is not None and result and result[0].t_ms > start_ms:
+        result.insert(0, Viseme(float(start_ms), active.name, active.weight))
+    return result
+
+
+# ------------------------------------------------------------------ character alignment
+
+
+def _char_times(text: str, chars: Sequence[TimedUnit]) -> list[tuple[float, float]]:
+    """One (start, end) per character of `text`, spreading multi-character units evenly."""
+    times: list[tuple[float, float]] = []
+    for unit in chars:
+        n = max(1, len(unit.text))
+        step = (unit.end_ms - unit.start_ms) / n
+        for k in range(n):
+            times.append((unit.start_ms + k * step, unit.start_ms + (k + 1) * step))
+    if len(times) < len(text):
+        last = times[-1][1] if times else 0.0
+        times.extend([(last, last)] * (len(text) - len(times)))
+    return times
+
+
+def _warp_word(word: espeak.WordPhonemes, t0: float, t1: float) -> list[TimedUnit]:
+    """The word's phonemes, stretched from espeak's span onto [t0, t1] keeping proportions."""
+    e0, e1 = word.start_ms, word.end_ms
+    scale = (t1 - t0) / (e1 - e0) if e1 > e0 else 0.0
+    return [
+        TimedUnit(p.text, t0 + (p.start_ms - e0) * scale, t0 + (p.end_ms - e0) * scale)
+        for p in word.phonemes
+    ]
+
+
+def visemes_from_characters(text: str, chars: Sequence[TimedUnit], *, voice: str = espeak.DEFAULT_VOICE) -> list[Viseme]:
+    """Keyframes from a character alignment (ElevenLabs' ``alignment``).
+
+    The characters' own text is what the times refer to, so it is phonemized (`text` is
+    used only when the alignment carries no text). Each word's span comes from its first
+    and last character; espeak-ng's phonemes for the word are laid across that span in
+    proportion to espeak's durations. Punctuation between words is a pause.
+    Blocks for about 1 ms per second of speech (espeak); fine to call from a worker thread.
+    """
+    aligned = "".join(u.text for u in chars) or text
+    if not aligned.strip() or not chars:
+        return []
+    times = _char_times(aligned, chars)
+    result = espeak.phonemize(aligned, voice)
+    units: list[TimedUnit] = []
+    previous_end: float | None = None
+    previous_char_end = 0
+    for word in result.words:
+        if not word.phonemes or word.char_start >= len(times):
+            continue
+        t0 = times[word.char_start][0]
+        t1 = times[min(word.char_end, len(times)) - 1][1]
+        if previous_end is not None:
+            t0 = max(t0, previous_end)
+        t1 = max(t1, t0)
+        between = aligned[previous_char_end : word.char_start]
+        if previous_end is not None and t0 > previous_end and any(c in _PAUSE_MARKS for c in between):
+            units.append(TimedUnit("", previous_end, t0))
+        units.extend(_warp_word(word, t0, t1))
+        previous_end, previous_char_end = t1, word.char_end
+    return visemes_from_phonemes(units)
+
+
+# ------------------------------------------------------------------------- audio only
+
+
+
+def _speech_frames(log_energy: np.ndarray, below_peak_db: float = 35.0, floor_db: float = -55.0) -> np.ndarray:
+    """Which 10 ms frames hold speech: louder than both the floor and (peak - 35 dB)."""
+    if log_energy.size == 0:
+        return np.zeros(0, dtype=bool)
+    threshold = max(floor_db, float(np.percentile(log_energy, 99)) - below_peak_db)
+    return log_energy > threshold
+
+
+def _dtw_path(cost: np.ndarray) -> np.ndarray:
+    """Minimum-cost monotonic path through `cost` (steps right, down, diagonal).
+
+    Each row is computed with numpy: with ``a`` the best of the two cells above, the row
+    recurrence ``D[j] = c[j] + min(a[j], D[j-1])`` unrolls to
+    ``D = C + minimum.accumulate(a - C_prev)`` where ``C`` is the row's running cost.
+    Returns (i, j) pairs from (0, 0) to the last cell.
+    """
+    n, m = cost.shape
+    acc = np.empty((n, m))
+    acc[0] = np.cumsum(cost[0])
+    for i in range(1, n):
+        above = acc[i - 1]
+        best_above = above.copy()
+        best_above[1:] = np.minimum(above[1:], above[:-1])
+        running = np.cumsum(cost[i])
+        shifted = np.concatenate(([0.0], running[:-1]))
+        acc[i] = running + np.minimum.accumulate(best_above - shifted)
+    i, j = n - 1, m - 1
+    path = [(i, j)]
+    while i > 0 or j > 0:
+        if i == 0:
+            j -= 1
+        elif j == 0:
+            i -= 1
+        else:
+            options = (acc[i - 1, j - 1], acc[i - 1, j], acc[i, j - 1])
+            step = int(np.argmin(options))
+            if step == 0:
+                i, j = i - 1, j - 1
+            elif step == 1:
+                i -= 1
+            else:
+                j -= 1
+        path.append((i, j))
+    return np.array(path[::-1])
+
+
+def _normalise(features: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    ref = features[mask] if mask.any() else features
+    mean = ref.mean(axis=0)
+    std = ref.std(axis=0) + 1e-6
+    return (features - mean) / std
+
+
+def _warp_times(times_ms: np.ndarray, path: np.ndarray, src_offset: int, dst_offset: int, hop_ms: float) -> np.ndarray:
+    """Map times in the source recording onto the target through a DTW path."""
+    src = path[:, 0].astype(float)
+    dst = path[:, 1].astype(float)
+    # Average the target frames matched to each source frame: a horizontal run means the
+    # source frame was held, and its middle is the best single estimate.
+    order = np.unique(src)
+    centre = np.array([dst[src == s].mean() for s in order])
+    frames = times_ms / hop_ms - src_offset
+    mapped = np.interp(frames, order, centre)
+    return (mapped + dst_offset) * hop_ms
+
+
+def align_espeak_to_audio(
+    samples: np.ndarray,
+    sample_rate: int,
+    text: str,
+    *,
+    voice: str = espeak.DEFAULT_VOICE,
+    method: str = "dtw",
+) -> list[TimedUnit]:
+    """Estimate phoneme times in `samples` (speech of `text`) with no timing from the backend.
+
+    espeak-ng speaks the text; its phoneme events give exact times in its own audio. The
+    speech parts of both recordings are found by energy; then either
+    ``method="dtw"``: log-mel spectra of the two are aligned by dynamic time warping and
+    espeak's phoneme times follow the warping path, or
+    ``method="linear"``: espeak's timeline is stretched linearly onto the speech span.
+    """
+    target = pcm.to_int16(np.asarray(samples)).reshape(-1)
+    if target.size == 0 or not text.strip():
+        return []
+    synth = espeak.synthesize(text, voice)
+    if not synth.phonemes or synth.samples.size == 0:
+        return []
+    hop_ms = pcm.FEATURE_HOP_MS
+    target_feats, target_energy = pcm.spectral_frames(target, sample_rate)
+    ref_feats, ref_energy = pcm.spectral_frames(synth.samples, synth.sample_rate)
+    target_speech = _speech_frames(target_energy)
+    ref_speech = _speech_frames(ref_energy)
+    if not target_speech.any() or not ref_speech.any():
+        return []
+    t0, t1 = int(np.argmax(target_speech)), int(len(target_speech) - np.argmax(target_speech[::-1]))
+    r0, r1 = int(np.argmax(ref_speech)), int(len(ref_speech) - np.argmax(ref_speech[::-1]))
+    times = np.array([[u.start_ms, u.end_ms] for u in synth.phonemes], dtype=float)
+    if method == "linear" or (t1 - t0) < 3 or (r1 - r0) < 3:
+        scale = (t1 - t0) / max(r1 - r0, 1)
+        mapped = ((times / hop_ms - r0) * scale + t0) * hop_ms
+    elif method == "dtw":
+        a = _normalise(ref_feats, ref_speech)[r0:r1]
+        b = _normalise(target_feats, target_speech)[t0:t1]
+        # Squared distance via the dot-product identity: one matrix product, no loops.
+        cost = (a * a).sum(1)[:, None] + (b * b).sum(1)[None, :] - 2.0 * a @ b.T
+        cost = np.sqrt(np.maximum(cost, 0.0))
+        path = _dtw_path(cost)
+        mapped = _warp_times(times.reshape(-1), path, r0, t0, hop_ms).reshape(times.shape)
+    else:
+        raise ValueError(f"unknown alignment method {method!r}; use 'dtw' or 'linear'")
+    speech_start, speech_end = t0 * hop_ms, t1 * hop_ms
+    units: list[TimedUnit] = []
+    last = 0.0
+    for unit, (start, end) in zip(synth.phonemes, mapped):
+        start = float(np.clip(start, 0.0, None))
+        end = float(max(end, start))
+        if unit.text and (end <= speech_start or start >= speech_end):
+            # espeak's edge phonemes that fall in the target's leading/trailing silence
+            start, end = (min(max(start, speech_start), speech_end),) * 2
+        start, end = max(start, last), max(end, last)
+        units.append(TimedUnit(unit.text, start, end))
+        last = end
+    # Whatever espeak said before/after its speech span is silence in the target too.
+    if units and units[0].text:
+        units.insert(0, TimedUnit("", 0.0, units[0].start_ms))
+    return units
+
+
+def visemes_from_audio(
+    samples: np.ndarray,
+    sample_rate: int,
+    text: str,
+    *,
+    voice: str = espeak.DEFAULT_VOICE,
+    method: str = "dtw",
+) -> list[Viseme]:
+    """Keyframes for speech audio whose backend gave no timing at all (OpenAI, Harmony).
+
+    See `align_espeak_to_audio`; costs a few ms per second of speech, blocks (run it in a
+    worker thread under trio).
+    """
+    units = align_espeak_to_audio(samples, sample_rate, text, voice=voice, method=method)
+    if not units:
+        return [Viseme(0.0, "sil", WEIGHT_SILENCE)] if np.asarray(samples).size else []
+    frames = visemes_from_phonemes(units)
+    return frames
