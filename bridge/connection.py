@@ -19,6 +19,7 @@ from bridge.app import BridgeApp
 from bridge.character import CharacterRuntime
 from bridge.config import CharacterConfig, parse_character
 from bridge.entity import Entity
+from bridge.listener import Listener
 from bridge.outbox import ClientGone, Outbox
 from bridge.protocol.codec import Framing
 from bridge.protocol.envelope import Event
@@ -274,14 +275,36 @@ class Connection:
         memory = await runtime.memory()
         return event.reply("success", {"cleared": await memory.clear(runtime.name, runtime.scope)})
 
-    async def _unavailable(self, event: Event) -> Event:
-        self._entity(event)
-        return event.error_reply(ErrorCode.BACKEND_UNAVAILABLE, f"{event.type} is not available in this build yet")
+    def _listener(self, event: Event) -> Listener:
+        entity = self._entity(event)
+        if entity.listener is None:
+            audio_in = (self.session.hello or {}).get("audio_in") or DEFAULT_AUDIO_IN
+            entity.listener = Listener(entity, int(audio_in.get("sample_rate", 16000)), self.app.config.limits.max_audio_buffer_s)
+        return entity.listener
 
-    _on_stt_audio = _unavailable
-    _on_stt_listen_start = _unavailable
-    _on_stt_listen_stop = _unavailable
-    _on_stt_transcribe = _unavailable
+    async def _on_stt_listen_start(self, event: Event) -> Event:
+        return await self._listener(event).start(event)
+
+    async def _on_stt_listen_stop(self, event: Event) -> Event:
+        return await self._listener(event).stop(event)
+
+    async def _on_stt_audio(self, event: Event) -> None:
+        await self._listener(event).audio(event)
+
+    async def _on_stt_transcribe(self, event: Event) -> None:
+        # Transcription takes a while: run it in the entity's nursery, not in the reader.
+        listener = self._listener(event)
+        entity = self._entity(event)
+
+        async def run() -> None:
+            try:
+                reply = await listener.transcribe(event)
+            except ProtocolError as exc:
+                reply = self.session.error_event(exc, 0)
+            self.outbox.put_nowait(reply)
+
+        assert entity.nursery is not None
+        entity.nursery.start_soon(run, name=f"stt.transcribe:{entity.name}")
 
     async def _on_movement_actions(self, event: Event) -> Event:
         entity = self._entity(event)

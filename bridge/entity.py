@@ -51,6 +51,7 @@ class Turn:
     done: trio.Event = field(default_factory=trio.Event)
     interrupted: bool = False
     interrupt_played_ms: int | None = None
+    announce: bool = True  # False for turns nobody asked for (speech from the mic): no replies
 
     @property
     def id(self) -> str:
@@ -98,6 +99,8 @@ class Entity:
         self.current: Turn | None = None
         self._queue_send, self._queue_receive = trio.open_memory_channel[tuple[Turn, TurnHandler]](MAX_QUEUED_TURNS)
         self.scope = trio.CancelScope()
+        self.nursery: trio.Nursery | None = None
+        self.listener: Any = None  # bridge.listener.Listener, made on the first stt request
         self.closed = False
 
     # -------------------------------------------------------------- lifecycle
@@ -105,10 +108,13 @@ class Entity:
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """The entity's task: runs its turns one after another until removed."""
         with self.scope:
-            task_status.started()
-            async with self._queue_receive:
-                async for turn, handler in self._queue_receive:
-                    await self._run_turn(turn, handler)
+            async with trio.open_nursery() as nursery:
+                self.nursery = nursery  # background work of the entity (transcriptions)
+                task_status.started()
+                async with self._queue_receive:
+                    async for turn, handler in self._queue_receive:
+                        await self._run_turn(turn, handler)
+                nursery.cancel_scope.cancel()
 
     def close(self) -> None:
         """Cancel everything the entity is doing (entity.remove, disconnect)."""
@@ -118,11 +124,11 @@ class Entity:
 
     # -------------------------------------------------------------- turns
 
-    def submit(self, request: Event, handler: TurnHandler) -> Turn:
+    def submit(self, request: Event, handler: TurnHandler, *, announce: bool = True) -> Turn:
         """Start a turn for `request` per the turn policy; raises ProtocolError(busy) if full."""
         if self.closed:
             raise ProtocolError(ErrorCode.UNKNOWN_ENTITY, f"entity {self.name!r} was removed", event_type=request.type, event_id=request.id, entity=self.name)
-        turn = Turn(request, self)
+        turn = Turn(request, self, announce=announce)
         if self.turn_policy == "interrupt" and self.current is not None:
             self.interrupt()
         try:
@@ -151,7 +157,8 @@ class Entity:
         self.current = turn
         request = turn.request
         try:
-            await self.outbox.put(request.reply("pending"))
+            if turn.announce:
+                await self.outbox.put(request.reply("pending"))
             final: Event | None = None
 
             # The turn body runs as its own named task so tests (and py-spy) can see it.
@@ -164,12 +171,14 @@ class Entity:
                     nursery.start_soon(body, name=f"turn:{self.name}:{request.id}")
             except trio.Cancelled:
                 # Cancelled from outside (entity.remove, disconnect): still one final reply.
-                self.outbox.put_nowait(
-                    request.error_reply(ErrorCode.CANCELLED, "the entity was removed or the connection closed")
-                )
+                if turn.announce:
+                    self.outbox.put_nowait(
+                        request.error_reply(ErrorCode.CANCELLED, "the entity was removed or the connection closed")
+                    )
                 raise
             assert final is not None
-            await self.outbox.put(final)
+            if turn.announce:
+                await self.outbox.put(final)
         except ClientGone:
             pass
         finally:

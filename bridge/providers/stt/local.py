@@ -84,7 +84,8 @@ class _Job:
     beam_size: int
     prompt: str | None
     abandoned: threading.Event
-    windows_done: int = 0
+    segments_done: int = 0
+    decoded_until_s: float = 0.0  # end of the last segment decoded: how far the work got
     started: bool = False  # the worker thread picked the job up
     withdrawn: bool = False  # cancelled before any thread picked it up: never run it
 
@@ -158,10 +159,11 @@ class LocalWhisperSTT:
                     words: list[TimedUnit] = []
                     # `segments` is lazy: each step decodes the next 30 s window.
                     for segment in segments:
-                        job.windows_done += 1
+                        job.segments_done += 1
+                        job.decoded_until_s = float(segment.end)
                         texts.append(segment.text)
                         for word in segment.words or ():
-                            words.append(TimedUnit(word.word.strip(), word.start * 1000.0, word.end * 1000.0))
+                            words.append(TimedUnit(word.word.strip(), float(word.start) * 1000, float(word.end) * 1000))
                         if job.abandoned.is_set():
                             return Transcript(text="")
                 except Exception as exc:  # CTranslate2 raises RuntimeError/ValueError on bad input

@@ -1,0 +1,228 @@
+"""Speech in for one entity: the microphone stream, voice activity, transcription, barge-in.
+
+`stt.audio` chunks arrive in the hello's `audio_in` format and are resampled to 16 kHz as
+they come. In `vad` mode the voice-activity segmenter decides where an utterance starts
+and stops; in `push_to_talk` mode the utterance is what lies between `stt.listen.start` and
+`stt.listen.stop`. Each finished utterance is transcribed in the entity's nursery (so
+`entity.remove` or a disconnect cancels it), announced as `stt.transcript`, and, unless
+the character turns it off, answered as a verbal `user.utterance` whose outputs carry the
+transcript's id as `ref`.
+
+Barge-in: speech that starts while the character is talking interrupts it (policy
+`barge_in = "interrupt"`, the default) once it has lasted `barge_in_min_ms`, so a cough
+does not cut the character off; `barge_in = "ignore"` lets the character finish.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from bridge.outbox import ClientGone
+from bridge.protocol.envelope import Event
+from bridge.protocol.errors import ErrorCode, ProtocolError
+from bridge.providers.base import ProviderError
+from bridge.speech.pcm import MicResampler, decode_wav, pcm_to_int16, resample
+from bridge.speech.vad import PushToTalkBuffer, SpeechStarted, SpeechStopped, UtteranceTooLong, VoiceActivitySegmenter
+
+if TYPE_CHECKING:
+    from bridge.entity import Entity
+
+STT_RATE = 16000
+VAD_OPTION_KEYS = ("threshold", "min_speech_ms", "min_silence_ms", "pad_ms")
+
+
+class Listener:
+    def __init__(self, entity: "Entity", audio_in_rate: int, max_audio_s: int) -> None:
+        self.entity = entity
+        self.runtime = entity.runtime
+        self.audio_in_rate = audio_in_rate
+        self.max_audio_s = max_audio_s
+        self.mode: str | None = None
+        self.expected_seq: int | None = None
+        self._resampler: MicResampler | None = None
+        self._vad: VoiceActivitySegmenter | None = None
+        self._ptt: PushToTalkBuffer | None = None
+        self._speech_started_at: int | None = None
+        self._barged = False
+        options = self.runtime.config.options
+        self.barge_in = str(options.get("barge_in", "interrupt"))
+        self.barge_in_min_ms = int(options.get("barge_in_min_ms", 300))
+        self.respond = bool(options.get("stt_responds", True))
+        self.vad_options = {k: options[k] for k in VAD_OPTION_KEYS if k in options}
+
+    # ----------------------------------------------------------------- requests
+
+    async def start(self, event: Event) -> Event:
+        mode = str((event.payload or {}).get("mode") or "vad")
+        await self._stt(event)  # fail now, not at the first utterance, if there is no STT
+        self.mode = mode
+        self.expected_seq = None
+        self._resampler = MicResampler(self.audio_in_rate)
+        self._speech_started_at = None
+        if mode == "vad":
+            vad_module = self.runtime.config.modules.get("vad")
+            if not vad_module:
+                raise self._error(event, ErrorCode.BACKEND_UNAVAILABLE, f"character {self.runtime.name!r} has no vad module; use push_to_talk")
+            vad = await self.runtime.app.provider(vad_module)
+            fresh = getattr(vad, "fresh", None)  # VAD models are stateful: one per stream
+            self._vad = VoiceActivitySegmenter(fresh() if fresh else vad, max_utterance_s=self.max_audio_s, **self.vad_options)
+            self._ptt = None
+        else:
+            self._ptt = PushToTalkBuffer(self.max_audio_s, STT_RATE)
+            self._vad = None
+        return event.reply("success", {"mode": mode})
+
+    async def stop(self, event: Event) -> Event:
+        if self.mode is None:
+            raise self._error(event, ErrorCode.BAD_EVENT, "not listening: send stt.listen.start first")
+        tail = self._resampler.flush() if self._resampler is not None else np.zeros(0, np.int16)
+        if self._ptt is not None:
+            self._ptt.feed(tail)
+            stopped = self._ptt.stop()
+            if stopped is not None:
+                await self._emit("stt.speech.stopped", {"t": stopped.t_ms})
+                self._transcribe_soon(stopped.audio)
+        elif self._vad is not None:
+            await self._handle(self._vad.feed(tail) + self._vad.finish())
+        self.mode = None
+        self._vad = self._ptt = self._resampler = None
+        return event.reply("success", {})
+
+    async def audio(self, event: Event) -> None:
+        """One microphone chunk; raises ProtocolError (answered) for a bad one."""
+        payload = event.payload or {}
+        if self.mode is None or self._resampler is None:
+            raise self._error(event, ErrorCode.BAD_EVENT, "stt.audio without stt.listen.start: start listening first")
+        data = payload.get("audio") or b""
+        seq = payload.get("seq")
+        if len(data) % 2:
+            raise self._error(event, ErrorCode.BAD_EVENT, f"stt.audio has {len(data)} bytes: pcm_s16le needs an even count (whole samples)")
+        if self.expected_seq is not None and seq is not None and seq != self.expected_seq:
+            expected = self.expected_seq
+            if seq < expected:
+                raise self._error(event, ErrorCode.BAD_EVENT, f"stt.audio seq {seq} arrived out of order (expected {expected}); chunk dropped")
+            self.expected_seq = seq + 1
+            self._feed(data)
+            raise self._error(event, ErrorCode.BAD_EVENT, f"stt.audio chunks {expected}..{seq - 1} are missing; carrying on from {seq}")
+        if seq is not None:
+            self.expected_seq = seq + 1
+        await self._handle(self._feed(data))
+
+    def _feed(self, data: bytes) -> list[Any]:
+        assert self._resampler is not None
+        samples = self._resampler.feed(data)
+        if self._vad is not None:
+            return self._vad.feed(samples)
+        assert self._ptt is not None
+        return self._ptt.feed(samples)
+
+    async def transcribe(self, event: Event) -> Event:
+        """`stt.transcribe`: one-shot, like Harmony Link's STT_INPUT_AUDIO."""
+        payload = event.payload or {}
+        data = payload.get("audio") or b""
+        fmt = payload.get("format", "wav")
+        try:
+            if fmt == "wav":
+                samples, rate = decode_wav(data)
+            else:
+                if len(data) % 2:
+                    raise ValueError("pcm_s16le needs an even number of bytes")
+                samples, rate = pcm_to_int16(data), int(payload.get("sample_rate") or self.audio_in_rate)
+        except (ValueError, EOFError) as exc:
+            raise self._error(event, ErrorCode.BAD_EVENT, f"cannot read the audio: {exc}") from None
+        if samples.size > self.max_audio_s * rate:
+            raise self._error(event, ErrorCode.TOO_LARGE, f"audio is longer than {self.max_audio_s} s")
+        stt = await self._stt(event)
+        audio16 = resample(samples, rate, STT_RATE) if rate != STT_RATE else samples
+        try:
+            transcript = await stt.transcribe(audio16, STT_RATE)
+        except ProviderError as exc:
+            return event.error_reply(exc.code, exc.message)
+        result: dict[str, Any] = {"text": transcript.text}
+        if transcript.words:
+            result["words"] = [{"word": w.text, "start_ms": int(w.start_ms), "end_ms": int(w.end_ms)} for w in transcript.words]
+        if transcript.language:
+            result["language"] = transcript.language
+        return event.reply("success", result)
+
+    # ----------------------------------------------------------------- internals
+
+    async def _stt(self, event: Event) -> Any:
+        module = self.runtime.config.modules.get("stt")
+        if not module:
+            raise self._error(event, ErrorCode.BACKEND_UNAVAILABLE, f"character {self.runtime.name!r} has no stt module")
+        return await self.runtime.app.provider(module)
+
+    def _error(self, event: Event, code: ErrorCode, message: str) -> ProtocolError:
+        return ProtocolError(code, message, event_type=event.type, event_id=event.id, entity=event.entity)
+
+    async def _emit(self, type_: str, payload: dict[str, Any]) -> Event:
+        event = Event(type_, self.entity.outbox.next_id(), payload, entity=self.entity.name)
+        await self.entity.outbox.put(event)
+        return event
+
+    async def _handle(self, events: list[Any]) -> None:
+        for vad_event in events:
+            if isinstance(vad_event, SpeechStarted):
+                self._speech_started_at = vad_event.t_ms
+                self._barged = False
+                await self._emit("stt.speech.started", {"t": vad_event.t_ms})
+            elif isinstance(vad_event, (SpeechStopped, UtteranceTooLong)):
+                await self._emit("stt.speech.stopped", {"t": vad_event.t_ms})
+                if isinstance(vad_event, UtteranceTooLong):
+                    await self._emit(
+                        "error",
+                        {"code": str(ErrorCode.TOO_LARGE), "message": f"an utterance reached the {self.max_audio_s} s buffer bound; transcribing what was kept"},
+                    )
+                self._speech_started_at = None
+                self._transcribe_soon(vad_event.audio)
+        self._maybe_barge_in()
+
+    def _maybe_barge_in(self) -> None:
+        """Interrupt a talking character once the player's speech has lasted barge_in_min_ms.
+
+        The segmenter already reports speech only after its `min_speech_ms`; the extra
+        minimum here keeps a short "mm-hm" from cutting a character off mid-sentence.
+        """
+        if self.barge_in != "interrupt" or self._barged or self._vad is None or self._speech_started_at is None:
+            return
+        if self._vad.position_ms - self._speech_started_at < self.barge_in_min_ms:
+            return
+        speaker = getattr(self.runtime.current_handler, "speaker", None)
+        if self.entity.current is None or speaker is None or not speaker.segments:
+            return
+        self._barged = True
+        self.entity.interrupt()
+
+    def _transcribe_soon(self, audio: np.ndarray) -> None:
+        nursery = self.entity.nursery
+        if nursery is not None:
+            nursery.start_soon(self._transcribe_and_answer, audio, name=f"stt:{self.entity.name}")
+
+    async def _transcribe_and_answer(self, audio: np.ndarray) -> None:
+        try:
+            await self._transcribe_and_answer_inner(audio)
+        except ClientGone:
+            pass  # the client left while we listened: nothing to tell anyone
+
+    async def _transcribe_and_answer_inner(self, audio: np.ndarray) -> None:
+        module = self.runtime.config.modules.get("stt")
+        if not module:
+            return
+        try:
+            stt = await self.runtime.app.provider(module)
+            transcript = await stt.transcribe(audio, STT_RATE)
+        except ProviderError as exc:
+            await self._emit("error", {"code": exc.code, "message": f"transcription failed: {exc.message}"})
+            return
+        text = transcript.text.strip()
+        if not text:
+            return
+        announced = await self._emit("stt.transcript", {"text": text, "final": True})
+        if self.respond:
+            request = Event("user.utterance", announced.id, {"kind": "verbal", "text": text}, entity=self.entity.name)
+            try:
+                self.entity.submit(request, self.runtime.handler_for(request), announce=False)
+            except ProtocolError as exc:
+                await self._emit("error", {"code": str(exc.code), "message": exc.message, "ref": announced.id})
