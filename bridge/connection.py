@@ -243,7 +243,10 @@ class Connection:
     async def _on_world_event(self, event: Event) -> Event | None:
         entity = self._entity(event)
         payload = event.payload or {}
-        entity.runtime.harmonizer.add_world_event(str(payload.get("text", "")), payload.get("actor"))
+        try:
+            entity.runtime.harmonizer.add_world_event(str(payload.get("text", "")), payload.get("actor"))
+        except ValueError as exc:
+            raise ProtocolError(ErrorCode.BAD_EVENT, str(exc), event_type=event.type, event_id=event.id, entity=event.entity) from None
         if payload.get("respond"):
             await self._start_turn(event)
             return None

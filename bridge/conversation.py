@@ -46,13 +46,16 @@ class ConversationTurn:
     async def run(self, turn: Turn) -> dict[str, Any]:
         character = self.character
         payload = turn.request.payload or {}
+        held_before = bool(character.harmonizer.held_actions)
         llm_text = self._llm_text(turn)
+        if llm_text is None:  # nonverbal_delayed: held, and remembered with the next utterance
+            return {"reply": "", "spoken": "", "actions": [], "interrupted": False, "held": True}
         memory = await character.memory()
         if turn.request.type == "user.utterance":
             speaker_name = str(payload.get("speaker") or character.player_name)
-            await memory.add(character.name, character.scope, speaker_name, str(payload.get("text", "")), str(payload.get("kind", "verbal")), role="user")
-        if llm_text is None:  # nonverbal_delayed: held for the next utterance
-            return {"reply": "", "spoken": "", "actions": [], "interrupted": False, "held": True}
+            # With held actions in front, remember the line as the LLM saw it, once.
+            text, kind = (llm_text, "combined") if held_before else (str(payload.get("text", "")), str(payload.get("kind", "verbal")))
+            await memory.add(character.name, character.scope, speaker_name, text, kind, role="user")
 
         history = await memory.recent(character.name, character.scope, character.history_limit)
         if turn.request.type == "user.utterance" and history:

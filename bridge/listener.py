@@ -65,8 +65,8 @@ class Listener:
             if not vad_module:
                 raise self._error(event, ErrorCode.BACKEND_UNAVAILABLE, f"character {self.runtime.name!r} has no vad module; use push_to_talk")
             vad = await self.runtime.app.provider(vad_module)
-            fresh = getattr(vad, "fresh", None)  # VAD models are stateful: one per stream
-            self._vad = VoiceActivitySegmenter(fresh() if fresh else vad, max_utterance_s=self.max_audio_s, **self.vad_options)
+            fork = getattr(vad, "fork", None)  # VAD models are stateful: one per stream
+            self._vad = VoiceActivitySegmenter(fork() if fork else vad, max_utterance_s=self.max_audio_s, **self.vad_options)
             self._ptt = None
         else:
             self._ptt = PushToTalkBuffer(self.max_audio_s, STT_RATE)

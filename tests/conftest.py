@@ -64,6 +64,7 @@ async def bridge(nursery: trio.Nursery) -> AsyncIterator[RunningBridge]:
     running: RunningBridge = await nursery.start(serve_bridge, BridgeApp(make_config()), "127.0.0.1", 0)
     yield running
     await running.aclose()
+    await running.app.aclose()
 
 
 @asynccontextmanager
@@ -74,6 +75,7 @@ async def start_bridge(config: BridgeConfig) -> AsyncIterator[RunningBridge]:
             yield running
         finally:
             await running.aclose()
+            await running.app.aclose()  # waits for worker threads (STT, TTS) to stop
             nursery.cancel_scope.cancel()
 
 

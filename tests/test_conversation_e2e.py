@@ -140,8 +140,13 @@ async def test_harmonizer_kinds_world_events_and_memory_over_the_wire(connect) -
                 assert "It starts to rain." in body["messages"][0]["content"]
                 reacted = await npc.request("world.event", {"text": "A dragon lands outside.", "respond": True})
                 assert reacted.payload["reply"] == "Oh! Thank you."
+                history = (await npc.request("chat.history", {})).payload["messages"]
+                flower = [m["text"] for m in history if "flower" in m["text"]]
+                assert flower == ["*hands you a flower* This is for you."], "held action remembered once, with its line"
+                empty = await npc.request("world.event", {"text": "   "}, check=False)
+                assert empty.payload["code"] == "bad_event"
                 cleared = await npc.request("chat.clear", {})
-                assert cleared.payload["cleared"] >= 4
+                assert cleared.payload["cleared"] == 3  # the line with the held action, its reply, the reaction
                 assert (await npc.request("chat.history", {})).payload["messages"] == []
 
 
@@ -153,7 +158,6 @@ async def test_history_survives_a_restart(tmp_path: Path, connect) -> None:
                 npc = await client.init_entity("npc", "ava")
                 await npc.say("remember me")
                 messages = (await npc.request("chat.history", {})).payload["messages"]
-            await running.app.aclose()
     assert [m["text"] for m in messages] == ["remember me", "You said: remember me"] * 2
 
 

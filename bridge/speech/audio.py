@@ -211,13 +211,12 @@ def _dct_matrix() -> np.ndarray:
 
 
 def spectral_frames(samples: np.ndarray, sample_rate: int) -> tuple[np.ndarray, np.ndarray]:
-    """Cepstral features and loudness of speech, one row per 10 ms.
+    """Mel cepstra and loudness of speech, one row per 10 ms.
 
-    Frame ``i`` is centred on ``i * 10 ms``. Returns ``(features, energy_db)``:
-    ``features`` has 12 mel cepstra (c1..c12; c0 left out, loudness is not phonetic) plus
-    their deltas, the classic speaker-tolerant description used to align two recordings
-    of the same words; ``energy_db`` is each frame's RMS in dBFS. Audio is resampled to
-    16 kHz first, so recordings at any rate are comparable.
+    Frame ``i`` is centred on ``i * 10 ms``. Returns ``(cepstra, energy_db)``: 12 mel
+    cepstral coefficients (c1..c12; c0, the loudness, is left out) per frame, the classic
+    speaker-tolerant description of what is being said, and each frame's RMS in dBFS.
+    Audio is resampled to 16 kHz first, so recordings at any rate are comparable.
     """
     data = to_float32(samples).reshape(-1).astype(np.float64)
     if sample_rate != FEATURE_RATE and data.size:
@@ -226,7 +225,7 @@ def spectral_frames(samples: np.ndarray, sample_rate: int) -> tuple[np.ndarray, 
     win = int(FEATURE_RATE * FEATURE_WINDOW_MS / 1000)
     count = max(0, math.ceil(data.size / hop))
     if count == 0:
-        return np.zeros((0, 2 * (_N_CEPSTRA - 1))), np.zeros(0)
+        return np.zeros((0, _N_CEPSTRA - 1)), np.zeros(0)
     padded = np.zeros(count * hop + win)
     padded[win // 2 : win // 2 + data.size] = data
     index = np.arange(win)[None, :] + hop * np.arange(count)[:, None]
@@ -237,5 +236,4 @@ def spectral_frames(samples: np.ndarray, sample_rate: int) -> tuple[np.ndarray, 
     spectrum = np.abs(np.fft.rfft(emphasised * np.hanning(win), _N_FFT)) ** 2
     log_mel = np.log(spectrum @ _mel_filterbank().T + 1e-10)
     cepstra = (log_mel @ _dct_matrix().T)[:, 1:]
-    deltas = np.gradient(cepstra, axis=0) if count > 1 else np.zeros_like(cepstra)
-    return np.concatenate([cepstra, deltas], axis=1), energy_db
+    return cepstra, energy_db

@@ -477,6 +477,26 @@ def _warp_times(times_ms: np.ndarray, path: np.ndarray, src_offset: int, dst_off
     return (mapped + dst_offset) * hop_ms
 
 
+# Cepstra used for alignment (c1..c8) plus loudness. Measured on piper speech (see
+# docs/visemes.md): the higher cepstra and deltas describe the voice more than the words,
+# and loudness marks syllable nuclei and closures in any voice.
+_ALIGN_CEPSTRA = 8
+# Above this many DTW cells (about 15 s of speech on each side) the quadratic cost is not
+# worth it: stretch linearly instead. The bridge synthesizes a sentence at a time.
+MAX_DTW_CELLS = 2_250_000
+
+
+def _alignment_features(samples: np.ndarray, sample_rate: int) -> tuple[np.ndarray, np.ndarray]:
+    cepstra, energy_db = pcm.spectral_frames(samples, sample_rate)
+    features = np.concatenate([cepstra[:, :_ALIGN_CEPSTRA], energy_db[:, None]], axis=1)
+    return features, energy_db
+
+
+def _speech_span(speech: np.ndarray) -> tuple[int, int]:
+    """First speech frame and one past the last."""
+    return int(np.argmax(speech)), int(len(speech) - np.argmax(speech[::-1]))
+
+
 def align_espeak_to_audio(
     samples: np.ndarray,
     sample_rate: int,
@@ -488,53 +508,53 @@ def align_espeak_to_audio(
     """Estimate phoneme times in `samples` (speech of `text`) with no timing from the backend.
 
     espeak-ng speaks the text; its phoneme events give exact times in its own audio. The
-    speech parts of both recordings are found by energy; then either
-    ``method="dtw"``: log-mel spectra of the two are aligned by dynamic time warping and
-    espeak's phoneme times follow the warping path, or
-    ``method="linear"``: espeak's timeline is stretched linearly onto the speech span.
+    speech spans of both recordings are found by loudness (leading and trailing silence
+    cut off); then either
+    ``method="dtw"``: the two spans are aligned frame by frame by dynamic time warping of
+    their mel cepstra and loudness, each normalised per recording, and espeak's phoneme
+    times follow the warping path; or
+    ``method="linear"``: espeak's span is stretched linearly onto the target's.
+    Phonemes that land outside the target's speech span are squeezed onto its edge.
     """
+    if method not in ("dtw", "linear"):
+        raise ValueError(f"unknown alignment method {method!r}; use 'dtw' or 'linear'")
     target = pcm.to_int16(np.asarray(samples)).reshape(-1)
     if target.size == 0 or not text.strip():
         return []
     synth = espeak.synthesize(text, voice)
-    if not synth.phonemes or synth.samples.size == 0:
+    if not any(u.text for u in synth.phonemes) or synth.samples.size == 0:
         return []
     hop_ms = pcm.FEATURE_HOP_MS
-    target_feats, target_energy = pcm.spectral_frames(target, sample_rate)
-    ref_feats, ref_energy = pcm.spectral_frames(synth.samples, synth.sample_rate)
+    target_feats, target_energy = _alignment_features(target, sample_rate)
+    ref_feats, ref_energy = _alignment_features(synth.samples, synth.sample_rate)
     target_speech = _speech_frames(target_energy)
     ref_speech = _speech_frames(ref_energy)
     if not target_speech.any() or not ref_speech.any():
         return []
-    t0, t1 = int(np.argmax(target_speech)), int(len(target_speech) - np.argmax(target_speech[::-1]))
-    r0, r1 = int(np.argmax(ref_speech)), int(len(ref_speech) - np.argmax(ref_speech[::-1]))
+    t0, t1 = _speech_span(target_speech)
+    r0, r1 = _speech_span(ref_speech)
     times = np.array([[u.start_ms, u.end_ms] for u in synth.phonemes], dtype=float)
-    if method == "linear" or (t1 - t0) < 3 or (r1 - r0) < 3:
+    too_big = (t1 - t0) * (r1 - r0) > MAX_DTW_CELLS
+    if method == "linear" or too_big or min(t1 - t0, r1 - r0) < 3:
         scale = (t1 - t0) / max(r1 - r0, 1)
         mapped = ((times / hop_ms - r0) * scale + t0) * hop_ms
-    elif method == "dtw":
+    else:
         a = _normalise(ref_feats, ref_speech)[r0:r1]
         b = _normalise(target_feats, target_speech)[t0:t1]
-        # Squared distance via the dot-product identity: one matrix product, no loops.
-        cost = (a * a).sum(1)[:, None] + (b * b).sum(1)[None, :] - 2.0 * a @ b.T
-        cost = np.sqrt(np.maximum(cost, 0.0))
-        path = _dtw_path(cost)
+        # Euclidean distances via the dot-product identity: one matrix product, no loops.
+        squared = (a * a).sum(1)[:, None] + (b * b).sum(1)[None, :] - 2.0 * (a @ b.T)
+        path = _dtw_path(np.sqrt(np.maximum(squared, 0.0)))
         mapped = _warp_times(times.reshape(-1), path, r0, t0, hop_ms).reshape(times.shape)
-    else:
-        raise ValueError(f"unknown alignment method {method!r}; use 'dtw' or 'linear'")
     speech_start, speech_end = t0 * hop_ms, t1 * hop_ms
     units: list[TimedUnit] = []
     last = 0.0
     for unit, (start, end) in zip(synth.phonemes, mapped):
-        start = float(np.clip(start, 0.0, None))
-        end = float(max(end, start))
+        start, end = float(max(start, 0.0)), float(max(end, start, 0.0))
         if unit.text and (end <= speech_start or start >= speech_end):
-            # espeak's edge phonemes that fall in the target's leading/trailing silence
-            start, end = (min(max(start, speech_start), speech_end),) * 2
+            start = end = min(max(start, speech_start), speech_end)
         start, end = max(start, last), max(end, last)
         units.append(TimedUnit(unit.text, start, end))
         last = end
-    # Whatever espeak said before/after its speech span is silence in the target too.
     if units and units[0].text:
         units.insert(0, TimedUnit("", 0.0, units[0].start_ms))
     return units
