@@ -20,7 +20,8 @@ Rules, applied on each `update(mood, t_ms)`:
 The default `margin` (0.35) is just above `alpha / (2 - alpha)` (0.33 for alpha 0.5): the
 largest gap two emotions reach when full-intensity inputs alternate between them, so
 alternation alone never wins by margin, and the leader keeps changing, so it never wins by
-hold. A sustained change of emotion wins by the second segment.
+hold. A sustained change wins within a few segments: at the second at full intensity (by
+margin), or once it has led for `hold_ms` (sentences usually last longer than that).
 
 The shown intensity is the smoothed level of the shown emotion; neutral shows 0.
 """

@@ -194,12 +194,20 @@ class Speaker:
         await self._wait_until(self._audio_ms_total - out.lead_ms)
         if segment.started_at is None:
             segment.started_at = trio.current_time()
+        t0 = int(round(start_ms))
+        last_ms = max(t0, int(round(end_ms)) - 1)
+        keyframes = []
+        if out.visemes:
+            for v in visemes_between(visemes, start_ms, end_ms):
+                t, name, weight = v.as_wire()
+                # Whole ms on the wire: keep each keyframe inside its chunk after rounding.
+                keyframes.append([min(max(int(t), t0), last_ms), name, weight])  # type: ignore[call-overload]
         payload: dict[str, Any] = {
             "speech": segment.speech,
             "seq": seq,
-            "t": int(round(start_ms)),
+            "t": t0,
             "audio": chunk.astype("<i2").tobytes(),
-            "visemes": [v.as_wire() for v in visemes_between(visemes, start_ms, end_ms)] if out.visemes else [],
+            "visemes": keyframes,
             "volume": volume_envelope(chunk, out.sample_rate, 10),
         }
         await self.turn.emit("ai.speech.audio", payload)

@@ -237,7 +237,11 @@ def _segments(units: Iterable[TimedUnit]) -> list[_Segment]:
         cursor = start
         for (symbol, long), share in zip(sounds, shares):
             length = (end - start) * share / total
-            segments.append(_Segment(symbol, cursor, cursor + length, stress if symbol in _VOWELS else "", long))
+            # Stress belongs to the nucleus, the first vowel; a diphthong's glide is weaker.
+            vowel_stress = stress if symbol in _VOWELS else ""
+            if vowel_stress:
+                stress = ""
+            segments.append(_Segment(symbol, cursor, cursor + length, vowel_stress, long))
             cursor += length
     return _merge_affricates(segments)
 

@@ -337,7 +337,8 @@ class ElevenLabsTTS:
             self._sdk = None
 
 
-def _options_of(spec: ModuleSpec) -> dict[str, Any]:
+def common_options(spec: ModuleSpec) -> dict[str, Any]:
+    """The options `elevenlabs` and `elevenlabs_realtime` share, read and checked."""
     where = f"module {spec.name!r}"
     return {
         "voice": spec.option("voice"),
@@ -357,5 +358,5 @@ def create(spec: ModuleSpec) -> ElevenLabsTTS:
         base_url=str(spec.option("base_url", DEFAULT_BASE_URL)),
         optimize_streaming_latency=None if latency is None else int(latency),
         http_options=spec.options,
-        **_options_of(spec),
+        **common_options(spec),
     )

@@ -61,7 +61,7 @@ from bridge.providers.tts.elevenlabs import (
     EMPTY,
     PROVIDER,
     CharTimeline,
-    _options_of,
+    common_options,
     decode_b64,
     make_decoder,
     parse_output_format,
@@ -346,5 +346,5 @@ def create(spec: ModuleSpec) -> ElevenLabsRealtimeTTS:
         inactivity_timeout=None if inactivity is None else float(inactivity),
         timeout=float(spec.option("timeout", DEFAULT_TIMEOUT_S)),
         connect_timeout=float(spec.option("connect_timeout", http.DEFAULT_CONNECT_TIMEOUT_S)),
-        **_options_of(spec),
+        **common_options(spec),
     )
