@@ -144,3 +144,34 @@ async def test_record_then_replay(tmp_path: Path) -> None:
         assert b"user.utterance/error(bad_event)" in differ.stdout
     finally:
         proc.kill()
+
+
+@pytest.mark.embedded
+async def test_serve_with_no_config_answers_with_the_embedded_stack(tmp_path: Path) -> None:
+    """The README's first command: no bridge.toml, the built-in character on local models."""
+    proc = await trio.lowlevel.open_process(
+        [sys.executable, "-m", "bridge.cli", "serve", "--port", "0"], stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, cwd=tmp_path
+    )
+    try:
+        assert proc.stdout is not None
+        buf = b""
+        with trio.fail_after(60):
+            while b"\n" not in buf:
+                chunk = await proc.stdout.receive_some(1024)
+                assert chunk, "bridge exited before READY"
+                buf += chunk
+        url = buf.split(b"\n", 1)[0].decode().split(" ", 1)[1]
+        async with BridgeClient.connect(url, audio_out={"sample_rate": 24000, "chunk_ms": 40, "lead_ms": 0}) as client:
+            assert client.hello["characters"] == ["mira"]
+            mira = await client.init_entity("npc-1", "mira")
+            assert mira.info["modules"]["llm"] == "local" and mira.info["modules"]["tts"] == "piper"
+            result = await mira.say("Hello! What is your name?", timeout=120)
+        assert result.payload["reply"].strip()
+        assert result.of_type("ai.text") and result.of_type("ai.speech.audio")
+        assert (tmp_path / "entity-bridge-history.sqlite3").exists()
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        with trio.move_on_after(15):
+            await proc.wait()
+        if proc.returncode is None:
+            proc.kill()
