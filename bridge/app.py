@@ -9,12 +9,14 @@ from __future__ import annotations
 import logging
 import time
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 import trio
 
 from bridge import __version__
 from bridge.config import BridgeConfig, CharacterConfig
+from bridge.protocol.envelope import Event
 from bridge.protocol.schema import SchemaRegistry, registry
 from bridge.providers.base import ConfigError
 from bridge.providers.registry import create_provider
@@ -33,6 +35,8 @@ class BridgeApp:
         self._provider_lock = trio.Lock()
         self.connections = 0
         self.memory: Any = None  # bridge.memory.HistoryStore once opened
+        #: Called with every event any connection sends (the test suite validates them all).
+        self.outbound_hook: Callable[[Event], None] | None = None
 
     def character(self, name: str) -> CharacterConfig | None:
         return self.config.characters.get(name)

@@ -46,6 +46,7 @@ class Connection:
             app.config.limits.outbound_queue,
             self.abort,
             stall_timeout=app.config.limits.client_stall_ms / 1000,
+            inspect=app.outbound_hook,
         )
         self.entities: dict[str, Entity] = {}
         self.session_id = uuid.uuid4().hex

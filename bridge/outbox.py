@@ -38,8 +38,10 @@ class Outbox:
         on_stall: Callable[[], Any],
         *,
         stall_timeout: float = STALL_TIMEOUT_S,
+        inspect: Callable[[Event], None] | None = None,
     ) -> None:
         self.session = session
+        self._inspect = inspect  # sees every event sent (tests validate them against schemas/)
         self._send, self._receive = trio.open_memory_channel[bytes | str](capacity)
         self._on_stall = on_stall
         self._stall_timeout = stall_timeout
@@ -51,6 +53,8 @@ class Outbox:
         return f"b{next(self._ids)}"
 
     def _encode(self, event: Event, framing: Framing | None) -> bytes | str:
+        if self._inspect is not None:
+            self._inspect(event)
         return self.session.encode(event, framing)
 
     def put_nowait(self, event: Event, framing: Framing | None = None) -> bool:

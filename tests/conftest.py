@@ -46,10 +46,31 @@ class OutboundChecker:
 
     def __call__(self, event: Event) -> None:
         self.count += 1
+        self.check(event.raw)
+
+    def check(self, wire: dict[str, Any]) -> None:
         try:
-            self.schemas.validate(event.raw)
+            self.schemas.validate(wire)
         except ProtocolError as exc:
-            self.failures.append(f"{event.raw.get('type')}: {exc.message}")
+            self.failures.append(f"{wire.get('type')}: {exc.message}")
+
+
+#: Every event any test's bridge sends passes through this, on the server side.
+SENT = OutboundChecker()
+
+
+def checked_app(config: BridgeConfig) -> BridgeApp:
+    app = BridgeApp(config)
+    app.outbound_hook = lambda event: SENT.check(event.to_wire())
+    return app
+
+
+@pytest.fixture(autouse=True)
+def every_sent_event_matches_the_schemas():
+    before = len(SENT.failures)
+    yield
+    new = SENT.failures[before:]
+    assert not new, "the bridge sent events that do not match schemas/: " + "; ".join(new[:5])
 
 
 @pytest.fixture
@@ -61,7 +82,7 @@ def outbound() -> OutboundChecker:
 
 @pytest.fixture
 async def bridge(nursery: trio.Nursery) -> AsyncIterator[RunningBridge]:
-    running: RunningBridge = await nursery.start(serve_bridge, BridgeApp(make_config()), "127.0.0.1", 0)
+    running: RunningBridge = await nursery.start(serve_bridge, checked_app(make_config()), "127.0.0.1", 0)
     yield running
     await running.aclose()
     await running.app.aclose()
@@ -70,7 +91,7 @@ async def bridge(nursery: trio.Nursery) -> AsyncIterator[RunningBridge]:
 @asynccontextmanager
 async def start_bridge(config: BridgeConfig) -> AsyncIterator[RunningBridge]:
     async with trio.open_nursery() as nursery:
-        running: RunningBridge = await nursery.start(serve_bridge, BridgeApp(config), "127.0.0.1", 0)
+        running: RunningBridge = await nursery.start(serve_bridge, checked_app(config), "127.0.0.1", 0)
         try:
             yield running
         finally:

@@ -116,3 +116,42 @@ async def test_an_utterance_over_the_buffer_bound_is_cut_and_reported() -> None:
             await stream(npc, np.zeros(16000 * 2, np.int16), 16000)
             events = await collect(npc, "error", timeout=10)
             assert events[-1].payload["code"] == "too_large"
+
+
+async def test_barge_in_interrupts_a_talking_character(connect) -> None:
+    talker = {"modules": {"llm": "echo", "tts": "piper", "stt": "whisper", "vad": "silero", "countenance": "none"}, "stt_responds": False}
+    sample = speech_sample("Wait, stop talking please.", lead_s=0.3, tail_s=0.8)
+    async with start_bridge(config(**talker)) as running:
+        async with connect(running, audio_out={"sample_rate": 24000, "chunk_ms": 40, "lead_ms": 100}) as client:
+            npc = await client.init_entity("ear-1", "ear")
+            long_line = "Let me tell you the whole history of this valley, from the first settlers to the great flood, and then the war."
+            turn_id = await client.send("tts.say", {"text": long_line}, entity="ear-1", collect=True)
+            async for event in npc.events():
+                if event.type == "ai.speech.audio":
+                    break
+            await npc.request("stt.listen.start", {"mode": "vad"})
+            await stream(npc, sample.at_rate(16000), 16000, realtime=True)
+            result = await client.wait(turn_id, check=False)
+    assert result.reply.payload["code"] == "cancelled"
+    assert result.of_type("ai.speech.interrupted")
+    assert long_line.startswith(result.reply.payload["heard_text"]) and result.reply.payload["heard_text"] != long_line
+
+
+async def test_barge_in_can_be_switched_off(connect) -> None:
+    talker = {"modules": {"llm": "echo", "tts": "piper", "stt": "whisper", "vad": "silero", "countenance": "none"}, "stt_responds": False, "barge_in": "ignore"}
+    sample = speech_sample("Wait, stop talking please.", lead_s=0.3, tail_s=0.8)
+    async with start_bridge(config(**talker)) as running:
+        async with connect(running, audio_out={"sample_rate": 24000, "chunk_ms": 40, "lead_ms": 100}) as client:
+            npc = await client.init_entity("ear-1", "ear")
+            line = "I will finish this sentence whatever you say to me now."
+            turn_id = await client.send("tts.say", {"text": line}, entity="ear-1", collect=True)
+            async for event in npc.events():
+                if event.type == "ai.speech.audio":
+                    break
+            await npc.request("stt.listen.start", {"mode": "vad"})
+            await stream(npc, sample.at_rate(16000), 16000, realtime=True)
+            heard_player = await collect(npc, "stt.speech.stopped")
+            assert any(e.type == "stt.speech.started" for e in heard_player)
+            result = await client.wait(turn_id, check=False)
+    assert result.reply.status == "success"
+    assert not result.of_type("ai.speech.interrupted")

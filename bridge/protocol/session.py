@@ -128,8 +128,8 @@ class ProtocolSession:
                 self._accept_hello(event, Framing.of(data))
         except ProtocolError as exc:
             entity = wire.get("entity")
-            if exc.entity is None and isinstance(entity, str):
-                exc.entity = entity
+            if exc.entity is None and isinstance(entity, str) and 1 <= len(entity) <= 128:
+                exc.entity = entity  # echo it only when it is one a reply may carry
             raise
         return event
 

@@ -113,6 +113,21 @@ def symbol_viseme(symbol: str) -> str | None:
     return None
 
 
+def unmapped_symbols(ipa: str) -> list[str]:
+    """The sounds in an IPA string that the table does not know (for tests and diagnostics).
+
+    Stress, length, tie and modifier marks are understood, not reported; words are split
+    at whitespace and pauses (punctuation) are skipped.
+    """
+    unknown: list[str] = []
+    for word in ipa.split():
+        if _is_pause_text(word):
+            continue
+        sounds, _, _, _ = _split_unit(word)
+        unknown += [symbol for symbol, _ in sounds if symbol_viseme(symbol) is None and symbol not in _PAUSE_MARKS]
+    return unknown
+
+
 # --------------------------------------------------------------------------- keyframes
 
 

@@ -12,7 +12,8 @@ objects with nested ``"words"``). Timings are spread over the audio it really re
 
 Errors are the engine's ``{"object": "error", "message", "type", "param", "code"}``. Faults
 (`fault=`): "bad_request" 400, "unauthorized" 401, "server_error" 500, "unavailable" 503 +
-Retry-After, "rate_limit" 429 + Retry-After, "hang", "garbage", "abort", "error_in_200"
+Retry-After, "rate_limit" 429 + Retry-After, "hang" (nothing until the client hangs
+up), "garbage", "abort", "error_in_200"
 (an error object with status 200). `fail_times=n` limits faults to the first n requests.
 `api_key=` makes the fake require `Authorization: Bearer <key>`; its 401 echoes what it got.
 """
@@ -27,10 +28,8 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-import trio
-
 from tests.fakes.http_server import FakeHTTPServer, FakeRequest, Responder, serve_http
-from tests.fakes.wav_check import ReceivedAudio, audio_problem, read_wav, spread_words
+from tests.fakes.stt_support import ReceivedAudio, audio_problem, hang_until_disconnect, read_wav, spread_words
 
 DEFAULT_MODELS = ("faster-whisper-large-v3-turbo",)
 FAULTS = ("bad_request", "unauthorized", "server_error", "unavailable", "rate_limit", "hang", "garbage", "abort", "error_in_200")
@@ -47,6 +46,7 @@ class HarmonyUpload:
 class FakeHarmonyServer:
     http: FakeHTTPServer
     uploads: list[HarmonyUpload] = field(default_factory=list)
+    disconnects: int = 0  # clients that hung up on a hanging request
 
     @property
     def url(self) -> str:
@@ -171,7 +171,8 @@ async def fake_harmonyspeech_stt(
         elif fault == "rate_limit":
             await res.send_json(429, _error(429, "Too many requests", "RateLimitError"), {"retry-after": retry_after})
         elif fault == "hang":
-            await trio.sleep(hang_s)
+            if await hang_until_disconnect(res, hang_s):
+                server.disconnects += 1
         elif fault == "garbage":
             await res.send(200, b"Internal Server Error", {"content-type": "text/plain"})
         elif fault == "abort":

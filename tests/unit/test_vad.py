@@ -193,13 +193,14 @@ def levels(*spans: tuple[float, int]) -> np.ndarray:
 
 def test_hysteresis_a_dip_between_thresholds_never_ends_speech() -> None:
     segmenter = VoiceActivitySegmenter(EnergyVAD(), threshold=0.5, min_silence_ms=100, pad_ms=0)
-    # 10 frames of speech, then 40 frames (1.3 s) at 0.4: under the start threshold, above
-    # the stop threshold (0.35). A breathy tail stays speech; then true silence ends it.
-    events = segmenter.feed(levels((0.0, 5), (0.9, 10), (0.4, 40), (0.0, 10)))
+    # Speech, then 40 frames (1.3 s) at 0.4: under the start threshold but above the stop
+    # threshold (0.35), then speech again. Without hysteresis that is two utterances.
+    events = segmenter.feed(levels((0.0, 5), (0.9, 10), (0.4, 40), (0.9, 10), (0.0, 10)))
     assert kinds(events) == ["SpeechStarted", "SpeechStopped"]
     assert events[0].t_ms == 5 * 32
     # Dated by the last frame above `threshold`, less one frame of model lag.
-    assert events[1].t_ms == (15 - 1) * 32
+    assert events[1].t_ms == (65 - 1) * 32
+    assert events[1].audio.size == (65 - 5) * 512  # onset .. end of the last voiced frame, no padding
 
 
 def test_hysteresis_a_level_between_thresholds_never_starts_speech() -> None:

@@ -1,7 +1,9 @@
-"""How the fake STT servers judge the audio they receive, as a real service would refuse it.
+"""What the fake STT servers share: judging the audio they receive as a real service would
+(refusing what it would refuse), and hanging the way a stuck upstream does.
 
-Deliberately independent of `bridge.speech.pcm`: it reads the WAV with the stdlib `wave`
-module and its own checks, so a bug in the bridge's encoder cannot also hide in the fake.
+The WAV checks are deliberately independent of `bridge.speech.pcm`: they read the file with
+the stdlib `wave` module and their own rules, so a bug in the bridge's encoder cannot also
+hide in the fake.
 """
 
 from __future__ import annotations
@@ -11,6 +13,9 @@ import wave
 from dataclasses import dataclass
 
 import numpy as np
+import trio
+
+from tests.fakes.http_server import Responder
 
 
 @dataclass(frozen=True)
@@ -75,3 +80,21 @@ def spread_words(text: str, duration_s: float) -> list[dict[str, float | str]]:
         {"word": word.strip(".,!?;:"), "start": round(i * step, 3), "end": round((i + 1) * step, 3)}
         for i, word in enumerate(words)
     ]
+
+
+async def hang_until_disconnect(res: Responder, limit_s: float) -> bool:
+    """Send nothing until the client hangs up (True) or `limit_s` passes (False).
+
+    Reading the socket is how the fake notices a client that gave up, so tests can check
+    that cancelling a request really closes its connection. (Responder has no public way
+    to wait for that; this reads its stream directly.)
+    """
+    stream = res._stream  # noqa: SLF001 - see docstring
+    with trio.move_on_after(limit_s):
+        try:
+            while await stream.receive_some(4096):
+                pass
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            pass
+        return True
+    return False
