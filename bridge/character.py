@@ -8,6 +8,7 @@ the mood smoothing of the face, and the playback positions the engine reports.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import trio
@@ -19,8 +20,12 @@ from bridge.entity import TurnHandler
 from bridge.harmonize import Harmonizer
 from bridge.protocol.envelope import Event
 from bridge.protocol.errors import ErrorCode, ProtocolError
+from bridge.providers.base import ProviderError
+from bridge.speech.countenance import MoodSmoother, expression_for
 from bridge.speech.segmenter import Segmenter
 from bridge.speech.speaker import AudioOut
+
+log = logging.getLogger(__name__)
 
 DEFAULT_TOKEN_BUDGET = 1500
 DEFAULT_HISTORY_LIMIT = 60
@@ -75,10 +80,15 @@ class CharacterRuntime:
         module = self.config.modules.get("countenance")
         if not module:
             return None
-        from bridge.speech.countenance import MoodSmoother, expression_for
-
         countenance = await self.app.provider(module)
-        mood = await countenance.assess(text, self.emotion_hint)
+        if getattr(countenance, "llm_module", None) and getattr(countenance, "llm", None) is None:
+            countenance.attach(await self.app.provider(countenance.llm_module))
+        try:
+            mood = await countenance.assess(text, self.emotion_hint)
+        except ProviderError as exc:
+            # A face that stays as it was beats a turn that fails over its expression.
+            log.warning("countenance %s failed: %s", module, exc.message)
+            return None
         if self.smoother is None:
             self.smoother = MoodSmoother()
         smoothed = self.smoother.update(mood, int(trio.current_time() * 1000))

@@ -400,8 +400,9 @@ def _mp3_header_frame(packet: bytes) -> _Mp3Gapless | None:
     mpeg1 = (packet[1] >> 3) & 0x03 == 0x03
     mono = (packet[3] >> 6) == 0x03
     side_info = (17 if mono else 32) if mpeg1 else (9 if mono else 17)
+    crc = 0 if packet[1] & 0x01 else 2  # protection bit clear: a CRC follows the header
     samples_per_frame = 1152 if mpeg1 else 576
-    at = 4 + side_info
+    at = 4 + crc + side_info
     tag = packet[at : at + 4]
     if tag not in (b"Xing", b"Info"):
         if packet[36:40] == b"VBRI":
@@ -417,8 +418,8 @@ def _mp3_header_frame(packet: bytes) -> _Mp3Gapless | None:
     pos += 100 if flags & 0x4 else 0
     pos += 4 if flags & 0x8 else 0
     lame = packet[pos : pos + 24]
-    if len(lame) < 24 or not lame[:4].isascii():
-        return _Mp3Gapless(0, None)
+    if len(lame) < 24 or lame[:4] not in (b"LAME", b"Lavf", b"Lavc"):
+        return _Mp3Gapless(0, None)  # a header frame, but no encoder delay to trust
     delays = int.from_bytes(lame[21:24], "big")
     enc_delay, enc_padding = delays >> 12, delays & 0xFFF
     total = frames * samples_per_frame - enc_delay - enc_padding if frames else None

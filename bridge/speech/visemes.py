@@ -318,11 +318,9 @@ def visemes_from_phonemes(phonemes: Sequence[TimedUnit]) -> list[Viseme]:
         if seg.is_pause:
             emit(start, "sil", WEIGHT_SILENCE)
         elif seg.symbol in _ASPIRATE:
-            following = next((s for s in segments[index + 1 :] if not s.is_pause), None)
             nxt = segments[index + 1] if index + 1 < len(segments) else None
-            if nxt is not None and not nxt.is_pause and following is not None:
-                name = symbol_viseme(following.symbol) or "sil"
-                emit(start, name, WEIGHT_ASPIRATE)
+            if nxt is not None and not nxt.is_pause and nxt.symbol not in _ASPIRATE:
+                emit(start, symbol_viseme(nxt.symbol) or "sil", WEIGHT_ASPIRATE)
             else:
                 emit(start, "sil", WEIGHT_SILENCE)
         else:
@@ -401,6 +399,7 @@ def visemes_from_characters(text: str, chars: Sequence[TimedUnit], *, voice: str
     and last character; espeak-ng's phonemes for the word are laid across that span in
     proportion to espeak's durations. Punctuation between words is a pause.
     Blocks for about 1 ms per second of speech (espeak); fine to call from a worker thread.
+    Raises `EspeakError` when libespeak-ng is not installed.
     """
     aligned = "".join(u.text for u in chars) or text
     if not aligned.strip() or not chars:
@@ -589,8 +588,9 @@ def visemes_from_audio(
 ) -> list[Viseme]:
     """Keyframes for speech audio whose backend gave no timing at all (OpenAI, Harmony).
 
-    See `align_espeak_to_audio`; costs a few ms per second of speech, blocks (run it in a
-    worker thread under trio).
+    See `align_espeak_to_audio`; costs 7-25 ms of CPU per second of speech and blocks
+    (run it in a worker thread under trio). Raises `EspeakError` when libespeak-ng is not
+    installed.
     """
     units = align_espeak_to_audio(samples, sample_rate, text, voice=voice, method=method)
     if not units:

@@ -9,7 +9,8 @@ embedding>}`` (here: a digest of the clip, so the test can tell which clip was e
 Errors are ``{"object": "error", "message", "type", "param", "code"}``.
 
 The speech is the known tone of `tests.fakes.tts_tone` for ``input`` at the requested
-``output_options.sample_rate`` (or the model's own rate). Models and what they accept are
+``output_options.sample_rate`` (or the model's own rate), answered after ``ttfa`` plus
+``rtf`` times the clip's duration. Models and what they accept are
 listed in ``MODELS``; requests that break the rules get a 400 with the engine's wording.
 When ``api_key`` is set, ``Authorization: Bearer`` or ``Api-Key`` must carry it (a wrong
 key is refused 401 with a message that repeats it back: clients must scrub).
@@ -134,6 +135,7 @@ async def fake_harmonyspeech(
     api_key: str | None = None,
     ms_per_char: float = MS_PER_CHAR,
     ttfa: float = 0.0,
+    rtf: float = 0.0,
     fault: str | None = None,
     status: int = 500,
     message: str = "Engine error: CUDA out of memory",
@@ -182,7 +184,8 @@ async def fake_harmonyspeech(
             await res.send_json(400, _error(f"output format {output.get('format')} not supported", param="output_options"))
             return
         rate = int(output.get("sample_rate") or spec["rate"])
-        if ttfa and not await think(res, ttfa):
+        work = ttfa + rtf * len(text) * ms_per_char / 1000.0  # the engine answers when all is made
+        if work > 0 and not await think(res, work):
             await res.abort()
             return
         if fault == "garbage":

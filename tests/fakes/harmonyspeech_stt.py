@@ -12,9 +12,9 @@ objects with nested ``"words"``). Timings are spread over the audio it really re
 
 Errors are the engine's ``{"object": "error", "message", "type", "param", "code"}``. Faults
 (`fault=`): "bad_request" 400, "unauthorized" 401, "server_error" 500, "unavailable" 503 +
-Retry-After, "rate_limit" 429 + Retry-After, "hang" (nothing until the client hangs
-up), "garbage", "abort", "error_in_200"
-(an error object with status 200). `fail_times=n` limits faults to the first n requests.
+Retry-After, "rate_limit" 429 + Retry-After, "hang" (nothing until the client hangs up),
+"garbage", "abort", "error_in_200" (an error object with status 200). `fail_times=n` limits
+faults to the first n requests.
 `api_key=` makes the fake require `Authorization: Bearer <key>`; its 401 echoes what it got.
 """
 

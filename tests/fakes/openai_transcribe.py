@@ -14,9 +14,9 @@ the audio it really received.
         server.uploads[0].fields["model"], server.uploads[0].audio.duration_s
 
 Faults (`fault=`): "bad_request" 400, "unauthorized" 401, "server_error" 500,
-"unavailable" 503 + Retry-After, "rate_limit" 429 + Retry-After, "hang" (answers nothing until the client hangs up),
-"garbage" (200 with a non-JSON body), "abort" (drops the connection mid-body), "no_text"
-(200 JSON without `text`). `fail_times=n` makes only the first n requests fail.
+"unavailable" 503 + Retry-After, "rate_limit" 429 + Retry-After, "hang" (answers nothing
+until the client hangs up), "garbage" (200 with a non-JSON body), "abort" (drops the
+connection mid-body), "no_text" (200 JSON without `text`). `fail_times=n` makes only the first n requests fail.
 Harsher than the real service on purpose: its 401 echoes the key it received in full (OpenAI
 masks it), so tests prove the client scrubs secrets from errors.
 """

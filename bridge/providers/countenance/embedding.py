@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import ctypes
 import importlib.util
+import json
 import math
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -240,8 +241,6 @@ class MiniLMEncoder:
     """
 
     def __init__(self, path: Path) -> None:
-        import json
-
         from safetensors.numpy import load_file
         from tokenizers import Tokenizer
 
@@ -405,6 +404,9 @@ class EmbeddingCountenance:
 
     async def load(self) -> EmotionClassifier:
         """Load the model now (in a thread) rather than on the first line spoken."""
+        loaded = _shared
+        if loaded is not None:
+            return loaded
         return await trio.to_thread.run_sync(self._load_in_thread)
 
     @staticmethod

@@ -36,7 +36,6 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
-import outcome
 import trio
 
 from bridge.providers.base import ConfigError, LLMRequest, ProviderError
@@ -246,7 +245,7 @@ class LocalLLM:
             except (trio.BrokenResourceError, trio.ClosedResourceError):
                 job.abandon.set()
 
-        def deliver(result: outcome.Outcome[None]) -> None:
+        def deliver(result: object) -> None:  # an outcome.Outcome; `_work` never raises
             """Thread side, after `_work`: end the stream and wake whoever waits for us."""
 
             def finish() -> None:

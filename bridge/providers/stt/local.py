@@ -29,6 +29,12 @@ from typing import Any
 import numpy as np
 import trio
 
+# Before faster_whisper pulls in huggingface_hub, which reads this once at import: the model
+# is loaded from a directory, and the hub must never be asked for anything.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+from faster_whisper import WhisperModel  # noqa: E402 (after the env var, on purpose)
+
 from bridge.providers.base import ConfigError, ProviderError, TimedUnit, Transcript
 from bridge.providers.registry import ModuleSpec
 from bridge.speech.pcm import TARGET_RATE, int16_to_float32, resample, to_int16
@@ -61,9 +67,6 @@ def load_model() -> Any:
     global _MODEL
     with _MODEL_LOCK:
         if _MODEL is None:
-            os.environ.setdefault("HF_HUB_OFFLINE", "1")
-            from faster_whisper import WhisperModel
-
             _MODEL = WhisperModel(
                 str(model_dir()),
                 device="cpu",

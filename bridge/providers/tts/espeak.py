@@ -140,7 +140,9 @@ class EspeakTTS:
         """Stream the request's audio, one piece per sentence, with espeak's phoneme times."""
         settings = self._request_settings(request)
         result = await self.render(request.text, settings)
-        yield _iterate(split_sentences(result))
+        # Text with nothing to pronounce ("", "...") still renders a few ms of silence.
+        spoken = any(u.text for u in result.phonemes)
+        yield _iterate(split_sentences(result) if spoken else [])
 
     async def aclose(self) -> None:
         """espeak-ng is shared by the process; nothing to release."""

@@ -162,10 +162,11 @@ class OpenAISpeechTTS:
         """One response's audio as SpeechAudio pieces, decoded as the bytes arrive."""
         decoder = self._decoder()
         try:
-            async for chunk in response.aiter_bytes():
-                samples = decoder.feed(chunk)
-                if len(samples):
-                    yield SpeechAudio(samples=samples, sample_rate=decoder.sample_rate or self.sample_rate)
+            async with aclosing(response.aiter_bytes()) as chunks:
+                async for chunk in chunks:
+                    samples = decoder.feed(chunk)
+                    if len(samples):
+                        yield SpeechAudio(samples=samples, sample_rate=decoder.sample_rate or self.sample_rate)
             tail = decoder.flush()
         except httpx.HTTPError as exc:
             raise http.transport_error(PROVIDER, exc) from None

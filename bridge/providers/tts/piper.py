@@ -176,6 +176,7 @@ class PiperTTS:
         self.settings = settings
         self.steps_run = 0  # sentences synthesized, for tests and stats
         self.workers_running = 0
+        self._count_lock = threading.Lock()
 
     async def load(self) -> Any:
         """Load the voice in a worker thread (once per process); call early to warm up."""
@@ -222,7 +223,8 @@ class PiperTTS:
             units: list[TimedUnit] = []
             if chunk.phoneme_alignments:
                 units = alignment_units(chunk.phoneme_alignments, offset, rate)
-            self.steps_run += 1
+            with self._count_lock:
+                self.steps_run += 1
             yield SpeechAudio(samples=samples, sample_rate=rate, phonemes=units)
             offset += samples.size
 
@@ -234,23 +236,31 @@ class PiperTTS:
         send: trio.MemorySendChannel[SpeechAudio | ProviderError],
         abandon: threading.Event,
     ) -> None:
-        self.workers_running += 1
+        """The worker thread: synthesize sentence by sentence until done or told to stop."""
+        with self._count_lock:
+            self.workers_running += 1
         pieces = self._sentences(voice, text, syn_config)
         try:
             while not abandon.is_set() and not _host_cancelled():
+                item: SpeechAudio | ProviderError
                 try:
-                    piece = next(pieces)
+                    item = next(pieces)
                 except StopIteration:
                     return
                 except Exception as exc:
-                    trio.from_thread.run(send.send, ProviderError("backend_error", f"piper failed: {type(exc).__name__}: {exc}"))
-                    return
+                    item = ProviderError("backend_error", f"piper failed: {type(exc).__name__}: {exc}")
                 if abandon.is_set() or _host_cancelled():
                     return
-                trio.from_thread.run(send.send, piece)
+                try:
+                    trio.from_thread.run(send.send, item)
+                except (trio.BrokenResourceError, trio.ClosedResourceError):
+                    return  # the reader is gone
+                if isinstance(item, ProviderError):
+                    return
         finally:
             pieces.close()
-            self.workers_running -= 1
+            with self._count_lock:
+                self.workers_running -= 1
 
     async def _produce(
         self,
@@ -273,11 +283,13 @@ class PiperTTS:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self._produce, voice, request.text, syn_config, send, abandon)
             try:
-                async with receive:
-                    yield _PieceStream(receive)
+                yield _PieceStream(receive)
             finally:
+                # Stop the worker first, then close: closing first would let a pending
+                # hand-over fail with BrokenResourceError instead of a quiet stop.
                 abandon.set()
                 nursery.cancel_scope.cancel()
+                receive.close()
 
     async def aclose(self) -> None:
         """Nothing to close: the loaded voice is shared by the process and kept."""
