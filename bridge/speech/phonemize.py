@@ -408,24 +408,28 @@ def _timeline(
         if last_word is not None:
             by_position[last_word].append(unit)
     words: list[WordPhonemes] = []
+    word_starts = sorted(min(max(0, ev.text_position - 1), len(text)) for ev in word_order)
     for ev in word_order:
         units = by_position[ev.text_position]
         if not units:
             continue
         start = min(max(0, ev.text_position - 1), len(text))
-        end = _word_end(text, start)
+        later = [s for s in word_starts if s > start]
+        end = _word_end(text, start, later[0] if later else len(text))
         words.append(WordPhonemes(text[start:end], start, end, tuple(units)))
     return filled, words, sentence_starts
 
 
-def _word_end(text: str, start: int) -> int:
-    """Where the word starting at `start` ends: at whitespace, less trailing punctuation.
+def _word_end(text: str, start: int, limit: int) -> int:
+    """Where the word starting at `start` ends: at whitespace or the next word (`limit`),
+    less trailing punctuation.
 
     espeak's own word length is unreliable (it reports 5 for "owner's"), so the span is
-    taken from the text: letters, digits and inner apostrophes/hyphens belong to the word.
+    taken from the text: letters, digits and inner apostrophes belong to the word; a
+    hyphenated compound that espeak speaks as two words is cut where the second begins.
     """
     end = start
-    while end < len(text) and not text[end].isspace():
+    while end < min(limit, len(text)) and not text[end].isspace():
         end += 1
     while end > start + 1 and not text[end - 1].isalnum():
         end -= 1

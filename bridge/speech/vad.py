@@ -165,6 +165,7 @@ class VoiceActivitySegmenter:
         chunk = to_int16(np.asarray(samples).reshape(-1))
         if self._pending.size:
             chunk = np.concatenate((self._pending, chunk))
+            self._pending = np.zeros(0, dtype=np.int16)  # now part of `chunk`
         whole = chunk.size - chunk.size % self.frame
         events: list[VadEvent] = []
         for start in range(0, whole, self.frame):

@@ -588,7 +588,7 @@ def visemes_from_audio(
 ) -> list[Viseme]:
     """Keyframes for speech audio whose backend gave no timing at all (OpenAI, Harmony).
 
-    See `align_espeak_to_audio`; costs 7-25 ms of CPU per second of speech and blocks
+    See `align_espeak_to_audio`; costs about 4 ms of CPU per second of speech and blocks
     (run it in a worker thread under trio). Raises `EspeakError` when libespeak-ng is not
     installed.
     """

@@ -157,6 +157,10 @@ def test_phonemize_groups_timed_phonemes_by_word() -> None:
     assert starts == sorted(starts)
     assert all(b.start_ms == pytest.approx(a.end_ms) for a, b in zip(result.phonemes, result.phonemes[1:]))
     assert "".join(u.text for u in result.words[2].phonemes).replace("ˈ", "") == "naɪiːv"
+    # Spans never overlap, even where espeak splits one written word in two ("42").
+    tricky = phonemize.phonemize("A well-known chef sold 42 pies.").words
+    assert all(a.char_end <= b.char_start for a, b in zip(tricky, tricky[1:]))
+    assert [w.text for w in tricky][-3:] == ["4", "2", "pies"]
 
 
 def test_phonemize_is_thread_safe() -> None:
