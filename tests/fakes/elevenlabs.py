@@ -336,14 +336,14 @@ async def fake_elevenlabs(
         if voice not in voices or model_id not in MODELS:
             what = f"voice {voice}" if voice not in voices else f"model {model_id}"
             await ws_send(ws, {"message": f"Unknown {what}", "error": "not_found", "code": 1008})
-            await ws.close(1008, f"Unknown {what}")
+            await ws.aclose(1008, f"Unknown {what}")
             return
         try:
             codec, rate = parse_format(output_format)
             if codec == "opus":
                 raise ValueError(output_format)
         except ValueError:
-            await ws.close(1008, f"Invalid output format {output_format}")
+            await ws.aclose(1008, f"Invalid output format {output_format}")
             return
         schedule = list(DEFAULT_SCHEDULE)
         state: dict[str, Any] = {"audio_ms": 0.0, "pieces": 0}
@@ -360,7 +360,7 @@ async def fake_elevenlabs(
                     "error": "input_timeout_exceeded",
                     "code": 1008,
                 })
-                await ws.close(1008, "Input timeout exceeded")
+                await ws.aclose(1008, "Input timeout exceeded")
                 return
             try:
                 msg = json.loads(frame)
@@ -373,7 +373,7 @@ async def fake_elevenlabs(
                 given = msg.get("xi_api_key") or request.headers.get("xi-api-key")
                 if given != api_key or fault == "auth":
                     await ws_send(ws, {"message": "Invalid API key", "error": "invalid_api_key", "code": 1008})
-                    await ws.close(1008, "Invalid API key")
+                    await ws.aclose(1008, "Invalid API key")
                     return
                 if msg.get("text") != " ":
                     fake.violations.append(f"first message text is {msg.get('text')!r}, expected ' '")
@@ -382,7 +382,7 @@ async def fake_elevenlabs(
                     schedule = [int(x) for x in config["chunk_length_schedule"]]
                 if fault == "error":
                     await ws_send(ws, {"message": message, "error": detail_status, "code": 1008})
-                    await ws.close(1008, message[:100])
+                    await ws.aclose(1008, message[:100])
                     return
                 continue
             text = msg.get("text")
@@ -396,7 +396,7 @@ async def fake_elevenlabs(
                 if fault == "hang":
                     await trio.sleep_forever()
                 await ws_send(ws, {"isFinal": True})
-                await ws.close(1000)
+                await ws.aclose(1000)
                 return
             if not text.endswith(" "):
                 fake.violations.append(f"text piece does not end with a space: {text!r}")
