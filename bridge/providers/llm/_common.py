@@ -6,8 +6,11 @@ Kept apart from `bridge/providers/http.py` because these know about chat, not HT
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
+from contextlib import asynccontextmanager
 from typing import Any
+
+import trio
 
 from bridge.providers.base import ChatMessage, ConfigError, ProviderError
 
@@ -75,3 +78,22 @@ def optional_str(module: str, options: Mapping[str, Any], key: str) -> str | Non
     if not isinstance(value, str):
         raise ConfigError(f"module {module!r}: option `{key}` must be a string, not {type(value).__name__}")
     return value
+
+
+#: Bound on closing a reply stream (and its HTTP response) after the turn ended or was cancelled.
+CLOSE_TIMEOUT_S = 2.0
+
+
+@asynccontextmanager
+async def closing_deltas(deltas: AsyncGenerator[str, None]) -> AsyncIterator[AsyncGenerator[str, None]]:
+    """Hand out a delta stream and close it on the way out, even when the turn was cancelled.
+
+    Shielded and bounded: a cancelled turn must still close the upstream response, or the
+    server keeps generating (and billing) a reply nobody reads.
+    """
+    try:
+        yield deltas
+    finally:
+        with trio.move_on_after(CLOSE_TIMEOUT_S) as scope:
+            scope.shield = True
+            await deltas.aclose()

@@ -31,13 +31,12 @@ from bridge.providers.http import (
     transport_error,
     with_retries,
 )
-from bridge.providers.llm._common import empty_reply, redacted, require_str
+from bridge.providers.llm._common import CLOSE_TIMEOUT_S, closing_deltas, empty_reply, redacted, require_str
 from bridge.providers.registry import ModuleSpec
 
 PROVIDER = "Kindroid"
 DEFAULT_BASE_URL = "https://api.kindroid.ai/v1"
 DEFAULT_TIMEOUT_S = 60.0
-CLOSE_TIMEOUT_S = 2.0
 
 
 class KindroidLLM:
@@ -87,13 +86,8 @@ class KindroidLLM:
                 )
             except ProviderError as exc:
                 raise redacted(exc, self._api_key) from None
-            deltas = self._text(response)
-            try:
+            async with closing_deltas(self._text(response)) as deltas:
                 yield deltas
-            finally:
-                with trio.move_on_after(CLOSE_TIMEOUT_S) as scope:
-                    scope.shield = True
-                    await deltas.aclose()
 
     async def chat_break(self, greeting: str) -> None:
         """End the current chat on Kindroid's side; the character opens the next with `greeting`."""

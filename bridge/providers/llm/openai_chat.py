@@ -32,15 +32,21 @@ from bridge.providers.http import (
     status_error,
     with_retries,
 )
-from bridge.providers.llm._common import empty_reply, malformed, openai_messages, redacted, sampling
+from bridge.providers.llm._common import (
+    CLOSE_TIMEOUT_S,
+    closing_deltas,
+    empty_reply,
+    malformed,
+    openai_messages,
+    redacted,
+    sampling,
+)
 from bridge.providers.registry import ModuleSpec
 
 DEFAULT_MODEL = "gpt-4o-mini"
 # Sent when a compatible server needs no key: the SDK insists on one, and an explicit value
 # stops it falling back to OPENAI_API_KEY and handing the user's real key to a local server.
 NO_KEY = "no-key-configured"
-# How long closing an abandoned stream may take before we give up on a clean close.
-CLOSE_TIMEOUT_S = 2.0
 
 
 class OpenAIChatLLM:
@@ -156,15 +162,12 @@ class OpenAIChatLLM:
     @asynccontextmanager
     async def stream(self, request: LLMRequest) -> AsyncIterator[AsyncIterator[str]]:
         sdk_stream = await self._open(self._body(request))
-        deltas = self._deltas(sdk_stream)
         try:
-            yield deltas
+            async with closing_deltas(self._deltas(sdk_stream)) as deltas:
+                yield deltas
         finally:
-            # Shielded: a cancelled turn must still close the HTTP response, or the server
-            # keeps generating (and billing) a reply nobody reads.
             with trio.move_on_after(CLOSE_TIMEOUT_S) as scope:
                 scope.shield = True
-                await deltas.aclose()
                 await sdk_stream.close()
 
     async def aclose(self) -> None:

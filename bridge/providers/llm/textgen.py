@@ -37,6 +37,8 @@ from bridge.providers.http import (
     with_retries,
 )
 from bridge.providers.llm._common import (
+    CLOSE_TIMEOUT_S,
+    closing_deltas,
     empty_reply,
     malformed,
     openai_messages,
@@ -51,7 +53,6 @@ PROVIDER = "text-generation-webui"
 DEFAULT_BASE_URL = "http://127.0.0.1:5000"
 MODES = ("instruct", "chat", "chat-instruct")
 EXTRA_KEYS = ("mode", "character", "name1", "name2", "preset")
-CLOSE_TIMEOUT_S = 2.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,13 +133,8 @@ class TextgenLLM:
                 )
             except ProviderError as exc:
                 raise redacted(exc, self._api_key) from None
-            deltas = self._deltas(response)
-            try:
+            async with closing_deltas(self._deltas(response)) as deltas:
                 yield deltas
-            finally:
-                with trio.move_on_after(CLOSE_TIMEOUT_S) as scope:
-                    scope.shield = True
-                    await deltas.aclose()
             # leaving the stack closes the response (shielded, in open_stream)
 
     # ------------------------------------------------------------------ extras

@@ -1,0 +1,353 @@
+"""How many entities can speak at once before audio reaches the client too late to play.
+
+The bridge runs as a subprocess (`python -m bridge.cli serve`), so its CPU time and memory
+can be read from /proc without counting the benchmark's own client and fake TTS. The TTS
+is the fake OpenAI speech server answering instantly (`ttfa=0`, `rtf=0`), so only the
+bridge's own work is measured: segmenting, resampling, chunking, volume envelopes, espeak
+alignment for visemes, msgpack encoding, pacing and sending.
+
+Playback model per speech segment: the client starts playing a segment when its first
+`ai.speech.audio` chunk arrives; the chunk at `t` ms is due at first arrival + `t`; a chunk
+is late if it arrives after that. With `lead_ms` 200 the bridge sends each chunk up to
+200 ms early, so a chunk is late only when the bridge (or the machine) fell more than the
+lead behind its own schedule.
+
+Steps N speaking entities (N/50 connections, 50 entities each) until the first N with a
+late chunk, once with `visemes: "none"` and once with `"ovr15"` (OpenAI audio has no
+timing, so visemes cost one espeak alignment per segment). The benchmark's client runs in
+this process and shares the 2 cores with the bridge: its own CPU share is reported too,
+since a saturated client would delay arrivals and count as lateness.
+
+    python -m bench.speech_capacity [--steps 25,50,100,200,300,400] [--idle 1000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import trio
+
+from bench.common import machine, table
+from entity_bridge_sdk import BridgeClient
+from entity_bridge_sdk.client import Event
+from tests.fakes.openai_speech import fake_openai_speech
+
+#: 145 characters: 7.25 s of fake speech at 50 ms a character, in three segments.
+LINE = (
+    "The road north is closed tonight, traveller, because the old bridge washed out in the storm. "
+    "The ferryman will not cross the river until morning."
+)
+AUDIO_OUT = {"sample_rate": 24000, "chunk_ms": 40, "lead_ms": 200}
+PER_CONNECTION = 50
+REPO = Path(__file__).resolve().parent.parent
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+# ----------------------------------------------------------------- the bridge subprocess
+
+
+def config_toml(tts_options: dict[str, Any], max_entities: int) -> str:
+    """A bridge config with one `openai` TTS module on the fake and an echo-LLM character."""
+    voice = "\n".join(f"{key} = {_toml_value(value)}" for key, value in tts_options.items())
+    return f"""
+[server]
+history_path = ":memory:"
+
+[limits]
+events_per_second = 1000000
+event_burst = 1000000
+max_entities = {max_entities}
+outbound_queue = 100000
+
+[modules.voice]
+kind = "tts"
+provider = "openai"
+model = "tts-1"
+voice = "alloy"
+{voice}
+
+[characters.npc]
+modules = {{ llm = "echo", tts = "voice", stt = "none", vad = "none", countenance = "none" }}
+history_limit = 0
+"""
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, str):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
+@dataclass
+class BridgeProcess:
+    process: trio.Process
+    url: str
+
+    def cpu_seconds(self) -> float:
+        """utime + stime of the bridge (all its threads), from /proc/PID/stat."""
+        stat = Path(f"/proc/{self.process.pid}/stat").read_text()
+        fields = stat[stat.rindex(")") + 2 :].split()
+        return (int(fields[11]) + int(fields[12])) / CLK_TCK  # fields 14 and 15 of stat(5)
+
+    def rss_kb(self) -> int:
+        for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+        raise RuntimeError("no VmRSS in /proc status")
+
+
+@asynccontextmanager
+async def bridge_process(config: str) -> AsyncIterator[BridgeProcess]:
+    """Start `bridge.cli serve --port 0`, wait for its READY line, stop it with SIGTERM after."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "bridge.toml"
+        path.write_text(config)
+        log = open(Path(tmp) / "stderr.log", "wb")
+        process = await trio.lowlevel.open_process(
+            [sys.executable, "-m", "bridge.cli", "serve", "--config", str(path), "--port", "0", "--log-level", "warning"],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=log,
+            cwd=REPO,
+        )
+        try:
+            url = await _read_ready(process, Path(tmp) / "stderr.log")
+            yield BridgeProcess(process, url)
+        finally:
+            if process.returncode is None:
+                process.terminate()
+                with trio.move_on_after(15) as scope:
+                    scope.shield = True
+                    await process.wait()
+                if process.returncode is None:
+                    process.kill()
+                    with trio.CancelScope(shield=True):
+                        await process.wait()
+            assert process.stdout is not None
+            await process.stdout.aclose()
+            log.close()
+
+
+async def _read_ready(process: trio.Process, log_path: Path) -> str:
+    assert process.stdout is not None
+    buffer = b""
+    with trio.move_on_after(60):
+        while b"\n" not in buffer or not buffer.startswith(b"READY "):
+            data = await process.stdout.receive_some(4096)
+            if not data:
+                break
+            buffer += data
+            for line in buffer.splitlines():
+                if line.startswith(b"READY "):
+                    return line.split()[1].decode()
+    raise RuntimeError(f"bridge did not become ready: {buffer!r}\n{log_path.read_text(errors='replace')[-2000:]}")
+
+
+# ----------------------------------------------------------------- one step
+
+
+@dataclass
+class Arrivals:
+    """Arrival time of every audio chunk, per speech segment: (t in ms, perf_counter)."""
+
+    chunks: dict[str, list[tuple[int, float]]] = field(default_factory=lambda: defaultdict(list))
+
+    def on_event(self, event: Event) -> None:
+        if event.type == "ai.speech.audio" and event.payload is not None:
+            self.chunks[event.payload["speech"]].append((int(event.payload["t"]), time.perf_counter()))
+
+    def lateness(self) -> tuple[int, int, float]:
+        """(chunks, late chunks, worst lateness in ms) under the per-segment playback model."""
+        total = late = 0
+        worst = 0.0
+        for chunks in self.chunks.values():
+            first = chunks[0][1]
+            for t_ms, arrived in chunks:
+                total += 1
+                behind = (arrived - (first + t_ms / 1000)) * 1000
+                if behind > 0:
+                    late += 1
+                    worst = max(worst, behind)
+        return total, late, worst
+
+
+@dataclass
+class StepResult:
+    n: int
+    chunks: int
+    late: int
+    worst_ms: float
+    speech_s: float
+    bridge_cpu_pct: float  # of one core, whole bridge, over the speaking window
+    bench_cpu_pct: float  # of one core, this process (client + fake TTS)
+    peak_rss_kb: int
+    failures: int
+
+
+async def _drain(events: AsyncIterator[Event]) -> None:
+    """Consume a stream the SDK fills unboundedly, so a long step does not pile up events."""
+    async for _ in events:
+        pass
+
+
+async def speaking_step(bridge: BridgeProcess, n: int, visemes: str) -> StepResult:
+    arrivals = Arrivals()
+    async with AsyncExitStack() as stack:
+        nursery = await stack.enter_async_context(trio.open_nursery())
+        clients: list[BridgeClient] = []
+        for _ in range(math.ceil(n / PER_CONNECTION)):
+            client = await stack.enter_async_context(
+                BridgeClient.connect(bridge.url, audio_out=AUDIO_OUT, visemes=visemes, text_deltas=False, on_event=arrivals.on_event)
+            )
+            clients.append(client)
+            nursery.start_soon(_drain, client.events())
+        handles = []
+        for i in range(n):
+            client = clients[i // PER_CONNECTION]
+            handle = await client.init_entity(f"npc-{i}", "npc")
+            nursery.start_soon(_drain, handle.events())
+            handles.append(handle)
+
+        peak_rss = bridge.rss_kb()
+        done = trio.Event()
+
+        async def sample_rss() -> None:
+            nonlocal peak_rss
+            while not done.is_set():
+                peak_rss = max(peak_rss, bridge.rss_kb())
+                await trio.sleep(0.1)
+
+        nursery.start_soon(sample_rss)
+        failures = 0
+        speech_ms = 0
+
+        async def speak(handle: Any) -> None:
+            nonlocal failures, speech_ms
+            request_id = await handle.client.send("tts.say", {"text": LINE}, entity=handle.name)
+            result = await handle.client.wait(request_id, timeout=120, check=False)
+            if result.reply.status != "success":
+                failures += 1
+            else:
+                speech_ms = max(speech_ms, int(result.payload.get("duration_ms", 0)))
+
+        cpu0, bench0, wall0 = bridge.cpu_seconds(), time.process_time(), time.perf_counter()
+        async with trio.open_nursery() as speakers:
+            for handle in handles:
+                speakers.start_soon(speak, handle)
+        cpu1, bench1, wall1 = bridge.cpu_seconds(), time.process_time(), time.perf_counter()
+        done.set()
+        nursery.cancel_scope.cancel()
+    chunks, late, worst = arrivals.lateness()
+    wall = wall1 - wall0
+    return StepResult(
+        n=n,
+        chunks=chunks,
+        late=late,
+        worst_ms=worst,
+        speech_s=speech_ms / 1000,
+        bridge_cpu_pct=(cpu1 - cpu0) / wall * 100,
+        bench_cpu_pct=(bench1 - bench0) / wall * 100,
+        peak_rss_kb=peak_rss,
+        failures=failures,
+    )
+
+
+async def warm_up(bridge: BridgeProcess, visemes: str) -> None:
+    """One entity speaks once, so lazy one-time costs (TTS client, espeak) are not counted."""
+    async with BridgeClient.connect(bridge.url, audio_out=AUDIO_OUT, visemes=visemes, text_deltas=False) as client:
+        handle = await client.init_entity("warm", "npc")
+        await handle.speak("Hello there. Good morning.")
+
+
+# ----------------------------------------------------------------- the runs
+
+
+async def capacity_run(steps: list[int], visemes: str, budget_s: float) -> tuple[int, int, list[StepResult]]:
+    """(RSS after hello, RSS after warm-up, step results) for one viseme mode on a fresh bridge."""
+    async with fake_openai_speech(ttfa=0.0, rtf=0.0) as tts:
+        async with bridge_process(config_toml(tts.options(), max_entities=2000)) as bridge:
+            async with BridgeClient.connect(bridge.url, audio_out=AUDIO_OUT, visemes=visemes, text_deltas=False):
+                await trio.sleep(0.5)
+                hello_rss = bridge.rss_kb()
+            await warm_up(bridge, visemes)
+            await trio.sleep(0.5)
+            warm_rss = bridge.rss_kb()
+            results = []
+            started = time.perf_counter()
+            for n in steps:
+                result = await speaking_step(bridge, n, visemes)
+                results.append(result)
+                print(f"  visemes {visemes}: N={n} chunks {result.chunks} late {result.late} worst {result.worst_ms:.1f} ms "
+                      f"bridge CPU {result.bridge_cpu_pct:.0f}% bench CPU {result.bench_cpu_pct:.0f}%", flush=True)
+                if result.late or result.failures or time.perf_counter() - started > budget_s:
+                    break
+                await trio.sleep(0.5)
+    return hello_rss, warm_rss, results
+
+
+async def idle_run(count: int) -> tuple[int, int]:
+    """(RSS after one hello, RSS after `count` idle entities) on a fresh bridge."""
+    async with fake_openai_speech() as tts:
+        async with bridge_process(config_toml(tts.options(), max_entities=max(count, 64))) as bridge:
+            async with BridgeClient.connect(bridge.url, audio_out=AUDIO_OUT, text_deltas=False) as client:
+                await trio.sleep(0.5)
+                before = bridge.rss_kb()
+                for i in range(count):
+                    await client.init_entity(f"idle-{i}", "npc")
+                await trio.sleep(0.5)
+                after = bridge.rss_kb()
+    return before, after
+
+
+def main(argv: list[str] | None = None) -> list[tuple[str, str]]:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--steps", default="25,50,100,200,300,400", help="speaking entities per step, comma-separated")
+    parser.add_argument("--idle", type=int, default=1000, help="idle entities for the memory figure")
+    parser.add_argument("--budget", type=float, default=100, help="seconds per viseme mode before stepping stops")
+    args = parser.parse_args(argv)
+    steps = [int(s) for s in args.steps.split(",") if s.strip()]
+
+    rows: list[tuple[str, str]] = []
+    idle_before, idle_after = trio.run(idle_run, args.idle)
+    rows.append(("bridge RSS after one hello", f"{idle_before / 1024:.1f} MB"))
+    rows.append((f"idle entities ({args.idle})", f"+{(idle_after - idle_before) / 1024:.1f} MB, {(idle_after - idle_before) / args.idle:.1f} KB per entity"))
+
+    for visemes in ("none", "ovr15"):
+        hello_rss, warm_rss, results = trio.run(capacity_run, steps, visemes, args.budget)
+        rows.append((f"visemes {visemes}: RSS hello / warm", f"{hello_rss / 1024:.1f} MB / {warm_rss / 1024:.1f} MB (one entity spoke once)"))
+        capacity = 0
+        for r in results:
+            if not r.late and not r.failures:
+                capacity = r.n
+            per_entity_cpu = r.bridge_cpu_pct / r.n
+            per_entity_kb = (r.peak_rss_kb - warm_rss) / r.n
+            rows.append((
+                f"visemes {visemes}: N={r.n}",
+                f"late {r.late}/{r.chunks} chunks, worst {r.worst_ms:.1f} ms; bridge CPU {r.bridge_cpu_pct:.0f}% "
+                f"({per_entity_cpu:.2f}% per entity); bench CPU {r.bench_cpu_pct:.0f}%; "
+                f"peak RSS +{(r.peak_rss_kb - warm_rss) / 1024:.1f} MB ({per_entity_kb:.0f} KB per entity)"
+                + (f"; {r.failures} failed" if r.failures else ""),
+            ))
+        tested = results[-1].n if results else 0
+        verdict = f"{capacity} speaking entities with no late chunk" + (
+            f" (late from N={tested})" if results and (results[-1].late or results[-1].failures) else f" (highest N tried: {tested})"
+        )
+        rows.append((f"visemes {visemes}: capacity", verdict))
+    print(table(rows, f"concurrent speech, 24 kHz, 40 ms chunks, 200 ms lead, {len(LINE) * 50 / 1000:.2f} s line, instant fake TTS ({machine()})"))
+    return rows
+
+
+if __name__ == "__main__":
+    main()
