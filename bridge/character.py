@@ -16,14 +16,14 @@ import trio
 from bridge.app import BridgeApp
 from bridge.config import CharacterConfig
 from bridge.conversation import ConversationTurn, SpeakTurn
-from bridge.entity import TurnHandler
+from bridge.entity import Turn, TurnHandler
 from bridge.harmonize import Harmonizer
 from bridge.protocol.envelope import Event
 from bridge.protocol.errors import ErrorCode, ProtocolError
 from bridge.providers.base import ProviderError
 from bridge.speech.countenance import MoodSmoother, expression_for
 from bridge.speech.segmenter import Segmenter
-from bridge.speech.speaker import AudioOut
+from bridge.speech.speaker import AudioOut, Speaker
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +55,8 @@ class CharacterRuntime:
         self.scene: dict[str, Any] = {}
         self.emotion_hint: str | None = None
         self.smoother: Any = None
+        self.shown_mood: str | None = None  # the emotion the face shows now (ai.status mood)
+        self.mood_changed = False
         self.current_handler: Any = None
 
     @property
@@ -92,11 +94,26 @@ class CharacterRuntime:
         if self.smoother is None:
             self.smoother = MoodSmoother()
         smoothed = self.smoother.update(mood, int(trio.current_time() * 1000))
+        self.mood_changed = smoothed.emotion != self.shown_mood
+        self.shown_mood = smoothed.emotion
         return {
             "emotion": smoothed.emotion,
             "intensity": round(float(smoothed.intensity), 3),
             "expression": expression_for(smoothed.emotion, self.config.expressions),
         }
+
+    def speaker_for(self, turn: Turn, tts: Any) -> Speaker:
+        """The speech-out pipeline of one turn, with this character's voice and face."""
+
+        async def report_mood() -> None:
+            if self.mood_changed:
+                await turn.emit("ai.status", self.status())
+
+        return Speaker(turn, tts, self.audio_out, voice=self.config.voice, mood_for=self.mood_for, on_mood=report_mood)
+
+    def status(self) -> dict[str, Any]:
+        """The `ai.status` payload: the current mood (and what the character is doing)."""
+        return {"mood": self.shown_mood or "neutral", "behaviour": "speaking"}
 
     def handler_for(self, request: Event) -> TurnHandler:
         if request.type in ("user.utterance", "world.event"):

@@ -67,7 +67,7 @@ class ConversationTurn:
         emotion: str | None = None
         async with trio.open_nursery() as nursery:
             if tts is not None:
-                self.speaker = Speaker(turn, tts, character.audio_out, voice=character.config.voice, mood_for=character.mood_for)
+                self.speaker = character.speaker_for(turn, tts)
                 nursery.start_soon(self.speaker.run)
             try:
                 emotion = await self._stream_reply(turn, request)
@@ -167,7 +167,7 @@ class SpeakTurn:
         text = str((turn.request.payload or {}).get("text", "")).strip()
         if not text:
             raise TurnFailed(ErrorCode.BAD_EVENT, "tts.say needs some text")
-        self.speaker = Speaker(turn, tts, self.character.audio_out, voice=self.character.config.voice, mood_for=self.character.mood_for)
+        self.speaker = self.character.speaker_for(turn, tts)
         segmenter = self.character.new_segmenter()
         for segment in [*segmenter.feed(text), *segmenter.flush()]:
             self.speaker.say(segment)

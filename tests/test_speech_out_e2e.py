@@ -76,6 +76,8 @@ async def test_a_turn_speaks_in_chunks_with_visemes_volume_and_countenance(rate:
     assert len(faces) == len(starts)
     assert faces[0].payload["emotion"] == "happy" and faces[0].payload["expression"] == "smile_big"
     assert result.payload["emotion"] == "happy"
+    statuses = result.of_type("ai.status")
+    assert statuses and statuses[0].payload["mood"] == "happy", "ai.status carries the mood when it changes"
 
     # The audio is the sentence: the embedded STT reads it back.
     audio = audio_of(result.events)
@@ -136,3 +138,38 @@ async def test_interrupted_reply_keeps_only_the_heard_part_in_memory(connect) ->
     assert heard and heard != LINE and LINE.startswith(heard)
     assert history[-1]["interrupted"] is True
     assert history[-1]["text"] == f"*smiles* {heard}"
+
+
+async def test_playback_progress_decides_what_was_heard(connect) -> None:
+    async with start_bridge(config()) as running:
+        async with connect(running, audio_out={"sample_rate": 24000, "chunk_ms": 40, "lead_ms": 2000}) as client:
+            mira = await client.init_entity("mira-1", "mira")
+            turn_id = await client.send("tts.say", {"text": LINE}, entity="mira-1", collect=True)
+            speech = None
+            async for event in mira.events():
+                if event.type == "ai.speech.start":
+                    speech = event.payload["speech"]
+                if event.type == "ai.speech.audio" and event.payload["t"] >= 1500:
+                    break
+            progress = await mira.request("playback.progress", {"speech": speech, "played_ms": 300})
+            assert progress.payload["known"] is True
+            unknown = await mira.request("playback.done", {"speech": "nope"})
+            assert unknown.payload["known"] is False
+            await mira.interrupt()
+            result = await client.wait(turn_id, check=False)
+    (stopped,) = result.of_type("ai.speech.interrupted")
+    # The engine said 300 ms were played, although 1.5 s of audio had been sent ahead.
+    assert stopped.payload["played_ms"] == 300
+    assert stopped.payload["heard_text"] in ("", "Welcome", "Welcome to")
+
+
+async def test_espeak_voice_speaks_with_visemes(connect) -> None:
+    async with start_bridge(config(modules={"llm": "scripted", "tts": "espeak", "stt": "none", "vad": "none", "countenance": "none"})) as running:
+        async with connect(running, audio_out={"sample_rate": 16000, "chunk_ms": 40, "lead_ms": 0}) as client:
+            mira = await client.init_entity("mira-1", "mira")
+            result = await mira.speak("Good evening, traveller.")
+    chunks = result.of_type("ai.speech.audio")
+    assert len(chunks) > 10
+    loud = [c for c in chunks if max(c.payload["volume"]) > 0.5]
+    assert loud and all(c.payload["visemes"] for c in loud)
+    assert result.payload["duration_ms"] > 800

@@ -78,8 +78,18 @@ MoodFor = Callable[[str], Awaitable[dict[str, Any] | None]]
 
 
 class Speaker:
-    def __init__(self, turn: Turn, tts: TTS, audio: AudioOut, *, voice: str | None = None, mood_for: MoodFor | None = None) -> None:
+    def __init__(
+        self,
+        turn: Turn,
+        tts: TTS,
+        audio: AudioOut,
+        *,
+        voice: str | None = None,
+        mood_for: MoodFor | None = None,
+        on_mood: Callable[[], Awaitable[None]] | None = None,
+    ) -> None:
         self.turn = turn
+        self.on_mood = on_mood  # after each countenance: lets the character report a new mood
         self.tts = tts
         self.audio = audio
         self.voice = voice
@@ -136,6 +146,8 @@ class Speaker:
             mood = await self.mood_for(segment.text)
             if mood:
                 await self.turn.emit("ai.countenance", {**mood, "speech": segment.speech, "t": 0})
+                if self.on_mood is not None:
+                    await self.on_mood()
         chunker = Chunker(out.sample_rate, out.chunk_ms)
         resampler: StreamResampler | None = None
         phonemes: list[TimedUnit] = []
