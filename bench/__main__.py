@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import datetime
 
-from bench import codec, countenance_accuracy, roundtrip
+from bench import codec, countenance_accuracy, embedded_stack, roundtrip
 from bench.common import machine, table
 
 
 def main() -> None:
     rows: list[tuple[str, str]] = []
-    for module in (codec, roundtrip, countenance_accuracy):
+    for module in (codec, roundtrip, countenance_accuracy, embedded_stack):
         rows += module.main([])
         print()
     print(table(rows, f"Entity Bridge benchmarks, {datetime.date.today()} ({machine()})"))

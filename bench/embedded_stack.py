@@ -73,9 +73,11 @@ class Utterance:
     streamed: bool = False
     stopped: list[tuple[float, float]] = field(default_factory=list)  # (arrival, stream ms `t`)
     transcripts: list[tuple[float, str, str]] = field(default_factory=list)  # (arrival, id, text)
-    first_audio: dict[str, float] = field(default_factory=dict)  # transcript id -> arrival
+    first_start: dict[str, float] = field(default_factory=dict)  # transcript id -> first ai.speech.start
+    first_audio: dict[str, float] = field(default_factory=dict)  # transcript id -> first ai.speech.audio
     last_event: dict[str, tuple[float, str]] = field(default_factory=dict)  # ref -> (arrival, type)
     interrupted: set[str] = field(default_factory=set)  # refs with ai.speech.interrupted
+    ended: set[str] = field(default_factory=set)  # refs whose turn was over before our interrupt
     errors: list[str] = field(default_factory=list)
     timed_out: bool = False
 
@@ -119,6 +121,8 @@ class Recorder:
             u.last_event[event.ref] = (now, event.type)
             if event.type == "ai.speech.audio":
                 u.first_audio.setdefault(event.ref, now)
+            elif event.type == "ai.speech.start":
+                u.first_start.setdefault(event.ref, now)
             elif event.type == "ai.speech.interrupted":
                 u.interrupted.add(event.ref)
 
@@ -150,7 +154,7 @@ def turn_over(u: Utterance, full_turns: bool, quiet_s: float, now: float) -> boo
     last_at, last_type = u.last_event[ref]
     if full_turns:
         return last_type == "ai.speech.end" and now - last_at >= quiet_s
-    return ref in u.interrupted and now - last_at >= quiet_s
+    return (ref in u.interrupted or ref in u.ended) and now - last_at >= quiet_s
 
 
 async def one_sentence(npc: EntityHandle, recorder: Recorder, sample: SpeechSample, args: argparse.Namespace) -> Utterance:
@@ -168,7 +172,11 @@ async def one_sentence(npc: EntityHandle, recorder: Recorder, sample: SpeechSamp
             ref = u.answered_ref
             if not args.full_turns and ref is not None and ref in u.first_audio and ref not in interrupted_refs:
                 interrupted_refs.add(ref)
-                await npc.interrupt(played_ms=0)
+                # With `lead_ms = 0` a short reply may be fully sent already; then the
+                # interrupt finds no turn running and no ai.speech.interrupted will come.
+                reply = await npc.interrupt(played_ms=0)
+                if not (reply.payload or {}).get("interrupted"):
+                    u.ended.add(ref)
             if u.streamed and turn_over(u, args.full_turns, quiet, now):
                 break
             if now > deadline:
@@ -239,7 +247,7 @@ def p50_p90(values: Sequence[float]) -> str:
 
 
 def summarize(cold: Utterance, results: list[Utterance], args: argparse.Namespace) -> list[tuple[str, str]]:
-    stopped, transcript, audio, llm_tts, vad_lag = [], [], [], [], []
+    stopped, transcript, audio, llm_tts, vad_lag, llm, tts = [], [], [], [], [], [], []
     for u in results:
         if u.stopped:
             arrival, t = u.stopped[-1]
@@ -251,6 +259,10 @@ def summarize(cold: Utterance, results: list[Utterance], args: argparse.Namespac
             if ref in u.first_audio:
                 audio.append(u.since_end(u.first_audio[ref]))
                 llm_tts.append((u.first_audio[ref] - u.transcripts[-1][0]) * 1000)
+            if ref in u.first_start:
+                llm.append((u.first_start[ref] - u.transcripts[-1][0]) * 1000)
+                if ref in u.first_audio:
+                    tts.append((u.first_audio[ref] - u.first_start[ref]) * 1000)
     pairs = [(u.sample.text, u.heard) for u in results]
     missed = sum(1 for u in results if not u.transcripts or u.answered_ref not in u.first_audio)
     cold_ref = cold.answered_ref
@@ -266,6 +278,8 @@ def summarize(cold: Utterance, results: list[Utterance], args: argparse.Namespac
         ("  (VAD stream-time lag p50/p90)", p50_p90(vad_lag)),
         ("end of speech -> stt.transcript p50/p90", p50_p90([v for v in transcript if v is not None])),
         ("stt.transcript -> first ai.speech.audio p50/p90", p50_p90(llm_tts)),
+        ("  (LLM: transcript -> ai.speech.start)", p50_p90(llm)),
+        ("  (TTS: ai.speech.start -> first audio)", p50_p90(tts)),
         ("end of speech -> first ai.speech.audio p50/p90", p50_p90([v for v in audio if v is not None])),
         ("missed (no transcript or no audio)", f"{missed}, timed out {sum(u.timed_out for u in results)}"),
         (
@@ -273,6 +287,11 @@ def summarize(cold: Utterance, results: list[Utterance], args: argparse.Namespac
             f"transcript {cold_transcript:.0f} ms, first audio {cold_audio:.0f} ms" if cold_transcript is not None and cold_audio is not None else "incomplete",
         ),
     ]
+
+
+def load_average() -> float:
+    """Other work on the machine slows the CPU-bound models; the table says how much there was."""
+    return os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
 
 
 def main(argv: Sequence[str] | None = None) -> list[tuple[str, str]]:
@@ -284,13 +303,14 @@ def main(argv: Sequence[str] | None = None) -> list[tuple[str, str]]:
     parser.add_argument("--quiet-s", type=float, default=2.0, help="with --full-turns: silence after ai.speech.end that ends a turn")
     parser.add_argument("--turn-timeout-s", type=float, default=12.0, help="give up on a sentence this long after its audio would have ended")
     args = parser.parse_args(argv)
-    started = time.perf_counter()
+    load_before = load_average()
+    started, cpu_started = time.perf_counter(), time.process_time()
     cold, results, _ = trio.run(run, args)
-    elapsed = time.perf_counter() - started
+    elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu_started
     rows = summarize(cold, results, args)
-    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    rows.append(("machine load (1 min avg, start/end)", f"{load_before:.2f} / {load_average():.2f}; this process used {cpu / elapsed:.0%} of one core over {elapsed:.0f} s"))
     print()
-    print(table(rows, f"embedded stack end to end over WebSocket, {datetime.date.today()} ({machine()}, load {load:.2f}, run {elapsed:.0f} s)"))
+    print(table(rows, f"embedded stack end to end over WebSocket, {datetime.date.today()} ({machine()})"))
     return [(f"embedded stack: {name.strip()}", value) for name, value in rows]
 
 

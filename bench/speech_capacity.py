@@ -18,7 +18,7 @@ timing, so visemes cost one espeak alignment per segment). The benchmark's clien
 this process and shares the 2 cores with the bridge: its own CPU share is reported too,
 since a saturated client would delay arrivals and count as lateness.
 
-    python -m bench.speech_capacity [--steps 25,50,100,200,300,400] [--idle 1000]
+    python -m bench.speech_capacity [--steps 10,25,50,100,200,300,400] [--idle 1000]
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ from typing import Any
 
 import trio
 
-from bench.common import machine, table
+from bench.common import machine, percentile, table
 from entity_bridge_sdk import BridgeClient
 from entity_bridge_sdk.client import Event
 from tests.fakes.openai_speech import fake_openai_speech
@@ -160,13 +160,17 @@ async def _read_ready(process: trio.Process, log_path: Path) -> str:
 
 @dataclass
 class Arrivals:
-    """Arrival time of every audio chunk, per speech segment: (t in ms, perf_counter)."""
+    """Arrival time of every audio chunk, per (entity, speech segment): (t in ms, perf_counter).
 
-    chunks: dict[str, list[tuple[int, float]]] = field(default_factory=lambda: defaultdict(list))
+    Keyed by entity too: speech ids derive from request ids, which each connection numbers
+    on its own, so two connections can both have a speech `c7.1`.
+    """
+
+    chunks: dict[tuple[str, str], list[tuple[int, float]]] = field(default_factory=lambda: defaultdict(list))
 
     def on_event(self, event: Event) -> None:
         if event.type == "ai.speech.audio" and event.payload is not None:
-            self.chunks[event.payload["speech"]].append((int(event.payload["t"]), time.perf_counter()))
+            self.chunks[(str(event.entity), event.payload["speech"])].append((int(event.payload["t"]), time.perf_counter()))
 
     def lateness(self) -> tuple[int, int, float]:
         """(chunks, late chunks, worst lateness in ms) under the per-segment playback model."""
@@ -182,6 +186,22 @@ class Arrivals:
                     worst = max(worst, behind)
         return total, late, worst
 
+    def gaps(self, chunk_ms: float) -> list[float]:
+        """Silence (ms) between consecutive segments of one turn: the next segment's first
+        chunk arriving after the previous segment, started at its own first arrival, ran out.
+        Negative values (the next segment was ready in time) count as 0."""
+        turns: dict[tuple[str, str], list[tuple[int, float, float]]] = defaultdict(list)
+        for (entity, speech), chunks in self.chunks.items():
+            turn, _, n = speech.rpartition(".")
+            duration_ms = max(t for t, _ in chunks) + chunk_ms
+            turns[(entity, turn)].append((int(n), chunks[0][1], duration_ms))
+        out = []
+        for segments in turns.values():
+            segments.sort()
+            for (_, first, duration_ms), (_, next_first, _) in zip(segments, segments[1:]):
+                out.append(max(0.0, (next_first - first) * 1000 - duration_ms))
+        return out
+
 
 @dataclass
 class StepResult:
@@ -194,6 +214,7 @@ class StepResult:
     bench_cpu_pct: float  # of one core, this process (client + fake TTS)
     peak_rss_kb: int
     failures: int
+    gaps_ms: list[float]
 
 
 async def _drain(events: AsyncIterator[Event]) -> None:
@@ -261,6 +282,7 @@ async def speaking_step(bridge: BridgeProcess, n: int, visemes: str) -> StepResu
         bench_cpu_pct=(bench1 - bench0) / wall * 100,
         peak_rss_kb=peak_rss,
         failures=failures,
+        gaps_ms=arrivals.gaps(AUDIO_OUT["chunk_ms"]),
     )
 
 
@@ -290,7 +312,8 @@ async def capacity_run(steps: list[int], visemes: str, budget_s: float) -> tuple
                 result = await speaking_step(bridge, n, visemes)
                 results.append(result)
                 print(f"  visemes {visemes}: N={n} chunks {result.chunks} late {result.late} worst {result.worst_ms:.1f} ms "
-                      f"bridge CPU {result.bridge_cpu_pct:.0f}% bench CPU {result.bench_cpu_pct:.0f}%", flush=True)
+                      f"bridge CPU {result.bridge_cpu_pct:.0f}% bench CPU {result.bench_cpu_pct:.0f}% "
+                      f"max gap {max(result.gaps_ms, default=0):.0f} ms", flush=True)
                 if result.late or result.failures or time.perf_counter() - started > budget_s:
                     break
                 await trio.sleep(0.5)
@@ -313,7 +336,7 @@ async def idle_run(count: int) -> tuple[int, int]:
 
 def main(argv: list[str] | None = None) -> list[tuple[str, str]]:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--steps", default="25,50,100,200,300,400", help="speaking entities per step, comma-separated")
+    parser.add_argument("--steps", default="10,25,50,100,200,300,400", help="speaking entities per step, comma-separated")
     parser.add_argument("--idle", type=int, default=1000, help="idle entities for the memory figure")
     parser.add_argument("--budget", type=float, default=100, help="seconds per viseme mode before stepping stops")
     args = parser.parse_args(argv)
@@ -339,6 +362,12 @@ def main(argv: list[str] | None = None) -> list[tuple[str, str]]:
                 f"({per_entity_cpu:.2f}% per entity); bench CPU {r.bench_cpu_pct:.0f}%; "
                 f"peak RSS +{(r.peak_rss_kb - warm_rss) / 1024:.1f} MB ({per_entity_kb:.0f} KB per entity)"
                 + (f"; {r.failures} failed" if r.failures else ""),
+            ))
+            gaps = r.gaps_ms or [0.0]
+            rows.append((
+                f"visemes {visemes}: N={r.n} segment gaps",
+                f"silence between a turn's segments p50 {percentile(gaps, 50):.0f} ms  p99 {percentile(gaps, 99):.0f} ms  "
+                f"max {max(gaps):.0f} ms (n={len(r.gaps_ms)})",
             ))
         tested = results[-1].n if results else 0
         verdict = f"{capacity} speaking entities with no late chunk" + (
