@@ -22,8 +22,8 @@ speech was sent, to the moment the SDK's reader decoded the event:
 WER is scored on the transcripts (bridge/speech/wer.py), so a fast but deaf stack shows.
 
 Turn ends. A listener's turn has no final reply to wait for (the player sent no request),
-so by default the bench sends `entity.interrupt` as soon as the first audio arrives and
-waits for `ai.speech.interrupted` of that turn plus a short quiet: the figures of interest
+so by default the bench sends `entity.interrupt` as soon as the first audio arrives and,
+once it is answered, waits for 0.3 s without events of that turn: the figures of interest
 end at the first audio, and cutting the reply keeps runs short and every sentence starting
 from an idle character. `--full-turns` lets each reply play out instead and waits for an
 `ai.speech.end` followed by `--quiet-s` of silence; it adds the whole reply's duration.
@@ -76,8 +76,7 @@ class Utterance:
     first_start: dict[str, float] = field(default_factory=dict)  # transcript id -> first ai.speech.start
     first_audio: dict[str, float] = field(default_factory=dict)  # transcript id -> first ai.speech.audio
     last_event: dict[str, tuple[float, str]] = field(default_factory=dict)  # ref -> (arrival, type)
-    interrupted: set[str] = field(default_factory=set)  # refs with ai.speech.interrupted
-    ended: set[str] = field(default_factory=set)  # refs whose turn was over before our interrupt
+    ended: dict[str, float] = field(default_factory=dict)  # ref -> when our entity.interrupt was answered
     errors: list[str] = field(default_factory=list)
     timed_out: bool = False
 
@@ -123,8 +122,6 @@ class Recorder:
                 u.first_audio.setdefault(event.ref, now)
             elif event.type == "ai.speech.start":
                 u.first_start.setdefault(event.ref, now)
-            elif event.type == "ai.speech.interrupted":
-                u.interrupted.add(event.ref)
 
 
 async def drain(events: Any) -> None:
@@ -154,14 +151,17 @@ def turn_over(u: Utterance, full_turns: bool, quiet_s: float, now: float) -> boo
     last_at, last_type = u.last_event[ref]
     if full_turns:
         return last_type == "ai.speech.end" and now - last_at >= quiet_s
-    return (ref in u.interrupted or ref in u.ended) and now - last_at >= quiet_s
+    # The interrupt's reply means the turn's scope is cancelled. Whether an
+    # ai.speech.interrupted follows depends on where it was cut (none if the reply was all
+    # sent already, with `lead_ms = 0`, or if the next segment had not started), so the end
+    # is: interrupt answered, then a short quiet from that turn.
+    return ref in u.ended and now - max(last_at, u.ended[ref]) >= quiet_s
 
 
 async def one_sentence(npc: EntityHandle, recorder: Recorder, sample: SpeechSample, args: argparse.Namespace) -> Utterance:
     u = Utterance(sample)
     recorder.current = u
     await npc.request("stt.listen.start", {"mode": "vad"})
-    interrupted_refs: set[str] = set()
     async with trio.open_nursery() as nursery:
         nursery.start_soon(stream_realtime, npc, u)
         deadline = time.perf_counter() + sample.duration_ms / 1000 + args.turn_timeout_s
@@ -170,13 +170,9 @@ async def one_sentence(npc: EntityHandle, recorder: Recorder, sample: SpeechSamp
             await trio.sleep(0.01)
             now = time.perf_counter()
             ref = u.answered_ref
-            if not args.full_turns and ref is not None and ref in u.first_audio and ref not in interrupted_refs:
-                interrupted_refs.add(ref)
-                # With `lead_ms = 0` a short reply may be fully sent already; then the
-                # interrupt finds no turn running and no ai.speech.interrupted will come.
-                reply = await npc.interrupt(played_ms=0)
-                if not (reply.payload or {}).get("interrupted"):
-                    u.ended.add(ref)
+            if not args.full_turns and ref is not None and ref in u.first_audio and ref not in u.ended:
+                await npc.interrupt(played_ms=0)
+                u.ended[ref] = time.perf_counter()
             if u.streamed and turn_over(u, args.full_turns, quiet, now):
                 break
             if now > deadline:
