@@ -61,6 +61,11 @@ CHARACTER: dict[str, Any] = {
     "display_name": "Mira",
     "persona": "Mira keeps the Copper Kettle tavern. She answers travellers warmly in one or two short sentences.",
     "modules": {"llm": "local", "tts": "piper", "stt": "whisper", "vad": "silero", "countenance": "tags"},
+    # Every sentence is answered from the persona alone. With history, the cut replies
+    # (interrupted at once, so nothing of them was "heard") leave a log of unanswered
+    # player lines, and the 135M model starts parroting one short greeting: the
+    # samples would then measure its degenerate replies rather than a first answer.
+    "history_limit": 0,
 }
 
 
@@ -75,6 +80,7 @@ class Utterance:
     transcripts: list[tuple[float, str, str]] = field(default_factory=list)  # (arrival, id, text)
     first_start: dict[str, float] = field(default_factory=dict)  # transcript id -> first ai.speech.start
     first_audio: dict[str, float] = field(default_factory=dict)  # transcript id -> first ai.speech.audio
+    first_text: dict[str, str] = field(default_factory=dict)  # transcript id -> text of its first segment
     last_event: dict[str, tuple[float, str]] = field(default_factory=dict)  # ref -> (arrival, type)
     ended: dict[str, float] = field(default_factory=dict)  # ref -> when our entity.interrupt was answered
     errors: list[str] = field(default_factory=list)
@@ -120,8 +126,9 @@ class Recorder:
             u.last_event[event.ref] = (now, event.type)
             if event.type == "ai.speech.audio":
                 u.first_audio.setdefault(event.ref, now)
-            elif event.type == "ai.speech.start":
-                u.first_start.setdefault(event.ref, now)
+            elif event.type == "ai.speech.start" and event.ref not in u.first_start:
+                u.first_start[event.ref] = now
+                u.first_text[event.ref] = str((event.payload or {}).get("text", ""))
 
 
 async def drain(events: Any) -> None:
@@ -233,7 +240,8 @@ def report(n: int, u: Utterance, note: str) -> None:
         flags.append("TIMED OUT")
     flags += [f"error: {e}" for e in u.errors]
     fmt = lambda v: f"{v:6.0f}" if v is not None else "     -"  # noqa: E731
-    print(f"{n:2}  transcript {fmt(transcript)} ms  audio {fmt(audio)} ms  WER {wer(u.sample.text, u.heard):4.0%}  {u.heard!r}  {' '.join(flags)}")
+    said = u.first_text.get(ref, "") if ref else ""
+    print(f"{n:2}  transcript {fmt(transcript)} ms  audio {fmt(audio)} ms  WER {wer(u.sample.text, u.heard):4.0%}  {u.heard!r} -> {said!r}  {' '.join(flags)}")
 
 
 def p50_p90(values: Sequence[float]) -> str:
