@@ -39,7 +39,7 @@ def tokens_until_first_segment(reply: str, clause_split: bool) -> int:
     return len(split_tokens(reply))
 
 
-async def measure(turns: int, entities: int, llm_ms: float, tps: float, tts_ms: float, clause_split: bool, visemes: str) -> dict[str, Any]:
+async def measure(turns: int, entities: int, llm_ms: float, tps: float, tts_ms: float, clause_split: bool, visemes: str, lead_ms: int = 200) -> dict[str, Any]:
     async with fake_openai_chat(reply=REPLY, first_token_delay=llm_ms / 1000, tokens_per_s=tps) as llm, fake_openai_speech(ttfa=tts_ms / 1000) as tts:
         config = parse_config(
             {
@@ -63,7 +63,7 @@ async def measure(turns: int, entities: int, llm_ms: float, tps: float, tts_ms: 
         first_audio: list[float] = []
         async with trio.open_nursery() as nursery:
             running = await nursery.start(serve_bridge, app, "127.0.0.1", 0)
-            async with BridgeClient.connect(running.url, audio_out={"sample_rate": 24000, "chunk_ms": 40, "lead_ms": 0}, text_deltas=False, visemes=visemes) as client:
+            async with BridgeClient.connect(running.url, audio_out={"sample_rate": 24000, "chunk_ms": 40, "lead_ms": lead_ms}, text_deltas=False, visemes=visemes) as client:
                 handles = [await client.init_entity(f"npc-{i}", "npc") for i in range(entities)]
 
                 async def one_turn(handle: Any) -> None:
@@ -94,11 +94,12 @@ def main(argv: list[str] | None = None) -> list[tuple[str, str]]:
     parser.add_argument("--llm-ms", type=float, default=200)
     parser.add_argument("--tps", type=float, default=40)
     parser.add_argument("--tts-ms", type=float, default=150)
+    parser.add_argument("--lead-ms", type=int, default=200, help="pacing; 0 sends every entity's whole audio at once, which queues first chunks behind it")
     parser.add_argument("--visemes", default="ovr15", choices=["ovr15", "none"], help="OpenAI TTS gives no timing: ovr15 aligns each segment with espeak first")
     args = parser.parse_args(argv)
     rows = []
     for clause_split in (True, False):
-        result = trio.run(measure, args.turns, args.entities, args.llm_ms, args.tps, args.tts_ms, clause_split, args.visemes)
+        result = trio.run(measure, args.turns, args.entities, args.llm_ms, args.tps, args.tts_ms, clause_split, args.visemes, args.lead_ms)
         s, floor = result["samples"], result["floor"]
         label = "clause first segment" if clause_split else "sentence segments"
         rows.append((f"{label}: first audio", f"p50 {percentile(s, 50):.1f} ms  p99 {percentile(s, 99):.1f} ms  (floor {floor:.0f} ms, {result['tokens']} tokens)"))

@@ -47,6 +47,7 @@ class SpokenSegment:
     samples_sent: int = 0
     duration_ms: float | None = None  # set when the whole segment was sent
     started_at: float | None = None  # trio clock when its first chunk was released
+    offset_ms: float = 0.0  # where this segment starts in the turn's continuous audio
     characters: list[TimedUnit] = field(default_factory=list)
     played_ms: float | None = None  # reported by the client (playback.progress)
     done: bool = False  # the client said playback.done
@@ -170,8 +171,8 @@ class Speaker:
                 phonemes.extend(piece.phonemes)
                 segment.characters.extend(piece.characters)
                 resampled = resampler.process(piece.samples)
-                if not piece.phonemes and not piece.characters and not phonemes and not segment.characters:
-                    untimed = True
+                if out.visemes and not piece.phonemes and not piece.characters and not phonemes and not segment.characters:
+                    untimed = True  # visemes wanted but no timing: align the whole segment first
                 if untimed:
                     source.append(piece.samples)
                     buffered.append(resampled)
@@ -181,10 +182,11 @@ class Speaker:
                     visemes = (
                         visemes_from_phonemes(phonemes) if phonemes else visemes_from_characters(segment.text, segment.characters)
                     )
+                # Without visemes, untimed audio streams as it comes: nothing to wait for.
                 await send_chunks(chunker.push(resampled))
             tail = resampler.flush() if resampler is not None else np.zeros(0, np.int16)
             if untimed:
-                if out.visemes and source:
+                if source:
                     whole = np.concatenate(source)
                     visemes = await trio.to_thread.run_sync(visemes_from_audio, whole, src_rate, segment.text)
                 await send_chunks(chunker.push(np.concatenate([*buffered, tail])))
@@ -206,6 +208,7 @@ class Speaker:
         await self._wait_until(self._audio_ms_total - out.lead_ms)
         if segment.started_at is None:
             segment.started_at = trio.current_time()
+            segment.offset_ms = self._audio_ms_total
         t0 = int(round(start_ms))
         last_ms = max(t0, int(round(end_ms)) - 1)
         keyframes = []
@@ -240,31 +243,38 @@ class Speaker:
     # ----------------------------------------------------------------- after an interrupt
 
     def heard(self, played_ms: float | None = None) -> tuple[SpokenSegment | None, float, str]:
-        """(current segment, ms of it played, all text heard) at this moment.
+        """(segment being played, ms of it played, all text heard) at this moment.
 
-        What was heard is, in order of trust: what the client reported (`played_ms` of the
-        interrupt, or `playback.progress`), else what real time says has played since the
-        segment's first chunk, capped by what was sent.
+        The segment being played is the first one the client has not reported done and
+        that has not fully played. How much of it was heard comes, in order of trust, from
+        the interrupt's `played_ms`, the client's last `playback.progress` for it, or the
+        playback clock (real time since this turn's audio began, minus where the segment
+        starts in it); never more than was sent. With no pacing (`lead_ms` 0) the bridge
+        cannot know, and counts what it sent as heard.
         """
-        heard_parts: list[str] = []
-        now = trio.current_time()
+        parts: list[str] = []
+        elapsed = (trio.current_time() - self._clock_start) * 1000 if self._clock_start is not None else 0.0
         for segment in self.segments:
             if segment.started_at is None:
                 break
-            if segment is self.segments[-1] or segment.duration_ms is None:
-                if played_ms is not None:
-                    played = float(played_ms)
-                elif segment.played_ms is not None:
-                    played = segment.played_ms
-                elif self.audio.lead_ms <= 0:
-                    played = segment.sent_ms
-                else:
-                    played = (now - segment.started_at) * 1000
-                played = max(0.0, min(played, segment.sent_ms))
-                heard_parts.append(heard_prefix(segment, played))
-                return segment, played, " ".join(p for p in heard_parts if p)
-            heard_parts.append(segment.text)
-        return None, 0.0, " ".join(heard_parts)
+            if segment.done:
+                parts.append(segment.text)
+                continue
+            reported = played_ms if played_ms is not None else segment.played_ms
+            if reported is not None:
+                played = float(reported)
+            elif self.audio.lead_ms <= 0:
+                played = segment.sent_ms
+            else:
+                played = elapsed - segment.offset_ms
+            played = max(0.0, min(played, segment.sent_ms))
+            if reported is None and segment.duration_ms is not None and played >= segment.duration_ms:
+                parts.append(segment.text)  # the clock says it played to the end
+                continue
+            parts.append(heard_prefix(segment, played))
+            return segment, played, " ".join(p for p in parts if p)
+        last = self.segments[-1] if self.segments else None
+        return last, (last.sent_ms if last else 0.0), " ".join(p for p in parts if p)
 
 
 def heard_prefix(segment: SpokenSegment, played_ms: float) -> str:
