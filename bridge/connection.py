@@ -21,10 +21,9 @@ from bridge.config import CharacterConfig, parse_character
 from bridge.entity import Entity
 from bridge.listener import Listener
 from bridge.outbox import ClientGone, Outbox
-from bridge.protocol.codec import Framing
 from bridge.protocol.envelope import Event
 from bridge.protocol.errors import CloseCode, ErrorCode, ProtocolError
-from bridge.protocol.events import PROTOCOL_VERSION, QUIET_REQUESTS, TURN_REQUESTS
+from bridge.protocol.events import PROTOCOL_VERSION
 from bridge.protocol.session import ProtocolSession
 from bridge.providers.base import ConfigError
 
@@ -51,7 +50,6 @@ class Connection:
         self.entities: dict[str, Entity] = {}
         self.session_id = uuid.uuid4().hex
         self._errors = 0
-        self.internal_errors = 0
         self._nursery: trio.Nursery | None = None
         self._close_code: int | None = None
 
@@ -130,7 +128,6 @@ class Connection:
             return False
         except Exception as exc:  # a bug of ours must cost one request, not the session
             log.exception("handling a frame failed")
-            self.internal_errors += 1
             self._errors += 1
             crash = ProtocolError(ErrorCode.INTERNAL, f"internal error: {type(exc).__name__}")
             self.outbox.put_nowait(self.session.error_event(crash, self._errors), self.session.framing_for(data))
@@ -320,5 +317,3 @@ class Connection:
         entity.runtime.scene["scene"] = event.payload or {}
         return event.reply("success", {})
 
-
-__all__ = ["Connection", "Framing", "QUIET_REQUESTS", "TURN_REQUESTS"]

@@ -12,7 +12,6 @@ interrupts the running turn or waits behind it (the character's `turn_policy`).
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -73,19 +72,6 @@ class TurnHandler(Protocol):
     async def run(self, turn: Turn) -> dict[str, Any]: ...
 
     async def interrupted(self, turn: Turn) -> dict[str, Any] | None: ...
-
-
-@dataclass
-class FunctionTurn:
-    """A TurnHandler from a plain coroutine function (no interrupt bookkeeping)."""
-
-    fn: Callable[[Turn], Awaitable[dict[str, Any]]]
-
-    async def run(self, turn: Turn) -> dict[str, Any]:
-        return await self.fn(turn)
-
-    async def interrupted(self, turn: Turn) -> dict[str, Any] | None:
-        return None
 
 
 class Entity:

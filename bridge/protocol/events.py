@@ -31,12 +31,5 @@ CLIENT_REQUESTS = frozenset(
 #: Requests that do not name an entity.
 SESSION_SCOPED = frozenset({"session.hello", "scene.loaded"})
 
-#: Requests that start a turn: `pending`, outputs with `ref`, then the final reply.
-TURN_REQUESTS = frozenset({"user.utterance", "tts.say"})
-
-#: Requests answered without a final reply per frame, to keep a 50-frames-a-second
-#: microphone stream from doubling the traffic: only failures are answered.
-QUIET_REQUESTS = frozenset({"stt.audio"})
-
 #: Requests that carry user text, checked against `max_text_chars`.
 TEXT_FIELDS = ("text",)
