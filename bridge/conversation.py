@@ -17,7 +17,6 @@ from bridge.entity import Turn, TurnFailed
 from bridge.protocol.errors import ErrorCode
 from bridge.providers.base import LLMRequest, ProviderError
 from bridge.reply_parser import Action, EmotionTag, ReplyParser, SpeechText
-from bridge.speech.segmenter import Segmenter
 from bridge.speech.speaker import Speaker
 
 if TYPE_CHECKING:
@@ -192,5 +191,3 @@ def _visible_text(actions: list[str], spoken: str) -> str:
         parts.append(spoken)
     return " ".join(parts)
 
-
-__all__ = ["ConversationTurn", "SpeakTurn", "Segmenter"]

@@ -292,7 +292,9 @@ def heard_prefix(segment: SpokenSegment, played_ms: float) -> str:
     if segment.characters:
         count = sum(1 for c in segment.characters if c.start_ms < played_ms)
         cut = text[:count]
-        return cut if count >= len(text) or not text[count:count + 1].strip() else cut.rsplit(" ", 1)[0] if " " in cut else ""
+        if count >= len(text) or not text[count : count + 1].strip():
+            return cut  # the cut falls on a word boundary
+        return cut.rsplit(" ", 1)[0] if " " in cut else ""  # drop the half-heard word
     words = text.split()
     keep = int(len(words) * played_ms / total) if total else 0
     return " ".join(words[:keep])

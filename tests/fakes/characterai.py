@@ -26,16 +26,16 @@ import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from functools import partial
 from typing import Any
 
 import trio
 from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
-from websockets.trio.server import ServerConnection, serve
+from websockets.trio.server import ServerConnection
 
 from tests.fakes.http_server import FakeRequest, Responder, serve_http
+from tests.fakes.ws_server import serve_ws
 
 FAULTS = (None, "bad_token", "ws_forbidden", "neo_error", "hang", "drop")
 
@@ -227,28 +227,13 @@ async def fake_characterai(
             fake.sockets_closed += 1
             closed.set()
 
-    async with serve_http(rest) as http_server, trio.open_nursery() as nursery:
-        ws_server = await nursery.start(
-            partial(
-                serve,
-                socket_handler,
-                0,
-                host="127.0.0.1",
-                compression=None,
-                ping_interval=None,
-                process_request=check_cookie,
-            )
-        )
-        port = ws_server.listeners[0].socket.getsockname()[1]
+    async with serve_http(rest) as http_server, serve_ws(socket_handler, process_request=check_cookie) as ws_url:
         fake = FakeCharacterAI(
             rest_url=http_server.url,
-            ws_url=f"ws://127.0.0.1:{port}",
+            ws_url=ws_url,
             token=token,
             user_id=user_id,
             character_id=character_id,
             chats=list(existing_chats),
         )
-        try:
-            yield fake
-        finally:
-            nursery.cancel_scope.cancel()
+        yield fake

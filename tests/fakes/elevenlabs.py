@@ -51,7 +51,6 @@ import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from functools import partial
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -60,10 +59,11 @@ import trio
 from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
-from websockets.trio.server import ServerConnection, serve
+from websockets.trio.server import ServerConnection
 
 from tests.fakes.http_server import FakeHTTPServer, FakeRequest, Responder, serve_http
 from tests.fakes.tts_tone import MS_PER_CHAR, Pace, encode, split_even, tone
+from tests.fakes.ws_server import serve_ws
 
 FAULTS = (None, "status", "rate_limit", "hang", "hang_mid", "drop", "garbage", "bad_audio", "error", "auth")
 MODELS = ("eleven_multilingual_v2", "eleven_flash_v2_5", "eleven_turbo_v2_5", "eleven_v3")
@@ -422,28 +422,13 @@ async def fake_elevenlabs(
             fake.sockets_closed += 1
             closed.set()
 
-    async with serve_http(http_handler) as http_server, trio.open_nursery() as nursery:
-        ws_server = await nursery.start(
-            partial(
-                serve,
-                socket_handler,
-                0,
-                host="127.0.0.1",
-                compression=None,
-                ping_interval=None,
-                process_request=check_handshake,
-            )
-        )
-        port = ws_server.listeners[0].socket.getsockname()[1]
+    async with serve_http(http_handler) as http_server, serve_ws(socket_handler, process_request=check_handshake) as ws_url:
         fake = FakeElevenLabs(
             url=http_server.url,
-            ws_url=f"ws://127.0.0.1:{port}",
+            ws_url=ws_url,
             api_key=api_key,
             voices=voices,
             http=http_server,
             ms_per_char=ms_per_char,
         )
-        try:
-            yield fake
-        finally:
-            nursery.cancel_scope.cancel()
+        yield fake

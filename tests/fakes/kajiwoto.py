@@ -25,17 +25,17 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from functools import partial
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import trio
 from websockets.exceptions import ConnectionClosed
-from websockets.trio.server import ServerConnection, serve
+from websockets.trio.server import ServerConnection
 
 from bridge.providers.llm import socketio
 from bridge.providers.llm.socketio import EngineType, SocketType
 from tests.fakes.http_server import FakeRequest, Responder, serve_http
+from tests.fakes.ws_server import serve_ws
 
 FLOW = ("login", "subscribe", "chatEnter", "chatSend", "chatSubmit")
 FAULTS = (None, "login_error", "graphql_500", "connect_refused", "hang", "drop")
@@ -289,21 +289,14 @@ async def fake_kajiwoto(
             fake.sockets_closed += 1
             closed.set()
 
-    async with serve_http(graphql) as http_server, trio.open_nursery() as nursery:
-        ws_server = await nursery.start(
-            partial(serve, socket_handler, 0, host="127.0.0.1", compression=None, ping_interval=None)
-        )
-        port = ws_server.listeners[0].socket.getsockname()[1]
+    async with serve_http(graphql) as http_server, serve_ws(socket_handler) as ws_url:
         fake = FakeKajiwoto(
             graphql_url=f"{http_server.url}/graphql",
-            socket_url=f"ws://127.0.0.1:{port}/socket.io/",
+            socket_url=f"{ws_url}/socket.io/",
             username=username,
             password=password,
             auth_token=auth_token,
             user_id=user_id,
             room_id=room_id,
         )
-        try:
-            yield fake
-        finally:
-            nursery.cancel_scope.cancel()
+        yield fake
