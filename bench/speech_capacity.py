@@ -18,28 +18,24 @@ timing, so visemes cost one espeak alignment per segment). The benchmark's clien
 this process and shares the 2 cores with the bridge: its own CPU share is reported too,
 since a saturated client would delay arrivals and count as lateness.
 
-    python -m bench.speech_capacity [--steps 10,25,50,100,200,300,400] [--idle 1000]
+    python -m bench.speech_capacity [--steps 10,25,50,100,200,300,400] [--idle 1000] [--modes none,ovr15] [--distinct]
 """
 
 from __future__ import annotations
 
 import argparse
 import math
-import os
-import subprocess
-import sys
-import tempfile
 import time
 from collections import defaultdict
 from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack, asynccontextmanager
+from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import trio
 
 from bench.common import machine, percentile, table
+from bench.processes import BridgeProcess, bridge_process, toml_value
 from entity_bridge_sdk import BridgeClient
 from entity_bridge_sdk.client import Event
 from tests.fakes.openai_speech import fake_openai_speech
@@ -51,8 +47,6 @@ LINE = (
 )
 AUDIO_OUT = {"sample_rate": 24000, "chunk_ms": 40, "lead_ms": 200}
 PER_CONNECTION = 50
-REPO = Path(__file__).resolve().parent.parent
-CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
 # ----------------------------------------------------------------- the bridge subprocess
@@ -60,7 +54,7 @@ CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 def config_toml(tts_options: dict[str, Any], max_entities: int) -> str:
     """A bridge config with one `openai` TTS module on the fake and an echo-LLM character."""
-    voice = "\n".join(f"{key} = {_toml_value(value)}" for key, value in tts_options.items())
+    voice = "\n".join(f"{key} = {toml_value(value)}" for key, value in tts_options.items())
     return f"""
 [server]
 history_path = ":memory:"
@@ -82,77 +76,6 @@ voice = "alloy"
 modules = {{ llm = "echo", tts = "voice", stt = "none", vad = "none", countenance = "none" }}
 history_limit = 0
 """
-
-
-def _toml_value(value: Any) -> str:
-    if isinstance(value, str):
-        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
-    return str(value).lower() if isinstance(value, bool) else str(value)
-
-
-@dataclass
-class BridgeProcess:
-    process: trio.Process
-    url: str
-
-    def cpu_seconds(self) -> float:
-        """utime + stime of the bridge (all its threads), from /proc/PID/stat."""
-        stat = Path(f"/proc/{self.process.pid}/stat").read_text()
-        fields = stat[stat.rindex(")") + 2 :].split()
-        return (int(fields[11]) + int(fields[12])) / CLK_TCK  # fields 14 and 15 of stat(5)
-
-    def rss_kb(self) -> int:
-        for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-        raise RuntimeError("no VmRSS in /proc status")
-
-
-@asynccontextmanager
-async def bridge_process(config: str) -> AsyncIterator[BridgeProcess]:
-    """Start `bridge.cli serve --port 0`, wait for its READY line, stop it with SIGTERM after."""
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "bridge.toml"
-        path.write_text(config)
-        log = open(Path(tmp) / "stderr.log", "wb")
-        process = await trio.lowlevel.open_process(
-            [sys.executable, "-m", "bridge.cli", "serve", "--config", str(path), "--port", "0", "--log-level", "warning"],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=log,
-            cwd=REPO,
-        )
-        try:
-            url = await _read_ready(process, Path(tmp) / "stderr.log")
-            yield BridgeProcess(process, url)
-        finally:
-            if process.returncode is None:
-                process.terminate()
-                with trio.move_on_after(15) as scope:
-                    scope.shield = True
-                    await process.wait()
-                if process.returncode is None:
-                    process.kill()
-                    with trio.CancelScope(shield=True):
-                        await process.wait()
-            assert process.stdout is not None
-            await process.stdout.aclose()
-            log.close()
-
-
-async def _read_ready(process: trio.Process, log_path: Path) -> str:
-    assert process.stdout is not None
-    buffer = b""
-    with trio.move_on_after(60):
-        while b"\n" not in buffer or not buffer.startswith(b"READY "):
-            data = await process.stdout.receive_some(4096)
-            if not data:
-                break
-            buffer += data
-            for line in buffer.splitlines():
-                if line.startswith(b"READY "):
-                    return line.split()[1].decode()
-    raise RuntimeError(f"bridge did not become ready: {buffer!r}\n{log_path.read_text(errors='replace')[-2000:]}")
 
 
 # ----------------------------------------------------------------- one step
@@ -223,7 +146,9 @@ async def _drain(events: AsyncIterator[Event]) -> None:
         pass
 
 
-async def speaking_step(bridge: BridgeProcess, n: int, visemes: str) -> StepResult:
+async def speaking_step(bridge: BridgeProcess, n: int, visemes: str, distinct: bool = False) -> StepResult:
+    """N entities say the line at once; with `distinct`, each says its own variant (same
+    length), so nothing cached for one entity's text (espeak references) helps another."""
     arrivals = Arrivals()
     async with AsyncExitStack() as stack:
         nursery = await stack.enter_async_context(trio.open_nursery())
@@ -256,7 +181,8 @@ async def speaking_step(bridge: BridgeProcess, n: int, visemes: str) -> StepResu
 
         async def speak(handle: Any) -> None:
             nonlocal failures, speech_ms
-            request_id = await handle.client.send("tts.say", {"text": LINE}, entity=handle.name)
+            text = LINE if not distinct else f"Road {handle.name.split('-')[-1].rjust(4, '0')}{LINE[14:]}"
+            request_id = await handle.client.send("tts.say", {"text": text}, entity=handle.name)
             result = await handle.client.wait(request_id, timeout=120, check=False)
             if result.reply.status != "success":
                 failures += 1
@@ -296,7 +222,7 @@ async def warm_up(bridge: BridgeProcess, visemes: str) -> None:
 # ----------------------------------------------------------------- the runs
 
 
-async def capacity_run(steps: list[int], visemes: str, budget_s: float) -> tuple[int, int, list[StepResult]]:
+async def capacity_run(steps: list[int], visemes: str, budget_s: float, distinct: bool = False) -> tuple[int, int, list[StepResult]]:
     """(RSS after hello, RSS after warm-up, step results) for one viseme mode on a fresh bridge."""
     async with fake_openai_speech(ttfa=0.0, rtf=0.0) as tts:
         async with bridge_process(config_toml(tts.options(), max_entities=2000)) as bridge:
@@ -309,7 +235,7 @@ async def capacity_run(steps: list[int], visemes: str, budget_s: float) -> tuple
             results = []
             started = time.perf_counter()
             for n in steps:
-                result = await speaking_step(bridge, n, visemes)
+                result = await speaking_step(bridge, n, visemes, distinct)
                 results.append(result)
                 print(f"  visemes {visemes}: N={n} chunks {result.chunks} late {result.late} worst {result.worst_ms:.1f} ms "
                       f"bridge CPU {result.bridge_cpu_pct:.0f}% bench CPU {result.bench_cpu_pct:.0f}% "
@@ -339,6 +265,8 @@ def main(argv: list[str] | None = None) -> list[tuple[str, str]]:
     parser.add_argument("--steps", default="10,25,50,100,200,300,400", help="speaking entities per step, comma-separated")
     parser.add_argument("--idle", type=int, default=1000, help="idle entities for the memory figure")
     parser.add_argument("--budget", type=float, default=100, help="seconds per viseme mode before stepping stops")
+    parser.add_argument("--modes", default="none,ovr15", help="viseme modes to step through, comma-separated")
+    parser.add_argument("--distinct", action="store_true", help="every entity says a different line (no shared caches)")
     args = parser.parse_args(argv)
     steps = [int(s) for s in args.steps.split(",") if s.strip()]
 
@@ -347,8 +275,8 @@ def main(argv: list[str] | None = None) -> list[tuple[str, str]]:
     rows.append(("bridge RSS after one hello", f"{idle_before / 1024:.1f} MB"))
     rows.append((f"idle entities ({args.idle})", f"+{(idle_after - idle_before) / 1024:.1f} MB, {(idle_after - idle_before) / args.idle:.1f} KB per entity"))
 
-    for visemes in ("none", "ovr15"):
-        hello_rss, warm_rss, results = trio.run(capacity_run, steps, visemes, args.budget)
+    for visemes in [m.strip() for m in args.modes.split(",") if m.strip()]:
+        hello_rss, warm_rss, results = trio.run(capacity_run, steps, visemes, args.budget, args.distinct)
         rows.append((f"visemes {visemes}: RSS hello / warm", f"{hello_rss / 1024:.1f} MB / {warm_rss / 1024:.1f} MB (one entity spoke once)"))
         capacity = 0
         for r in results:

@@ -1,113 +1,237 @@
-"""Time from `user.utterance` to the first `ai.speech.audio`, against fakes of known delays.
+"""Bridge-added latency: `user.utterance` to the first `ai.speech.audio`, minus the fakes' own time.
 
-A fake OpenAI chat server (first token after `--llm-ms`, then `--tps` tokens a second) and a
-fake OpenAI speech server (first audio after `--tts-ms`) run on 127.0.0.1. The floor a
-perfect bridge could reach is: LLM first-token delay + the time until the token that
-completes the first speech segment + the TTS first-audio delay. What is measured above the
-floor is the bridge's own share. Runs with the clause-level first segment (default) and
-with sentence-only segmentation, to show what the early first segment saves.
+Three processes, so that no part waits for another's CPU: the fake backends
+(`bench.backends`: an OpenAI chat server whose first token comes after `--llm-ms`, then
+`--tps` tokens a second, and an OpenAI speech server whose first audio comes after
+`--tts-ms`), the bridge (`bridge.cli serve`, as a game would run it), and this client (the
+SDK, one WebSocket connection for all entities, as a game would have).
 
-    python -m bench.speech_latency [--turns 40] [--entities 1]
+Each turn's reply carries a tag, so the fakes' request log ties both backend requests to the
+turn. What the bridge adds is then measured, not estimated:
+
+    (LLM request arrived - utterance sent)                 decode, dispatch, prompt, HTTP out
+  + (TTS request arrived - LLM sent the segment's last token)   parse, segment, HTTP out
+  + (first audio chunk received - TTS sent its first audio)     decode, chunk, encode, send
+
+which leaves out everything the fakes spend themselves (their set delays and their own
+overshoot). The issue's plain definition, first audio minus the set delays, is printed
+beside it; the difference between the two is the fakes' overshoot.
+
+Concurrency: N entities each take `--turns` turns; before each turn an entity waits a random
+0..`--spread-s`, and after its first audio lets the reply play `--play-s` seconds before
+interrupting it, so at any moment most entities are speaking (streaming paced audio) while
+others start turns. One warm-up turn per entity is not counted.
+
+The floor: a bridge with zero overhead would get first audio at LLM first token + the tokens
+of the first segment + TTS first audio. At one entity this runs both with the clause-level
+first segment (default) and with sentence segments only, to show what the former saves.
+
+    python -m bench.speech_latency [--entities 1,50,200] [--visemes none] [--turns 3]
 """
 
 from __future__ import annotations
 
 import argparse
+import random
+import resource
 import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import trio
 
+from bench.backends import REPLY
 from bench.common import machine, percentile, table
-from bridge.app import BridgeApp
-from bridge.config import parse_config
-from bridge.server import serve_bridge
+from bench.processes import Backends, backends_process, bridge_process, toml_table
 from bridge.speech.segmenter import Segmenter
 from entity_bridge_sdk import BridgeClient
-from tests.fakes.openai_chat import fake_openai_chat, split_tokens
-from tests.fakes.openai_speech import fake_openai_speech
+from entity_bridge_sdk.client import Event
+from tests.fakes.openai_chat import split_tokens
 
-REPLY = "Well now, traveller from the south, the road north is closed tonight because the old bridge washed out in the storm. The ferryman will not cross until morning."
+AUDIO_OUT = {"sample_rate": 24000, "chunk_ms": 40, "lead_ms": 200}
 
 
 def tokens_until_first_segment(reply: str, clause_split: bool) -> int:
     """How many tokens must stream before the segmenter releases the first segment."""
     segmenter = Segmenter(clause_split=clause_split)
-    for n, token in enumerate(split_tokens(reply), 1):
+    tokens = split_tokens(reply)
+    for n, token in enumerate(tokens, 1):
         if segmenter.feed(token):
             return n
-    return len(split_tokens(reply))
+    return len(tokens)
 
 
-async def measure(turns: int, entities: int, llm_ms: float, tps: float, tts_ms: float, clause_split: bool, visemes: str, lead_ms: int = 200) -> dict[str, Any]:
-    async with fake_openai_chat(reply=REPLY, first_token_delay=llm_ms / 1000, tokens_per_s=tps) as llm, fake_openai_speech(ttfa=tts_ms / 1000) as tts:
-        config = parse_config(
-            {
-                "server": {"history_path": ":memory:"},
-                "limits": {"events_per_second": 100000, "event_burst": 100000, "max_entities": 1000},
-                "modules": {
-                    "llm": {"kind": "llm", "provider": "openai", **llm.options()},
-                    "voice": {"kind": "tts", "provider": "openai", **tts.options(model="tts-1", voice="alloy")},
-                },
-                "characters": {
-                    "npc": {
-                        "modules": {"llm": "llm", "tts": "voice", "stt": "none", "vad": "none", "countenance": "none"},
-                        "segmenter": {"clause_split": clause_split},
-                        "history_limit": 0,
-                    }
-                },
-            },
-            "bench",
-        )
-        app = BridgeApp(config)
-        first_audio: list[float] = []
-        async with trio.open_nursery() as nursery:
-            running = await nursery.start(serve_bridge, app, "127.0.0.1", 0)
-            async with BridgeClient.connect(running.url, audio_out={"sample_rate": 24000, "chunk_ms": 40, "lead_ms": lead_ms}, text_deltas=False, visemes=visemes) as client:
+def bridge_config(backends: Backends, clause_split: bool, max_entities: int) -> str:
+    return "\n\n".join(
+        [
+            toml_table("server", {"history_path": ":memory:"}),
+            toml_table("limits", {"events_per_second": 1_000_000, "event_burst": 1_000_000, "max_entities": max_entities, "outbound_queue": 100_000}),
+            toml_table("modules.llm", {"kind": "llm", "provider": "openai", **backends.llm_options}),
+            toml_table("modules.voice", {"kind": "tts", "provider": "openai", **backends.tts_options}),
+            toml_table("characters.npc", {"history_limit": 0})
+            + '\nmodules = { llm = "llm", tts = "voice", stt = "none", vad = "none", countenance = "none" }'
+            + f"\nsegmenter = {{ clause_split = {str(clause_split).lower()} }}",
+        ]
+    )
+
+
+@dataclass
+class Turns:
+    """Client-side times (time.monotonic) of every turn, by tag."""
+
+    sent: dict[str, float] = field(default_factory=dict)
+    first_audio: dict[str, float] = field(default_factory=dict)
+    tag_of_turn: dict[str, str] = field(default_factory=dict)  # request id -> tag
+    arrived: dict[str, trio.Event] = field(default_factory=dict)
+
+    def on_event(self, event: Event) -> None:
+        """Called by the SDK's reader as each event is decoded: the arrival time."""
+        if event.type != "ai.speech.audio" or event.ref is None:
+            return
+        tag = self.tag_of_turn.get(event.ref)
+        if tag is not None and tag not in self.first_audio:
+            self.first_audio[tag] = time.monotonic()
+            self.arrived[tag].set()
+
+
+@dataclass
+class Level:
+    """The figures of one run: N entities, one segmentation, one viseme mode."""
+
+    entities: int
+    floor_ms: float
+    tokens: int
+    added_ms: list[float]  # measured from the fakes' log
+    over_floor_ms: list[float]  # first audio minus the set delays
+    fake_overshoot_ms: list[float]
+    bridge_cpu: float  # share of one core over the measured span
+    backends_cpu: float
+    client_cpu: float
+    missing: int
+    parts_ms: dict[str, list[float]]  # the three legs of bridge-added
+
+
+def correlate(turns: Turns, trace: list[dict[str, Any]], k: int, llm_ms: float, tps: float, tts_ms: float, measured: set[str]) -> tuple[list[float], list[float], list[float], int, dict[str, list[float]]]:
+    llm = {e["tag"]: e for e in trace if e["kind"] == "llm"}
+    tts: dict[str, dict[str, Any]] = {}
+    for entry in trace:
+        if entry["kind"] == "tts" and entry["tag"] is not None:
+            tts.setdefault(entry["tag"], entry)  # later segments carry no tag; first one wins
+    nominal = llm_ms + (k - 1) * 1000 / tps + tts_ms
+    added, over_floor, overshoot = [], [], []
+    parts: dict[str, list[float]] = {"utterance -> LLM request": [], "segment's last token -> TTS request": [], "TTS first audio -> client": []}
+    missing = 0
+    for tag in sorted(measured):
+        sent, got = turns.sent.get(tag), turns.first_audio.get(tag)
+        a, b = llm.get(tag), tts.get(tag)
+        if sent is None or got is None or a is None or b is None or len(a["writes"]) <= k or not b["writes"]:
+            missing += 1
+            continue
+        segment_done = a["writes"][k]  # writes[0] is the role chunk; content token i is writes[i]
+        legs = (a["received_at"] - sent, b["received_at"] - segment_done, got - b["writes"][0])
+        for name, leg in zip(parts, legs):
+            parts[name].append(leg * 1000)
+        bridge = sum(legs)
+        fakes = (segment_done - a["received_at"]) + (b["writes"][0] - b["received_at"])
+        added.append(bridge * 1000)
+        over_floor.append((got - sent) * 1000 - nominal)
+        overshoot.append(fakes * 1000 - nominal)
+    return added, over_floor, overshoot, missing, parts
+
+
+async def run_level(args: argparse.Namespace, entities: int, clause_split: bool, visemes: str) -> Level:
+    turns = Turns()
+    measured: set[str] = set()
+    rng = random.Random(entities)
+    async with backends_process(args.llm_ms, args.tps, args.tts_ms, args.rtf) as backends:
+        async with bridge_process(bridge_config(backends, clause_split, entities + 10)) as bridge:
+            async with BridgeClient.connect(bridge.url, audio_out=AUDIO_OUT, text_deltas=False, visemes=visemes, on_event=turns.on_event) as client:
                 handles = [await client.init_entity(f"npc-{i}", "npc") for i in range(entities)]
+                span: dict[str, float] = {}
 
-                async def one_turn(handle: Any) -> None:
-                    t0 = time.perf_counter()
-                    turn_id = await handle.start_say("Is the road north open?")
-                    async for event in handle.events():
-                        if event.type == "ai.speech.audio" and event.ref == turn_id:
-                            first_audio.append((time.perf_counter() - t0) * 1000)
-                            break
-                    await handle.interrupt()  # measured what we came for; paced playback is slow
-                    await client.wait(turn_id, check=False)
+                async def drain(source: Any) -> None:
+                    async for _ in source:
+                        pass  # keep the SDK's per-entity and global queues empty
 
-                for wave_number in range(max(1, turns // entities) + 1):
-                    async with trio.open_nursery() as wave:
-                        for handle in handles:
-                            wave.start_soon(one_turn, handle)
-                    if wave_number == 0:
-                        first_audio.clear()  # warm-up: HTTP connections, first imports
-            await running.aclose()
-            await app.aclose()
-            nursery.cancel_scope.cancel()
-    k = tokens_until_first_segment(REPLY, clause_split)
-    floor = llm_ms + (k - 1) * 1000 / tps + tts_ms
-    return {"samples": first_audio, "floor": floor, "tokens": k}
+                async def one_entity(i: int, handle: Any, start: trio.Event, count: int, measure: bool) -> None:
+                    await start.wait()
+                    for j in range(count):
+                        await trio.sleep(rng.uniform(0, args.spread_s))
+                        tag = f"Q{i}x{j if measure else 99}"
+                        turns.arrived[tag] = trio.Event()
+                        turns.sent[tag] = time.monotonic()
+                        turn_id = await handle.start_say(f"Is the road north open? {tag}")
+                        turns.tag_of_turn[turn_id] = tag
+                        with trio.move_on_after(30):
+                            await turns.arrived[tag].wait()
+                        if measure:
+                            measured.add(tag)
+                        await trio.sleep(args.play_s)
+                        await handle.interrupt()
+                        await client.wait(turn_id, check=False)
+
+                async with trio.open_nursery() as nursery:
+                    nursery.start_soon(drain, client.events())
+                    for handle in handles:
+                        nursery.start_soon(drain, handle.events())
+                    for measure, count in ((False, 1), (True, args.turns)):
+                        start = trio.Event()
+                        async with trio.open_nursery() as wave:
+                            for i, handle in enumerate(handles):
+                                wave.start_soon(one_entity, i, handle, start, count, measure)
+                            if measure:
+                                span = {"t": time.monotonic(), "bridge": bridge.cpu_seconds(), "backends": backends.cpu_seconds(), "client": _own_cpu()}
+                            start.set()
+                    elapsed = time.monotonic() - span["t"]
+                    cpu = {"bridge": bridge.cpu_seconds() - span["bridge"], "backends": backends.cpu_seconds() - span["backends"], "client": _own_cpu() - span["client"]}
+                    nursery.cancel_scope.cancel()
+    k = tokens_until_first_segment(REPLY.format(tag="Q1x1"), clause_split)
+    added, over_floor, overshoot, missing, parts = correlate(turns, backends.trace, k, args.llm_ms, args.tps, args.tts_ms, measured)
+    floor = args.llm_ms + (k - 1) * 1000 / args.tps + args.tts_ms
+    return Level(entities, floor, k, added, over_floor, overshoot, cpu["bridge"] / elapsed, cpu["backends"] / elapsed, cpu["client"] / elapsed, missing, parts)
+
+
+def _own_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def describe(values: Sequence[float]) -> str:
+    return f"p50 {percentile(values, 50):.1f} ms  p99 {percentile(values, 99):.1f} ms" if values else "no samples"
 
 
 def main(argv: list[str] | None = None) -> list[tuple[str, str]]:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--turns", type=int, default=40)
-    parser.add_argument("--entities", type=int, default=1)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--entities", default="1,50,200", help="comma-separated concurrency levels")
+    parser.add_argument("--turns", type=int, default=3, help="measured turns per entity (one entity: x10)")
+    parser.add_argument("--spread-s", type=float, default=1.0, help="random wait before each turn")
+    parser.add_argument("--play-s", type=float, default=1.0, help="how long each reply plays before it is interrupted")
     parser.add_argument("--llm-ms", type=float, default=200)
     parser.add_argument("--tps", type=float, default=40)
     parser.add_argument("--tts-ms", type=float, default=150)
-    parser.add_argument("--lead-ms", type=int, default=200, help="pacing; 0 sends every entity's whole audio at once, which queues first chunks behind it")
-    parser.add_argument("--visemes", default="ovr15", choices=["ovr15", "none"], help="OpenAI TTS gives no timing: ovr15 aligns each segment with espeak first")
+    parser.add_argument("--rtf", type=float, default=0.25, help="fake TTS real-time factor after its first audio")
+    parser.add_argument("--visemes", default="ovr15", choices=["ovr15", "none"], help="OpenAI TTS gives no timing: ovr15 aligns it with espeak")
+    parser.add_argument("--no-floor-comparison", action="store_true", help="skip the sentence-segments run at one entity")
     args = parser.parse_args(argv)
-    rows = []
-    for clause_split in (True, False):
-        result = trio.run(measure, args.turns, args.entities, args.llm_ms, args.tps, args.tts_ms, clause_split, args.visemes, args.lead_ms)
-        s, floor = result["samples"], result["floor"]
-        label = "clause first segment" if clause_split else "sentence segments"
-        rows.append((f"{label}: first audio", f"p50 {percentile(s, 50):.1f} ms  p99 {percentile(s, 99):.1f} ms  (floor {floor:.0f} ms, {result['tokens']} tokens)"))
-        rows.append((f"{label}: bridge-added", f"p50 {percentile(s, 50) - floor:.1f} ms  p99 {percentile(s, 99) - floor:.1f} ms  (n={len(s)}, {args.entities} entities)"))
-    print(table(rows, f"utterance -> first ai.speech.audio, LLM {args.llm_ms:.0f} ms + {args.tps:.0f} tok/s, TTS {args.tts_ms:.0f} ms, visemes {args.visemes} ({machine()})"))
+    rows: list[tuple[str, str]] = []
+    levels = [int(n) for n in args.entities.split(",") if n.strip()]
+    for n in levels:
+        runs = [True] if (n != 1 or args.no_floor_comparison) else [True, False]
+        for clause_split in runs:
+            local = argparse.Namespace(**{**vars(args), "turns": args.turns * (10 if n == 1 else 1)})
+            level = trio.run(run_level, local, n, clause_split, args.visemes)
+            label = f"{n} entities" + ("" if clause_split else ", sentence segments only")
+            rows.append((f"{label}: bridge-added", f"{describe(level.added_ms)}  (n={len(level.added_ms)}, {level.missing} unmatched)"))
+            legs = ", ".join(f"{name} {percentile(values, 50):.1f}" for name, values in level.parts_ms.items() if values)
+            rows.append((f"{label}: its legs, p50 ms", legs))
+            rows.append((f"{label}: first audio - set delays", f"{describe(level.over_floor_ms)}  (floor {level.floor_ms:.0f} ms, {level.tokens} tokens; fakes' own overshoot {describe(level.fake_overshoot_ms)})"))
+            rows.append((f"{label}: CPU (one core = 100 %)", f"bridge {100 * level.bridge_cpu:.0f} %, fakes {100 * level.backends_cpu:.0f} %, client {100 * level.client_cpu:.0f} %"))
+    title = (
+        f"utterance -> first ai.speech.audio: LLM {args.llm_ms:.0f} ms + {args.tps:.0f} tok/s, TTS {args.tts_ms:.0f} ms, "
+        f"visemes {args.visemes}, {args.play_s:g} s played per turn ({machine()})"
+    )
+    print(table(rows, title))
     return rows
 
 

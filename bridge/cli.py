@@ -8,9 +8,15 @@ connect even with `--port 0`. SIGINT/SIGTERM close every connection with 1001 an
 
 from __future__ import annotations
 
-import argparse
-import logging
 import os
+
+# Before numpy loads: its OpenBLAS starts a thread per core that spins after every matrix
+# product. The bridge's products are tiny (spectral features for visemes); measured, the
+# spinning doubled their CPU time and took cores from the event loop.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+import argparse  # noqa: E402  (after the environment is set)
+import logging  # noqa: E402
 import signal
 import sys
 from pathlib import Path

@@ -111,16 +111,19 @@ async def test_tts_say_and_interrupt_mid_speech_stops_within_a_chunk(connect) ->
 
     assert result.reply.payload["code"] == "cancelled"
     late_audio = [e for e in result.events if e.type == "ai.speech.audio"]
-    # Paced at 80 ms lead: audio stops within the lead (two 40 ms chunks) of the interrupt.
+    # Paced at 80 ms lead, released in batches of up to two more chunks: audio stops within
+    # lead + 2 chunks (four 40 ms chunks, plus the one in flight) of the interrupt.
     sent_after_break = [e for e in late_audio if e not in received]
-    assert len(sent_after_break) <= 3, len(sent_after_break)
-    assert not [e for e in after if e.type == "ai.speech.audio"]
+    assert len(sent_after_break) <= 5, len(sent_after_break)
+    # Nothing after the final reply: every chunk still queued was sent before it.
+    assert not [e for e in after if e.type == "ai.speech.audio" and e not in late_audio]
     stopped = result.of_type("ai.speech.interrupted")
     assert len(stopped) == 1
     heard = stopped[0].payload["heard_text"]
     assert heard and LINE.startswith(heard.split(" The")[0])
     assert result.reply.payload["heard_text"] == heard
-    assert 500 <= stopped[0].payload["played_ms"] <= 1500
+    # Chunk t=600 arrives between lead + 2 chunks (160 ms) and lead (80 ms) before it plays.
+    assert 600 - 160 - 40 <= stopped[0].payload["played_ms"] <= 1500
 
 
 async def test_interrupted_reply_keeps_only_the_heard_part_in_memory(connect) -> None:

@@ -9,12 +9,15 @@ once instead of after a buffer the client already holds.
 
 Timing for visemes comes from the backend when it has it (phonemes: piper, espeak;
 characters: ElevenLabs); otherwise the segment's audio is aligned to its text with espeak
-(OpenAI, Harmony Speech), which needs the whole segment first.
+(OpenAI, Harmony Speech), which needs the whole segment first. Those alignments share a
+limiter sized to the cores and a deadline (`untimed_visemes`): when a crowd backlogs the
+aligner, a segment goes out with a cheaper estimate rather than late.
 """
 
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -31,10 +34,80 @@ from bridge.speech.visemes import (
     visemes_from_audio,
     visemes_from_characters,
     visemes_from_phonemes,
+    visemes_quick,
 )
 
 #: Segments synthesized ahead of the one streaming.
 SYNTH_AHEAD = 2
+
+# ----------------------------------------------------------------- aligning untimed audio
+
+#: How long a segment's audio may wait for its espeak alignment (queue + work) before it
+#: goes out with the quick estimate instead. A crowd starting to speak at once queues
+#: hundreds of alignments; past this wait the rough visemes are better than late audio.
+ALIGN_WAIT_S = 0.1
+
+
+def _aligner_slots() -> int:
+    """Alignments running at once: one core is left to the event loop that paces audio.
+
+    The alignment is numpy work in small pieces that hold the GIL most of the time; more
+    threads than cores only make them (and the event loop) wait for each other.
+    """
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        cores = os.cpu_count() or 1
+    return max(1, cores - 1)
+
+
+_ALIGNER: trio.lowlevel.RunVar[trio.CapacityLimiter] = trio.lowlevel.RunVar("viseme_aligner")
+_QUICK: trio.lowlevel.RunVar[trio.CapacityLimiter] = trio.lowlevel.RunVar("viseme_quick")
+
+
+def aligner_limiter() -> trio.CapacityLimiter:
+    """The limiter all untimed-viseme alignments of this trio run share."""
+    try:
+        return _ALIGNER.get()
+    except LookupError:
+        limiter = trio.CapacityLimiter(_aligner_slots())
+        _ALIGNER.set(limiter)
+        return limiter
+
+
+def quick_limiter() -> trio.CapacityLimiter:
+    """One quick estimate at a time: when a crowd falls back at once, dozens of threads
+    fighting over the GIL would starve the event loop more than queueing ~1 ms jobs."""
+    try:
+        return _QUICK.get()
+    except LookupError:
+        limiter = trio.CapacityLimiter(1)
+        _QUICK.set(limiter)
+        return limiter
+
+
+async def untimed_visemes(samples: np.ndarray, sample_rate: int, text: str, *, wait_s: float | None = None) -> list[Viseme]:
+    """Visemes for audio with no timing: the espeak alignment if it is done within
+    `wait_s` (default `ALIGN_WAIT_S`), else `visemes_quick`.
+
+    The alignment runs in a worker thread under `aligner_limiter()`. If the wait runs out
+    while it is still queued it never starts; if it is running, its thread is told to stop
+    (it polls a flag) and is left to end on its own within about a millisecond; the same
+    happens when the caller is cancelled. So a backlog is shed instead of piling up.
+    """
+    stop = False
+
+    def align() -> list[Viseme]:
+        return visemes_from_audio(samples, sample_rate, text, should_stop=lambda: stop)
+
+    try:
+        with trio.move_on_after(ALIGN_WAIT_S if wait_s is None else wait_s):
+            return await trio.to_thread.run_sync(align, limiter=aligner_limiter(), abandon_on_cancel=True)
+    finally:
+        stop = True  # the abandoned thread (if any) raises AlignmentAbandoned into the void
+    # Sub-millisecond, but espeak's transcription takes the process-wide espeak lock that
+    # a running alignment may hold for a few ms: wait for it off the event loop.
+    return await trio.to_thread.run_sync(visemes_quick, samples, sample_rate, text, limiter=quick_limiter())
 
 
 @dataclass
@@ -98,6 +171,7 @@ class Speaker:
         self.segments: list[SpokenSegment] = []
         self._text_send, self._text_receive = trio.open_memory_channel[str](math.inf)
         self._clock_start: float | None = None  # real time of audio time 0 of this turn
+        self._batch_until = -math.inf  # chunks due before this trio time go without a sleep
         self._audio_ms_total = 0.0  # audio released so far, across segments
 
     # ----------------------------------------------------------------- input
@@ -187,8 +261,7 @@ class Speaker:
             tail = resampler.flush() if resampler is not None else np.zeros(0, np.int16)
             if untimed:
                 if source:
-                    whole = np.concatenate(source)
-                    visemes = await trio.to_thread.run_sync(visemes_from_audio, whole, src_rate, segment.text)
+                    visemes = await untimed_visemes(np.concatenate(source), src_rate, segment.text)
                 await send_chunks(chunker.push(np.concatenate([*buffered, tail])))
             else:
                 await send_chunks(chunker.push(tail))
@@ -205,7 +278,7 @@ class Speaker:
         start_ms = segment.sent_ms
         end_ms = start_ms + chunk.size * 1000 / out.sample_rate
         # Pacing: release this chunk no earlier than lead_ms before it will be heard.
-        await self._wait_until(self._audio_ms_total - out.lead_ms)
+        await self._pace(self._audio_ms_total - out.lead_ms)
         if segment.started_at is None:
             segment.started_at = trio.current_time()
             segment.offset_ms = self._audio_ms_total
@@ -229,16 +302,36 @@ class Speaker:
         segment.samples_sent += chunk.size
         self._audio_ms_total += end_ms - start_ms
 
+    async def _pace(self, audio_ms: float) -> None:
+        """Wait until `audio_ms` of audio has played, in batches of `2 x chunk_ms`.
+
+        One sleep per chunk was the largest single cost of a crowd speaking (trio timers
+        and cancel scopes, 25 a second per character, ~7 % of the bridge's CPU at 200
+        characters). After waking for one chunk, the chunks due within the next two
+        chunk lengths go out with it: the client holds between `lead_ms` and
+        `lead_ms + 2 x chunk_ms` of audio, never less than it asked for.
+        """
+        due = self._due(audio_ms)
+        if due is None or due <= trio.current_time() or due <= self._batch_until:
+            return
+        await trio.sleep_until(due)
+        self._batch_until = due + 2 * self.audio.chunk_ms / 1000
+
     async def _wait_until(self, audio_ms: float) -> None:
         """Sleep until `audio_ms` of this turn's audio has played in real time (0 lead: never)."""
-        if self.audio.lead_ms <= 0:
-            return
-        now = trio.current_time()
-        if self._clock_start is None:
-            self._clock_start = now
-        due = self._clock_start + audio_ms / 1000
-        if due > now:
+        due = self._due(audio_ms)
+        if due is not None and due > trio.current_time():
             await trio.sleep_until(due)
+
+    def _due(self, audio_ms: float) -> float | None:
+        """The trio time at which `audio_ms` of this turn's audio has played; None unpaced.
+
+        The turn's clock starts at the first call, i.e. when its first chunk is released."""
+        if self.audio.lead_ms <= 0:
+            return None
+        if self._clock_start is None:
+            self._clock_start = trio.current_time()
+        return self._clock_start + audio_ms / 1000
 
     # ----------------------------------------------------------------- after an interrupt
 

@@ -16,7 +16,10 @@ echoing the header back, the socket handshake 403; a wrong token is always refus
 ``"ws_forbidden"`` (REST accepts the token, the socket handshake answers 403),
 ``"neo_error"`` (answer the turn with
 ``{"command": "neo_error", "comment": fault_comment}``), ``"hang"`` (echo the player's turn,
-then silence), ``"drop"`` (send the first update, then cut the TCP connection).
+then silence), ``"drop"`` (send the first update, then cut the TCP connection),
+``"garbage"`` (echo the player's turn, then a frame that is not JSON), ``"status"`` (REST
+answers ``error_status`` with ``{"detail": error_message}``), ``"rate_limit"`` (REST answers
+429 with ``Retry-After: retry_after`` to the first ``fault_times`` requests).
 """
 
 from __future__ import annotations
@@ -35,9 +38,12 @@ from websockets.http11 import Request, Response
 from websockets.trio.server import ServerConnection
 
 from tests.fakes.http_server import FakeRequest, Responder, serve_http
+from tests.fakes.inflight import InFlight
 from tests.fakes.ws_server import serve_ws
 
-FAULTS = (None, "bad_token", "ws_forbidden", "neo_error", "hang", "drop")
+FAULTS = (None, "bad_token", "ws_forbidden", "neo_error", "hang", "drop", "garbage", "status", "rate_limit")
+#: Sent by the "garbage" fault: what a misbehaving proxy might slip into the socket.
+GARBAGE_FRAME = "<html><body>502 Bad Gateway</body></html>"
 
 
 def cumulative_snapshots(reply: str, updates: int) -> list[str]:
@@ -63,6 +69,7 @@ class FakeCharacterAI:
     sockets_opened: int = 0
     sockets_closed: int = 0
     generating: trio.Event = field(default_factory=trio.Event)
+    inflight: InFlight = field(default_factory=InFlight)  # REST requests still being answered
     _closed_events: list[trio.Event] = field(default_factory=list)
 
     @property
@@ -111,17 +118,30 @@ async def fake_characterai(
     user_id: int = 424242,
     character_id: str = "char-innkeeper",
     existing_chats: tuple[str, ...] = (),
+    error_status: int = 500,
+    error_message: str = "Internal Server Error",
+    fault_times: int = 1,
+    retry_after: float = 0.05,
 ) -> AsyncIterator[FakeCharacterAI]:
     if fault not in FAULTS:
         raise ValueError(f"unknown fault {fault!r}; one of {FAULTS}")
     fake: FakeCharacterAI
     character = {"author_id": character_id, "is_human": False, "name": "Innkeeper"}
+    faults_left = fault_times
 
     # ------------------------------------------------------------------ REST
     async def rest(req: FakeRequest, res: Responder) -> None:
+        nonlocal faults_left
         fake.rest_requests.append(req)
         if req.method != "GET" or req.path != "/chat/user/":
             await res.send_json(404, {"detail": f"Not found: {req.path}"})
+            return
+        if fault == "status":
+            await res.send_json(error_status, {"detail": error_message})
+            return
+        if fault == "rate_limit" and faults_left > 0:
+            faults_left -= 1
+            await res.send_json(429, {"detail": "Too many requests"}, {"retry-after": f"{retry_after:g}"})
             return
         if fault == "bad_token" or req.headers.get("authorization") != f"Token {token}":
             # The service's words, with the offending header echoed back: clients must scrub.
@@ -187,6 +207,9 @@ async def fake_characterai(
         await send(ws, {"command": "add_turn", "request_id": "someone-else", "turn": stray})
         if fault == "hang":
             return
+        if fault == "garbage":
+            await ws.send(GARBAGE_FRAME)
+            return
         reply_turn = str(uuid.uuid4())
         snapshots = cumulative_snapshots(reply, updates)
         for i, snapshot in enumerate(snapshots):
@@ -227,7 +250,8 @@ async def fake_characterai(
             fake.sockets_closed += 1
             closed.set()
 
-    async with serve_http(rest) as http_server, serve_ws(socket_handler, process_request=check_cookie) as ws_url:
+    inflight = InFlight()
+    async with serve_http(inflight.wrap(rest)) as http_server, serve_ws(socket_handler, process_request=check_cookie) as ws_url:
         fake = FakeCharacterAI(
             rest_url=http_server.url,
             ws_url=ws_url,
@@ -235,5 +259,6 @@ async def fake_characterai(
             user_id=user_id,
             character_id=character_id,
             chats=list(existing_chats),
+            inflight=inflight,
         )
         yield fake

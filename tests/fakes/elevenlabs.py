@@ -35,7 +35,7 @@ Fault modes (``fault=``), for both transports unless noted:
 ``"status"`` (HTTP: answer ``status`` with ``detail_status``/``message``; socket: refuse the
 handshake with that status), ``"rate_limit"`` (HTTP: 429 ``too_many_concurrent_requests``
 for the first ``fail_times`` requests, with ``Retry-After`` unless ``retry_after`` is None),
-``"hang"`` (HTTP: never answer; socket: accept text, never speak), ``"hang_mid"`` (one audio
+``"hang"`` (HTTP: never answer until the client hangs up; socket: accept text, never speak), ``"hang_mid"`` (one audio
 piece, then silence), ``"drop"`` (one audio piece, then cut the TCP connection),
 ``"garbage"`` (HTTP: lines that are not JSON; socket: a frame that is not JSON after the
 first audio), ``"bad_audio"`` (base64 that is not base64), ``"error"`` (socket: send
@@ -62,6 +62,8 @@ from websockets.http11 import Request, Response
 from websockets.trio.server import ServerConnection
 
 from tests.fakes.http_server import FakeHTTPServer, FakeRequest, Responder, serve_http
+from tests.fakes.inflight import InFlight
+from tests.fakes.stt_support import hang_until_disconnect
 from tests.fakes.tts_tone import MS_PER_CHAR, Pace, encode, split_even, tone
 from tests.fakes.ws_server import serve_ws
 
@@ -121,6 +123,7 @@ class FakeElevenLabs:
     sockets_opened: int = 0
     sockets_closed: int = 0
     http_completed: int = 0
+    inflight: InFlight = field(default_factory=InFlight)  # HTTP requests still being answered
     _closed_events: list[trio.Event] = field(default_factory=list)
 
     @property
@@ -238,7 +241,8 @@ async def fake_elevenlabs(
             await res.send_json(429, _detail("too_many_concurrent_requests", "Too many concurrent requests."), headers)
             return
         if fault == "hang":
-            await trio.sleep_forever()
+            await hang_until_disconnect(res, 3600)
+            return
 
         samples = tone(text, rate, ms_per_char)
         groups = [text[i : i + chunk_chars] for i in range(0, len(text), chunk_chars)]
@@ -267,7 +271,8 @@ async def fake_elevenlabs(
                 continue
             await res.write(json.dumps(line) + "\n")
             if i == 0 and fault == "hang_mid":
-                await trio.sleep_forever()
+                await hang_until_disconnect(res, 3600)
+                return
             if i == 0 and fault == "drop":
                 await res.abort()
                 return
@@ -422,7 +427,8 @@ async def fake_elevenlabs(
             fake.sockets_closed += 1
             closed.set()
 
-    async with serve_http(http_handler) as http_server, serve_ws(socket_handler, process_request=check_handshake) as ws_url:
+    inflight = InFlight()
+    async with serve_http(inflight.wrap(http_handler)) as http_server, serve_ws(socket_handler, process_request=check_handshake) as ws_url:
         fake = FakeElevenLabs(
             url=http_server.url,
             ws_url=ws_url,
@@ -430,5 +436,6 @@ async def fake_elevenlabs(
             voices=voices,
             http=http_server,
             ms_per_char=ms_per_char,
+            inflight=inflight,
         )
         yield fake

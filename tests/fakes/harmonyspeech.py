@@ -19,7 +19,7 @@ key is refused 401 with a message that repeats it back: clients must scrub).
         tts = harmonyspeech.create(ModuleSpec("h", "tts", "harmonyspeech", engine.options(voice="EN-US")))
 
 Fault modes (``fault=``): ``"status"`` (``status`` with ``message``), ``"rate_limit"`` (429
-with ``Retry-After`` for the first ``fail_times`` requests), ``"hang"`` (never answer),
+with ``Retry-After`` for the first ``fail_times`` requests), ``"hang"`` (never answer, until the client hangs up),
 ``"drop"`` (half the body, then cut the connection), ``"garbage"`` (``data`` that is base64
 but not audio), ``"bad_json"`` (a 200 whose body is not JSON).
 """
@@ -40,6 +40,8 @@ from typing import Any
 import trio
 
 from tests.fakes.http_server import FakeHTTPServer, FakeRequest, Responder, serve_http
+from tests.fakes.inflight import InFlight
+from tests.fakes.stt_support import hang_until_disconnect
 from tests.fakes.tts_tone import MS_PER_CHAR, tone, wav_bytes
 
 FAULTS = (None, "status", "rate_limit", "hang", "drop", "garbage", "bad_json")
@@ -60,6 +62,7 @@ class FakeHarmonySpeech:
     speech_requests: list[dict[str, Any]] = field(default_factory=list)
     embed_requests: list[dict[str, Any]] = field(default_factory=list)
     completed: int = 0
+    inflight: InFlight = field(default_factory=InFlight)  # requests still being answered
 
     @property
     def requests(self) -> list[FakeRequest]:
@@ -244,12 +247,15 @@ async def fake_harmonyspeech(
                                 {"retry-after": retry_after})
             return
         if fault == "hang":
-            await trio.sleep_forever()
+            await hang_until_disconnect(res, 3600)
+            return
         if fault == "bad_json":
             await res.send(200, "<html>Internal proxy page</html>", {"content-type": "text/html"})
             return
         await speech(req, res, body)
 
-    async with serve_http(handler) as http_server:
-        fake = FakeHarmonySpeech(url=http_server.url, api_key=api_key, http=http_server, ms_per_char=ms_per_char)
+    inflight = InFlight()
+    async with serve_http(inflight.wrap(handler)) as http_server:
+        fake = FakeHarmonySpeech(url=http_server.url, api_key=api_key, http=http_server, ms_per_char=ms_per_char,
+                                 inflight=inflight)
         yield fake

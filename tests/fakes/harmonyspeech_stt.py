@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tests.fakes.http_server import FakeHTTPServer, FakeRequest, Responder, serve_http
+from tests.fakes.inflight import InFlight
 from tests.fakes.stt_support import ReceivedAudio, audio_problem, hang_until_disconnect, read_wav, spread_words
 
 DEFAULT_MODELS = ("faster-whisper-large-v3-turbo",)
@@ -47,6 +48,7 @@ class FakeHarmonyServer:
     http: FakeHTTPServer
     uploads: list[HarmonyUpload] = field(default_factory=list)
     disconnects: int = 0  # clients that hung up on a hanging request
+    inflight: InFlight = field(default_factory=InFlight)  # requests still being answered
 
     @property
     def url(self) -> str:
@@ -182,6 +184,7 @@ async def fake_harmonyspeech_stt(
         elif fault == "error_in_200":
             await res.send_json(200, _error(500, "Inference worker crashed", "InternalServerError"))
 
-    async with serve_http(handler) as http_server:
-        server = FakeHarmonyServer(http_server)
+    inflight = InFlight()
+    async with serve_http(inflight.wrap(handler)) as http_server:
+        server = FakeHarmonyServer(http_server, inflight=inflight)
         yield server

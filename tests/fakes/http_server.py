@@ -16,6 +16,7 @@ server would. Each fake is an async handler ``(request, responder)``.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -35,6 +36,11 @@ class FakeRequest:
     query: dict[str, list[str]]
     headers: dict[str, str]
     body: bytes
+    #: `time.monotonic()` when the request was complete, and when each response write was
+    #: handed to the socket: benchmarks in another process (same clock) use them to tell the fake's own time
+    #: from the client's.
+    received_at: float = 0.0
+    write_times: list[float] = field(default_factory=list)
 
     def json(self) -> Any:
         return json.loads(self.body)
@@ -43,9 +49,10 @@ class FakeRequest:
 class Responder:
     """Writes one response; `abort()` closes the socket without finishing it."""
 
-    def __init__(self, stream: trio.SocketStream, conn: h11.Connection) -> None:
+    def __init__(self, stream: trio.SocketStream, conn: h11.Connection, request: FakeRequest | None = None) -> None:
         self._stream = stream
         self._conn = conn
+        self._request = request
         self.aborted = False
 
     async def _send(self, event: Any) -> None:
@@ -64,6 +71,8 @@ class Responder:
         if isinstance(data, str):
             data = data.encode()
         if data:
+            if self._request is not None:
+                self._request.write_times.append(time.monotonic())
             await self._send(h11.Data(data=data))
 
     async def end(self) -> None:
@@ -130,6 +139,7 @@ async def _read_request(stream: trio.SocketStream, conn: h11.Connection) -> Fake
                 query=parse_qs(parts.query),
                 headers={k.decode().lower(): v.decode() for k, v in head.headers},
                 body=bytes(body),
+                received_at=time.monotonic(),
             )
         elif isinstance(event, h11.ConnectionClosed):
             return None
@@ -153,7 +163,7 @@ async def serve_http(handler: Handler) -> AsyncIterator[FakeHTTPServer]:
                 if request is None:
                     return
                 server.requests.append(request)
-                responder = Responder(stream, conn)
+                responder = Responder(stream, conn, request)
                 try:
                     await handler(request, responder)
                 except (trio.BrokenResourceError, trio.ClosedResourceError):

@@ -10,9 +10,11 @@ to ``violations``; tests assert that list is empty.
         llm = kajiwoto.create(ModuleSpec("k", "llm", "kajiwoto", kaji.options(timeout=2)))
 
 Fault modes (``fault=``): ``"login_error"`` (GraphQL errors body), ``"graphql_500"``,
-``"connect_refused"`` (``44`` on connect; both take their text from ``error_message``),
-``"hang"`` / ``"drop"`` at the event named by ``fault_at`` (default ``"chatSubmit"``):
-stop answering, or cut the TCP connection. Wrong credentials are refused as the
+``"graphql_429"`` (the first ``fault_times`` logins get 429 with ``Retry-After:
+retry_after`` and a GraphQL errors body), ``"connect_refused"`` (``44`` on connect; both
+take their text from ``error_message``), ``"hang"`` / ``"drop"`` / ``"garbage"`` at the
+event named by ``fault_at`` (default ``"chatSubmit"``): stop answering, cut the TCP
+connection, or send a frame that is not Socket.IO. Wrong credentials are refused as the
 service would: bad credentials -> GraphQL error, bad token -> ``44``.
 """
 
@@ -35,10 +37,13 @@ from websockets.trio.server import ServerConnection
 from bridge.providers.llm import socketio
 from bridge.providers.llm.socketio import EngineType, SocketType
 from tests.fakes.http_server import FakeRequest, Responder, serve_http
+from tests.fakes.inflight import InFlight
 from tests.fakes.ws_server import serve_ws
 
 FLOW = ("login", "subscribe", "chatEnter", "chatSend", "chatSubmit")
-FAULTS = (None, "login_error", "graphql_500", "connect_refused", "hang", "drop")
+FAULTS = (None, "login_error", "graphql_500", "graphql_429", "connect_refused", "hang", "drop", "garbage")
+#: Sent by the "garbage" fault: an Engine.IO packet type that does not exist, then junk.
+GARBAGE_FRAME = "9<html>upstream reset</html>"
 
 
 def expected_secret(stamp: str) -> str:
@@ -66,6 +71,7 @@ class FakeKajiwoto:
     sockets_opened: int = 0
     sockets_closed: int = 0
     submitted: trio.Event = field(default_factory=trio.Event)
+    inflight: InFlight = field(default_factory=InFlight)  # GraphQL requests still being answered
     _closed_events: list[trio.Event] = field(default_factory=list)
 
     @property
@@ -119,21 +125,29 @@ async def fake_kajiwoto(
     room_id: str = "room-42",
     room_version: int = 1675538034,
     error_message: str | None = None,
+    fault_times: int = 1,
+    retry_after: float = 0.05,
 ) -> AsyncIterator[FakeKajiwoto]:
     if fault not in FAULTS:
         raise ValueError(f"unknown fault {fault!r}; one of {FAULTS}")
     if fault_at not in FLOW:
         raise ValueError(f"fault_at must be one of {FLOW}")
     fake: FakeKajiwoto
+    faults_left = fault_times
 
     # ------------------------------------------------------------------ GraphQL
     async def graphql(req: FakeRequest, res: Responder) -> None:
+        nonlocal faults_left
         fake.graphql_requests.append(req)
         if req.method != "POST" or req.path != "/graphql":
             await res.send_json(404, {"errors": [{"message": f"no route {req.method} {req.path}"}]})
             return
         if fault == "graphql_500":
             await res.send_json(500, {"errors": [{"message": "Internal server error"}]})
+            return
+        if fault == "graphql_429" and faults_left > 0:
+            faults_left -= 1
+            await res.send_json(429, {"errors": [{"message": "Too many login attempts"}]}, {"retry-after": f"{retry_after:g}"})
             return
         query = str(req.json().get("query", ""))
         op = re.search(r"\b(loginWithToken|login)\s*\(", query)
@@ -228,10 +242,12 @@ async def fake_kajiwoto(
 
             if action == "chatSubmit":
                 fake.submitted.set()
-            if fault in ("hang", "drop") and action == fault_at:
+            if fault in ("hang", "drop", "garbage") and action == fault_at:
                 if fault == "drop":
                     await trio.aclose_forcefully(ws.stream)
                     return
+                if fault == "garbage":
+                    await ws.send(GARBAGE_FRAME)
                 await drain(ws)
                 return
 
@@ -289,7 +305,8 @@ async def fake_kajiwoto(
             fake.sockets_closed += 1
             closed.set()
 
-    async with serve_http(graphql) as http_server, serve_ws(socket_handler) as ws_url:
+    inflight = InFlight()
+    async with serve_http(inflight.wrap(graphql)) as http_server, serve_ws(socket_handler) as ws_url:
         fake = FakeKajiwoto(
             graphql_url=f"{http_server.url}/graphql",
             socket_url=f"{ws_url}/socket.io/",
@@ -298,5 +315,6 @@ async def fake_kajiwoto(
             auth_token=auth_token,
             user_id=user_id,
             room_id=room_id,
+            inflight=inflight,
         )
         yield fake

@@ -13,7 +13,9 @@ n bytes at a time, so characters get cut in half on the wire.
 
 Fault modes (``fault=``): ``"error"`` (``error_status`` with ``error_message``),
 ``"rate_limit"`` (the first ``fault_times`` requests get 429 + Retry-After), ``"hang_headers"``,
-``"hang"`` (after the first piece), ``"drop"`` (cut the connection mid-reply), ``"empty"``.
+``"hang"`` (after the first piece; hangs end when the client hangs up), ``"drop"`` (cut
+the connection mid-reply), ``"empty"``, ``"garbage"`` (a 200 HTML page from a proxy instead
+of the ``text/plain`` reply).
 A wrong key gets 401, an unknown ``ai_id`` 404, a missing field 400.
 """
 
@@ -27,9 +29,15 @@ from typing import Any
 import trio
 
 from tests.fakes.http_server import FakeHTTPServer, FakeRequest, Responder, serve_http
-from tests.fakes.openai_chat import StreamWatch, pace, split_tokens
+from tests.fakes.inflight import InFlight
+from tests.fakes.openai_chat import HANG_LIMIT_S, StreamWatch, pace, split_tokens
+from tests.fakes.stt_support import hang_until_disconnect
 
-FAULTS = (None, "error", "rate_limit", "hang_headers", "hang", "drop", "empty")
+FAULTS = (None, "error", "rate_limit", "hang_headers", "hang", "drop", "empty", "garbage")
+#: What a proxy in front of the API answers when the upstream is down: a 200 page that is
+#: not Kindroid's text/plain reply.
+GARBAGE_PAGE = "<html><body><h1>502 Bad Gateway</h1><p>cloudflare</p></body></html>"
+
 
 
 @dataclass
@@ -39,6 +47,7 @@ class FakeKindroid:
     api_key: str
     ai_id: str
     chat_breaks: list[dict[str, Any]] = field(default_factory=list)
+    inflight: InFlight = field(default_factory=InFlight)
 
     @property
     def url(self) -> str:
@@ -75,8 +84,15 @@ async def fake_kindroid(
     if fault not in FAULTS:
         raise ValueError(f"unknown fault {fault!r}; one of {FAULTS}")
     watch = StreamWatch()
+    inflight = InFlight()
     faults_left = fault_times
     server: FakeKindroid
+
+    async def hang(res: Responder) -> None:
+        """Send nothing more; return once the client hangs up (so tests see it did)."""
+        if await hang_until_disconnect(res, HANG_LIMIT_S):
+            watch.early_closes += 1
+            watch.client_gone.set()
 
     async def plain(res: Responder, status: int, text: str, headers: dict[str, str] | None = None) -> None:
         await res.send(status, text, {"content-type": "text/plain; charset=utf-8", **(headers or {})})
@@ -115,7 +131,11 @@ async def fake_kindroid(
             await plain(res, 429, "Too many requests", {"retry-after": f"{retry_after:g}"})
             return
         if fault == "hang_headers":
-            await trio.sleep_forever()
+            await hang(res)
+            return
+        if fault == "garbage":
+            await res.send(200, GARBAGE_PAGE, {"content-type": "text/html; charset=utf-8"})
+            return
         text = "" if fault == "empty" else reply
         if not body.get("stream"):
             await pace(0, first_token_delay, None)
@@ -134,13 +154,14 @@ async def fake_kindroid(
             await pace(i, first_token_delay, tokens_per_s)
             await watch.write(res, piece)
         if fault == "hang":
-            await trio.sleep_forever()
+            await hang(res)
+            return
         if fault == "drop":
             await res.abort()
             return
         await res.end()
         watch.completed += 1
 
-    async with serve_http(handler) as http:
-        server = FakeKindroid(http=http, watch=watch, api_key=api_key, ai_id=ai_id)
+    async with serve_http(inflight.wrap(handler)) as http:
+        server = FakeKindroid(http=http, watch=watch, api_key=api_key, ai_id=ai_id, inflight=inflight)
         yield server

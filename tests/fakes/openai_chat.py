@@ -7,7 +7,8 @@ carrying the role, a last chunk with ``finish_reason``, then ``data: [DONE]``; e
     async with fake_openai_chat(reply="Hi!", fault=None) as server:
         llm = openai_chat.create(ModuleSpec("gpt", "llm", "openai", server.options()))
 
-`server.url` is the base URL a client is configured with (it ends in ``/v1``).
+`server.url` is the base URL a client is configured with (it ends in ``/v1``). `reply` may
+also be a function of the request body: benchmarks tag each reply with the turn that asked.
 
 Pacing (for tests and benchmarks): ``first_token_delay`` seconds before the first content
 chunk, then ``tokens_per_s`` content chunks a second (``None``: as fast as possible).
@@ -18,8 +19,8 @@ Fault modes (``fault=``):
 - ``"rate_limit"``: the first ``fault_times`` requests get ``error_status`` (default 429)
   with ``Retry-After: retry_after``; later ones succeed. Use a large ``fault_times`` to
   check that a client gives up.
-- ``"hang_headers"``: never send a response head.
-- ``"hang"``: send the head and the role chunk, then nothing.
+- ``"hang_headers"``: never send a response head (until the client hangs up).
+- ``"hang"``: send the head and the role chunk, then nothing (until the client hangs up).
 - ``"drop"``: send half the reply, then cut the TCP connection.
 - ``"malformed"``: send one good chunk, then a ``data:`` line that is not JSON.
 - ``"stream_error"``: send one good chunk, then an ``{"error": ...}`` event (as OpenAI
@@ -28,7 +29,8 @@ Fault modes (``fault=``):
 
 When `api_key` is set, a request without ``Authorization: Bearer <api_key>`` gets a 401.
 The server records every request (`requests`) and notices when a client goes away in the
-middle of a reply (`client_gone`, an Event, and `early_closes`).
+middle of a reply (`client_gone`, an Event, and `early_closes`); `inflight` counts the
+requests it is still answering (a hang ends when the client hangs up).
 """
 
 from __future__ import annotations
@@ -43,6 +45,11 @@ from typing import Any
 import trio
 
 from tests.fakes.http_server import FakeHTTPServer, FakeRequest, Responder, serve_http, sse
+from tests.fakes.inflight import InFlight
+from tests.fakes.stt_support import hang_until_disconnect
+
+#: How long a hanging fake waits for the client to give up before it stops waiting.
+HANG_LIMIT_S = 3600.0
 
 FAULTS = (None, "error", "rate_limit", "hang_headers", "hang", "drop", "malformed", "stream_error", "empty")
 
@@ -86,6 +93,7 @@ class FakeOpenAIChat:
     watch: StreamWatch
     model: str
     api_key: str | None
+    inflight: InFlight = field(default_factory=InFlight)
 
     @property
     def url(self) -> str:
@@ -135,7 +143,7 @@ def openai_error(message: str, status: int) -> dict[str, Any]:
 
 @asynccontextmanager
 async def fake_openai_chat(
-    reply: str = "Hello there, traveller!",
+    reply: str | Callable[[dict[str, Any]], str] = "Hello there, traveller!",
     *,
     fault: str | None = None,
     model: str = "gpt-fake",
@@ -151,7 +159,14 @@ async def fake_openai_chat(
     if fault not in FAULTS:
         raise ValueError(f"unknown fault {fault!r}; one of {FAULTS}")
     watch = StreamWatch()
+    inflight = InFlight()
     faults_left = fault_times
+
+    async def hang(res: Responder) -> None:
+        """Send nothing more; return once the client hangs up (so tests see it did)."""
+        if await hang_until_disconnect(res, HANG_LIMIT_S):
+            watch.early_closes += 1
+            watch.client_gone.set()
 
     async def handler(req: FakeRequest, res: Responder) -> None:
         nonlocal faults_left
@@ -177,7 +192,8 @@ async def fake_openai_chat(
             )
             return
         if fault == "hang_headers":
-            await trio.sleep_forever()
+            await hang(res)
+            return
         try:
             body = req.json()
         except ValueError:
@@ -191,8 +207,9 @@ async def fake_openai_chat(
         await res.start(200, {"content-type": "text/event-stream; charset=utf-8"})
         await watch.write(res, sse(chunk(name, created, {"role": "assistant", "content": ""})))
         if fault == "hang":
-            await trio.sleep_forever()
-        pieces = [] if fault == "empty" else split_tokens(reply)
+            await hang(res)
+            return
+        pieces = [] if fault == "empty" else split_tokens(reply(body) if callable(reply) else reply)
         if fault == "drop":
             pieces = pieces[: max(1, len(pieces) // 2)]
         elif fault in ("malformed", "stream_error"):
@@ -221,5 +238,5 @@ async def fake_openai_chat(
         await res.end()
         watch.completed += 1
 
-    async with serve_http(handler) as http:
-        yield FakeOpenAIChat(http=http, watch=watch, model=model, api_key=api_key)
+    async with serve_http(inflight.wrap(handler)) as http:
+        yield FakeOpenAIChat(http=http, watch=watch, model=model, api_key=api_key, inflight=inflight)

@@ -14,7 +14,8 @@ as OpenAI documents; ``wav`` is streamed with unknown sizes; ``mp3``, ``opus`` (
 Fault modes (``fault=``):
 ``"status"`` answer ``status`` (default 500) with an OpenAI error body saying ``message``;
 ``"rate_limit"`` answer the first ``fail_times`` requests 429 with ``Retry-After: retry_after``;
-``"hang"`` never answer; ``"hang_mid"`` send the first audio piece, then nothing;
+``"hang"`` never answer; ``"hang_mid"`` send the first audio piece, then nothing (a hang
+ends when the client hangs up: `inflight` then shows the request finished);
 ``"drop"`` send the first piece, then cut the connection; ``"garbage"`` answer 200 with
 bytes that are no audio (for ``pcm``: a JSON error body labelled ``application/json``, the
 one way raw PCM can be told from garbage).
@@ -32,6 +33,8 @@ from typing import Any
 import trio
 
 from tests.fakes.http_server import FakeHTTPServer, FakeRequest, Responder, serve_http
+from tests.fakes.inflight import InFlight
+from tests.fakes.stt_support import hang_until_disconnect
 from tests.fakes.tts_tone import MS_PER_CHAR, Pace, encode, split_even, tone
 
 FAULTS = (None, "status", "rate_limit", "hang", "hang_mid", "drop", "garbage")
@@ -57,6 +60,7 @@ class FakeOpenAISpeech:
     ms_per_char: float
     speech_requests: list[dict[str, Any]] = field(default_factory=list)
     completed: int = 0  # responses whose last audio byte was sent
+    inflight: InFlight = field(default_factory=InFlight)  # requests still being answered
 
     @property
     def requests(self) -> list[FakeRequest]:
@@ -156,7 +160,8 @@ async def fake_openai_speech(
                                 {"retry-after": retry_after})
             return
         if fault == "hang":
-            await trio.sleep_forever()
+            await hang_until_disconnect(res, 3600)
+            return
         if fault == "garbage":
             if fmt == "pcm":
                 await res.send_json(200, _error("upstream produced no audio", "server_error"))
@@ -173,13 +178,16 @@ async def fake_openai_speech(
             await pace.before(i, seconds / len(pieces))
             await res.write(piece)
             if i == 0 and fault == "hang_mid":
-                await trio.sleep_forever()
+                await hang_until_disconnect(res, 3600)
+                return
             if i == 0 and fault == "drop":
                 await res.abort()
                 return
         await res.end()
         fake.completed += 1
 
-    async with serve_http(handler) as http_server:
-        fake = FakeOpenAISpeech(url=f"{http_server.url}/v1", api_key=api_key, http=http_server, ms_per_char=ms_per_char)
+    inflight = InFlight()
+    async with serve_http(inflight.wrap(handler)) as http_server:
+        fake = FakeOpenAISpeech(url=f"{http_server.url}/v1", api_key=api_key, http=http_server, ms_per_char=ms_per_char,
+                                inflight=inflight)
         yield fake

@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tests.fakes.http_server import FakeHTTPServer, FakeRequest, Responder, serve_http
+from tests.fakes.inflight import InFlight
 from tests.fakes.stt_support import ReceivedAudio, audio_problem, hang_until_disconnect, read_wav, spread_words
 
 MODELS = ("whisper-1", "gpt-4o-transcribe", "gpt-4o-mini-transcribe")
@@ -60,6 +61,7 @@ class FakeTranscribeServer:
     api_key: str
     uploads: list[Upload] = field(default_factory=list)
     disconnects: int = 0  # clients that hung up on a hanging request
+    inflight: InFlight = field(default_factory=InFlight)  # requests still being answered
 
     @property
     def url(self) -> str:
@@ -231,6 +233,7 @@ async def fake_openai_transcribe(
         elif fault == "no_text":
             await res.send_json(200, {"transcript": "wrong field"})
 
-    async with serve_http(handler) as http_server:
-        server = FakeTranscribeServer(http_server, api_key)
+    inflight = InFlight()
+    async with serve_http(inflight.wrap(handler)) as http_server:
+        server = FakeTranscribeServer(http_server, api_key, inflight=inflight)
         yield server

@@ -15,7 +15,7 @@ boundaries in the middle of ``\\r\\n`` and of UTF-8 characters.
 
 Fault modes (``fault=``): ``"error"`` (``error_status`` with ``{"detail": error_message}``),
 ``"rate_limit"`` (the first ``fault_times`` requests get 429 + Retry-After), ``"hang_headers"``,
-``"hang"`` (after the first chunk), ``"drop"`` (cut the connection mid-reply),
+``"hang"`` (after the first chunk; hangs end when the client hangs up), ``"drop"`` (cut the connection mid-reply),
 ``"malformed"`` (a ``data:`` line that is not JSON), ``"empty"`` (no content at all).
 
 ``histories`` maps a character name to its saved chat for ``GET /v1/history?character=X``
@@ -27,13 +27,15 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import trio
 
 from tests.fakes.http_server import FakeHTTPServer, FakeRequest, Responder, serve_http, sse
-from tests.fakes.openai_chat import StreamWatch, pace, split_tokens
+from tests.fakes.inflight import InFlight
+from tests.fakes.openai_chat import HANG_LIMIT_S, StreamWatch, pace, split_tokens
+from tests.fakes.stt_support import hang_until_disconnect
 
 FAULTS = (None, "error", "rate_limit", "hang_headers", "hang", "drop", "malformed", "empty")
 FLAVOURS = ("harmony", "upstream")
@@ -44,6 +46,7 @@ class FakeTextgen:
     http: FakeHTTPServer
     watch: StreamWatch
     api_key: str | None
+    inflight: InFlight = field(default_factory=InFlight)
 
     @property
     def url(self) -> str:
@@ -102,7 +105,14 @@ async def fake_textgen(
     harmony = flavour == "harmony"
     sep = "\r\n" if harmony else "\n"
     watch = StreamWatch()
+    inflight = InFlight()
     faults_left = fault_times
+
+    async def hang(res: Responder) -> None:
+        """Send nothing more; return once the client hangs up (so tests see it did)."""
+        if await hang_until_disconnect(res, HANG_LIMIT_S):
+            watch.early_closes += 1
+            watch.client_gone.set()
 
     async def send_event(res: Responder, data: bytes) -> None:
         if not split_writes:
@@ -141,7 +151,8 @@ async def fake_textgen(
             await res.send_json(429, {"detail": "Too many requests"}, {"retry-after": f"{retry_after:g}"})
             return
         if fault == "hang_headers":
-            await trio.sleep_forever()
+            await hang(res)
+            return
         body = req.json()
         created = int(time.time())
         await res.start(200, {"content-type": "text/event-stream; charset=utf-8", "cache-control": "no-cache"})
@@ -156,7 +167,8 @@ async def fake_textgen(
             await pace(i, first_token_delay, tokens_per_s)
             await send_event(res, sse(_chunk(model, created, piece, None, harmony=harmony), sep=sep))
         if fault == "hang":
-            await trio.sleep_forever()
+            await hang(res)
+            return
         if fault == "drop":
             await res.abort()
             return
@@ -177,5 +189,5 @@ async def fake_textgen(
         except (trio.BrokenResourceError, trio.ClosedResourceError):
             return
 
-    async with serve_http(handler) as http:
-        yield FakeTextgen(http=http, watch=watch, api_key=api_key)
+    async with serve_http(inflight.wrap(handler)) as http:
+        yield FakeTextgen(http=http, watch=watch, api_key=api_key, inflight=inflight)

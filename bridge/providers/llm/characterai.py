@@ -23,7 +23,9 @@ One turn is one socket, closed when the stream ends or is cancelled.
 Config (`[modules.NAME]`, provider = "characterai"): `character_id` (required),
 `token` / `token_env`, `chat_id` (continue an existing chat), `greeting` (bool, default
 true: new chats start with the character's greeting), endpoints `rest_url`, `ws_url`;
-`timeout` (s per wait, default 30), `connect_timeout` (s, default 10).
+`timeout` (s per wait, default 30), `connect_timeout` (s, default 10); `max_retries`
+(default 2) and `max_retry_after` (s, default `timeout`) bound the retries of a 429/503
+from the REST endpoint, as for every HTTP module.
 """
 
 from __future__ import annotations
@@ -55,6 +57,7 @@ DEFAULT_REST_URL = "https://plus.character.ai"
 DEFAULT_WS_URL = "wss://neo.character.ai"
 DEFAULT_TIMEOUT_S = 30.0
 ORIGIN_ID = "web-next"
+RETRY_KEYS = ("max_retries", "max_retry_after")
 
 
 def ws_endpoint(base: str) -> str:
@@ -228,6 +231,7 @@ class CharacterAILLM:
         ws_url: str = DEFAULT_WS_URL,
         timeout: float = DEFAULT_TIMEOUT_S,
         connect_timeout: float = http.DEFAULT_CONNECT_TIMEOUT_S,
+        retry_options: Mapping[str, Any] | None = None,
     ) -> None:
         self.name = "characterai"
         self._token = token
@@ -238,6 +242,9 @@ class CharacterAILLM:
         self.ws_url = ws_endpoint(ws_url)
         self.timeout = timeout
         self.connect_timeout = connect_timeout
+        # `max_retries` / `max_retry_after` for `http.with_retries`; the wait cap defaults to
+        # `timeout` so a rate limit never stalls a turn longer than a silent backend would.
+        self.retry_options: dict[str, Any] = {"max_retry_after": timeout, **dict(retry_options or {})}
         self._http: httpx.AsyncClient | None = None
         self._user_id: str | None = None
         self._user_lock = trio.Lock()
@@ -270,7 +277,7 @@ class CharacterAILLM:
                     raise http.status_error(PROVIDER, response.status_code, response.content, retry_after)
                 return response
 
-            response = await http.with_retries(PROVIDER, attempt, {"max_retry_after": self.timeout})
+            response = await http.with_retries(PROVIDER, attempt, self.retry_options)
             try:
                 user = response.json()["user"]["user"]
                 self._user_id = str(user["id"])
@@ -322,4 +329,5 @@ def create(spec: ModuleSpec) -> CharacterAILLM:
         ws_url=spec.option("ws_url", DEFAULT_WS_URL),
         timeout=float(spec.option("timeout", DEFAULT_TIMEOUT_S)),
         connect_timeout=float(spec.option("connect_timeout", http.DEFAULT_CONNECT_TIMEOUT_S)),
+        retry_options={k: spec.options[k] for k in RETRY_KEYS if k in spec.options},
     )

@@ -21,7 +21,8 @@ The Kaji's mood from ``petData`` is kept in ``last_mood`` / ``last_pet_data``.
 Config (`[modules.NAME]`, provider = "kajiwoto"): `room_id` (required), `kaji_id`,
 `username` + `password` / `password_env`, or `auth_token` / `auth_token_env`; endpoints
 `graphql_url`, `socket_url`, `origin`; `timeout` (s per wait, default 30),
-`connect_timeout` (s, default 10).
+`connect_timeout` (s, default 10); `max_retries` (default 2) and `max_retry_after` (s,
+default `timeout`) bound the retries of a login answered 429/503, as for every HTTP module.
 """
 
 from __future__ import annotations
@@ -59,6 +60,7 @@ PROVIDER = "Kajiwoto"
 DEFAULT_GRAPHQL_URL = "https://server.chiefhappiness.co/graphql"
 DEFAULT_SOCKET_URL = "wss://socket.chiefhappiness.co/socket.io/"
 DEFAULT_TIMEOUT_S = 30.0
+RETRY_KEYS = ("max_retries", "max_retry_after")
 
 _LOGIN_FIELDS = "authToken user { id username displayName profile { photoUri } }"
 
@@ -331,6 +333,7 @@ class KajiwotoLLM:
         origin: str | None = None,
         timeout: float = DEFAULT_TIMEOUT_S,
         connect_timeout: float = http.DEFAULT_CONNECT_TIMEOUT_S,
+        retry_options: Mapping[str, Any] | None = None,
     ) -> None:
         if not auth_token and not (username and password):
             raise ConfigError("kajiwoto needs `auth_token` or both `username` and `password`")
@@ -345,6 +348,9 @@ class KajiwotoLLM:
         self.origin = origin
         self.timeout = timeout
         self.connect_timeout = connect_timeout
+        # For `http.with_retries`; the wait cap defaults to `timeout`, so a rate limit never
+        # stalls a turn longer than a silent backend would.
+        self.retry_options: dict[str, Any] = {"max_retry_after": timeout, **dict(retry_options or {})}
         self._http: httpx.AsyncClient | None = None
         self._account: Account | None = None
         self._login_lock = trio.Lock()
@@ -378,12 +384,16 @@ class KajiwotoLLM:
                     f"mutation {{ login(usernameOrEmail: {_graphql_string(self._username)}, "
                     f"password: {_graphql_string(self._password)}, deviceType: WEB) {{ {_LOGIN_FIELDS} }} }}"
                 )
-            try:
-                response = await self._client().post(self.graphql_url, json={"query": query}, headers=headers)
-            except httpx.HTTPError as exc:
-                raise http.transport_error(PROVIDER, exc) from None
-            if response.status_code >= 400:
-                raise http.status_error(PROVIDER, response.status_code, response.content)
+
+            async def attempt() -> httpx.Response:
+                try:
+                    response = await self._client().post(self.graphql_url, json={"query": query}, headers=headers)
+                except httpx.HTTPError as exc:
+                    raise http.transport_error(PROVIDER, exc) from None
+                http.raise_for_status(PROVIDER, response, response.content)
+                return response
+
+            response = await http.with_retries(PROVIDER, attempt, self.retry_options)
             try:
                 body = response.json()
             except ValueError:
@@ -458,4 +468,5 @@ def create(spec: ModuleSpec) -> KajiwotoLLM:
         origin=spec.option("origin"),
         timeout=float(spec.option("timeout", DEFAULT_TIMEOUT_S)),
         connect_timeout=float(spec.option("connect_timeout", http.DEFAULT_CONNECT_TIMEOUT_S)),
+        retry_options={k: spec.options[k] for k in RETRY_KEYS if k in spec.options},
     )

@@ -5,6 +5,9 @@
 persona, so only the player's new message is sent (``request.new_message``); the
 harmonizer's prompt is not. ``POST /chat-break {"ai_id", "greeting"}`` starts a fresh chat
 and is exposed as :meth:`KindroidLLM.chat_break`. Errors come back as short plain text.
+A 200 whose body is labelled as something other than ``text/plain`` (a proxy's HTML error
+page, a JSON error object) is an error, not the character's words: speaking it aloud
+would be worse than saying nothing.
 
 Options: `ai_id` (required), `api_key` / `api_key_env` (required, ``kn_...``), `base_url`
 (default https://api.kindroid.ai/v1), `stream` (default true), `timeout` (default 60 s:
@@ -24,10 +27,10 @@ import trio
 
 from bridge.providers.base import ConfigError, LLMRequest, ProviderError
 from bridge.providers.http import (
-    make_timeout,
+    error_message_from_body,
+    make_client,
     open_stream,
-    parse_retry_after,
-    status_error,
+    raise_for_status,
     transport_error,
     with_retries,
 )
@@ -37,6 +40,8 @@ from bridge.providers.registry import ModuleSpec
 PROVIDER = "Kindroid"
 DEFAULT_BASE_URL = "https://api.kindroid.ai/v1"
 DEFAULT_TIMEOUT_S = 60.0
+#: How much of a body that is not a reply is read to quote it in the error.
+_QUOTE_BYTES = 2000
 
 
 class KindroidLLM:
@@ -47,11 +52,7 @@ class KindroidLLM:
         self._api_key = api_key
         self._stream = bool(options.get("stream", True))
         self._options = {"timeout": DEFAULT_TIMEOUT_S, **options}
-        self._client = httpx.AsyncClient(
-            base_url=base_url,
-            headers={"authorization": f"Bearer {api_key}"},
-            timeout=make_timeout(self._options),
-        )
+        self._client = make_client(self._options, base_url=base_url, headers={"authorization": f"Bearer {api_key}"})
 
     async def _text(self, response: httpx.Response) -> AsyncIterator[str]:
         """The body as text, decoded incrementally: a UTF-8 character may span two reads."""
@@ -86,8 +87,27 @@ class KindroidLLM:
                 )
             except ProviderError as exc:
                 raise redacted(exc, self._api_key) from None
+            await self._check_media_type(response)
             async with closing_deltas(self._text(response)) as deltas:
                 yield deltas
+
+    async def _check_media_type(self, response: httpx.Response) -> None:
+        """Raise unless the reply is ``text/plain`` (or unlabelled, which we take on trust)."""
+        media = response.headers.get("content-type", "").split(";")[0].strip().lower()
+        if not media or media == "text/plain":
+            return
+        body = bytearray()
+        try:
+            async with aclosing(response.aiter_bytes()) as chunks:
+                async for raw in chunks:
+                    body += raw
+                    if len(body) >= _QUOTE_BYTES:
+                        break
+        except httpx.HTTPError as exc:
+            raise transport_error(PROVIDER, exc) from None
+        quote = error_message_from_body(bytes(body[:_QUOTE_BYTES]))[:200]
+        error = ProviderError("backend_error", f"{PROVIDER} answered with {media} instead of a text reply: {quote}")
+        raise redacted(error, self._api_key)
 
     async def chat_break(self, greeting: str) -> None:
         """End the current chat on Kindroid's side; the character opens the next with `greeting`."""
@@ -98,12 +118,7 @@ class KindroidLLM:
                 response = await self._client.post("/chat-break", json=body)
             except httpx.HTTPError as exc:
                 raise transport_error(PROVIDER, exc) from None
-            if response.status_code >= 400:
-                retry_after = None
-                if response.status_code in (429, 503):
-                    retry_after = parse_retry_after(response.headers.get("retry-after"))
-                    retry_after = 1.0 if retry_after is None else retry_after
-                raise status_error(PROVIDER, response.status_code, response.content, retry_after)
+            raise_for_status(PROVIDER, response, response.content)
 
         try:
             await with_retries(PROVIDER, attempt, self._options)

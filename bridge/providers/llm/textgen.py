@@ -1,11 +1,10 @@
 """`textgen`: text-generation-webui's OpenAI-compatible chat endpoint, streamed.
 
-Not through the `openai` SDK: the server's stream bends the format in ways the SDK does
-not forgive. The harmony fork never sends ``data: [DONE]`` and separates events with
-``\\r\\n``; every chunk repeats the role; the last one carries empty content with
-``finish_reason`` and usage. Upstream does send ``[DONE]``. So this module reads the body
-with httpx and our own SSE decoder, and ends the reply at ``[DONE]``, at the chunk with a
-``finish_reason``, or at a clean end of body, whichever comes first.
+The server's stream bends the format: the harmony fork never sends ``data: [DONE]`` and
+separates events with ``\\r\\n``; every chunk repeats the role; the last one carries empty
+content with ``finish_reason`` and usage. Upstream does send ``[DONE]``. The body is read by
+`bridge.providers.llm._chat_stream` (shared with the `openai` module), which ends the reply
+at ``[DONE]``, at the chunk with a ``finish_reason``, or at a clean end of body.
 
 Options: `base_url` (default http://127.0.0.1:5000; a trailing ``/v1`` is accepted),
 `api_key` / `api_key_env` (only if the server was started with ``--api-key``), `model`,
@@ -17,9 +16,8 @@ Options: `base_url` (default http://127.0.0.1:5000; a trailing ``/v1`` is accept
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator, Mapping
-from contextlib import AsyncExitStack, aclosing, asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,25 +26,22 @@ import trio
 
 from bridge.providers.base import ChatMessage, ConfigError, LLMRequest, ProviderError
 from bridge.providers.http import (
-    error_message_from_body,
-    make_timeout,
+    make_client,
     open_stream,
-    parse_retry_after,
-    status_error,
+    raise_for_status,
     transport_error,
     with_retries,
 )
+from bridge.providers.llm._chat_stream import chat_deltas
 from bridge.providers.llm._common import (
     CLOSE_TIMEOUT_S,
     closing_deltas,
-    empty_reply,
     malformed,
     openai_messages,
     optional_str,
     redacted,
     sampling,
 )
-from bridge.providers.llm._sse import SSEDecoder
 from bridge.providers.registry import ModuleSpec
 
 PROVIDER = "text-generation-webui"
@@ -73,7 +68,7 @@ class TextgenLLM:
         self._api_key = api_key
         self._options = options
         headers = {"authorization": f"Bearer {api_key}"} if api_key else {}
-        self._client = httpx.AsyncClient(base_url=base_url, headers=headers, timeout=make_timeout(options))
+        self._client = make_client(options, base_url=base_url, headers=headers)
 
     # ------------------------------------------------------------------ request
 
@@ -94,36 +89,6 @@ class TextgenLLM:
 
     # ------------------------------------------------------------------ stream
 
-    async def _deltas(self, response: httpx.Response) -> AsyncIterator[str]:
-        decoder = SSEDecoder()
-        got_text = False
-        finish: str | None = None
-        done = False
-        try:
-            async with aclosing(response.aiter_bytes()) as chunks:
-                async for raw in chunks:
-                    for event in decoder.feed(raw):
-                        text, finish, done = _read_event(event.data)
-                        if text:
-                            got_text = True
-                            yield text
-                        if done:
-                            break
-                    if done:  # [DONE] or finish_reason: the reply is complete
-                        break
-            if not done:  # a clean end of body; its last event may lack the blank line
-                for event in decoder.close():
-                    text, finish, done = _read_event(event.data)
-                    if text:
-                        got_text = True
-                        yield text
-        except httpx.HTTPError as exc:
-            raise transport_error(PROVIDER, exc) from None
-        except ProviderError as exc:
-            raise redacted(exc, self._api_key) from None
-        if not got_text:
-            raise empty_reply(PROVIDER, f"finish_reason={finish}" if finish else "")
-
     @asynccontextmanager
     async def stream(self, request: LLMRequest) -> AsyncIterator[AsyncIterator[str]]:
         async with AsyncExitStack() as stack:
@@ -133,7 +98,7 @@ class TextgenLLM:
                 )
             except ProviderError as exc:
                 raise redacted(exc, self._api_key) from None
-            async with closing_deltas(self._deltas(response)) as deltas:
+            async with closing_deltas(chat_deltas(response, PROVIDER, self._api_key)) as deltas:
                 yield deltas
             # leaving the stack closes the response (shielded, in open_stream)
 
@@ -150,12 +115,7 @@ class TextgenLLM:
                 response = await self._client.get("/v1/history", params={"character": name})
             except httpx.HTTPError as exc:
                 raise transport_error(PROVIDER, exc) from None
-            if response.status_code >= 400:
-                retry_after = None
-                if response.status_code in (429, 503):
-                    retry_after = parse_retry_after(response.headers.get("retry-after"))
-                    retry_after = 1.0 if retry_after is None else retry_after
-                raise status_error(PROVIDER, response.status_code, response.content, retry_after)
+            raise_for_status(PROVIDER, response, response.content)
             return response
 
         try:
@@ -183,33 +143,6 @@ class TextgenLLM:
         with trio.move_on_after(CLOSE_TIMEOUT_S) as scope:
             scope.shield = True
             await self._client.aclose()
-
-
-def _read_event(data: str) -> tuple[str, str | None, bool]:
-    """One SSE payload -> (content, finish_reason, reply is over). Raises ProviderError."""
-    if data.strip() == "[DONE]":
-        return "", None, True
-    try:
-        obj = json.loads(data)
-    except ValueError:
-        raise malformed(PROVIDER, f"a data line that is not JSON: {data[:80]!r}") from None
-    if not isinstance(obj, dict):
-        raise malformed(PROVIDER, f"a data line that is not a JSON object: {data[:80]!r}")
-    if "error" in obj or "detail" in obj:
-        raise ProviderError("backend_error", f"{PROVIDER} failed mid-reply: {error_message_from_body(data)}")
-    choices = obj.get("choices")
-    if not isinstance(choices, list):
-        raise malformed(PROVIDER, "a chunk without `choices`")
-    text, finish = "", None
-    for choice in choices:
-        if not isinstance(choice, dict) or choice.get("index", 0) not in (0, "0"):
-            continue
-        delta = choice.get("delta") or {}
-        content = delta.get("content") if isinstance(delta, dict) else None
-        if isinstance(content, str):
-            text += content
-        finish = choice.get("finish_reason") or finish
-    return text, finish, finish is not None
 
 
 def create(spec: ModuleSpec) -> TextgenLLM:

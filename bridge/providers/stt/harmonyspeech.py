@@ -63,7 +63,7 @@ class HarmonySpeechSTT:
 
     def _http(self) -> httpx.AsyncClient:
         if self._client is None:
-            self._client = httpx.AsyncClient(timeout=http.make_timeout(self.options))
+            self._client = http.make_client(self.options)
         return self._client
 
     def payload(self, wav: bytes) -> dict[str, Any]:

@@ -59,7 +59,7 @@ class OpenAITranscribeSTT:
 
     def _http(self) -> httpx.AsyncClient:
         if self._client is None:
-            self._client = httpx.AsyncClient(timeout=http.make_timeout(self.options))
+            self._client = http.make_client(self.options)
         return self._client
 
     def form_fields(self) -> dict[str, Any]:

@@ -209,7 +209,7 @@ class ElevenLabsTTS:
         if self._sdk is None:
             from elevenlabs import AsyncElevenLabs  # imported on first use: the SDK is large
 
-            self._http = httpx.AsyncClient(timeout=http.make_timeout(self.http_options))
+            self._http = http.make_client(self.http_options)
             self._sdk = AsyncElevenLabs(api_key=self._api_key, base_url=self.base_url, httpx_client=self._http)
         return self._sdk
 

@@ -133,7 +133,7 @@ class HarmonySpeechTTS:
 
     def _client(self) -> httpx.AsyncClient:
         if self._http is None:
-            self._http = httpx.AsyncClient(timeout=http.make_timeout(self.http_options))
+            self._http = http.make_client(self.http_options)
         return self._http
 
     def _headers(self) -> dict[str, str]:
@@ -147,12 +147,7 @@ class HarmonySpeechTTS:
                 response = await self._client().post(f"{self.base_url}{path}", json=body, headers=self._headers())
             except httpx.HTTPError as exc:
                 raise http.transport_error(PROVIDER, exc) from None
-            if response.status_code >= 400:
-                retry_after = None
-                if response.status_code in http.RETRYABLE_STATUS:
-                    retry_after = http.parse_retry_after(response.headers.get("retry-after"))
-                    retry_after = 1.0 if retry_after is None else retry_after
-                raise http.status_error(PROVIDER, response.status_code, response.content, retry_after)
+            http.raise_for_status(PROVIDER, response, response.content)
             return response
 
         response = await http.with_retries(PROVIDER, attempt, self.http_options)

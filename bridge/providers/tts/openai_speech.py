@@ -109,7 +109,7 @@ class OpenAISpeechTTS:
 
     def _client(self) -> httpx.AsyncClient:
         if self._http is None:
-            self._http = httpx.AsyncClient(timeout=http.make_timeout(self.http_options))
+            self._http = http.make_client(self.http_options)
         return self._http
 
     def _headers(self) -> dict[str, str]:

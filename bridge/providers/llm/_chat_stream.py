@@ -1,0 +1,95 @@
+"""Reading an OpenAI-style chat-completions stream: SSE of ``chat.completion.chunk`` objects.
+
+Shared by the `openai` and `textgen` modules, which both POST ``/v1/chat/completions`` with
+``stream: true`` through httpx and read the body with our SSE decoder.
+
+Why not the `openai` SDK: it builds a pydantic object per chunk and a request through
+several layers; measured in-process against the fake on 127.0.0.1, its stream cost ~0.15 ms
+of CPU per chunk and ~1 ms per request open, which at 200 talking characters (8000 chunks a
+second) is more than one core. This reader does a `json.loads` per chunk. It also forgives
+what compatible servers bend: no ``data: [DONE]`` (the reply ends at the chunk with a
+``finish_reason`` or at a clean end of body), ``\\r\\n`` separators, the role repeated in
+every chunk.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from contextlib import aclosing
+
+import httpx
+import trio
+
+from bridge.providers.base import ProviderError
+from bridge.providers.http import error_message_from_body, transport_error
+from bridge.providers.llm._common import empty_reply, malformed, redacted
+from bridge.providers.llm._sse import SSEDecoder
+
+#: How long to keep reading after the reply is complete, for the connection's sake.
+DRAIN_S = 0.5
+
+
+def read_chat_event(provider: str, data: str) -> tuple[str, str | None, bool]:
+    """One SSE payload -> (content, finish_reason, reply is over). Raises ProviderError."""
+    if data.strip() == "[DONE]":
+        return "", None, True
+    try:
+        obj = json.loads(data)
+    except ValueError as exc:
+        raise malformed(provider, f"bad JSON in a data line ({exc}): {data[:80]!r}") from None
+    if not isinstance(obj, dict):
+        raise malformed(provider, f"a data line that is not a JSON object: {data[:80]!r}")
+    if "error" in obj or "detail" in obj:  # a failure reported inside the stream
+        raise ProviderError("backend_error", f"{provider} failed mid-reply: {error_message_from_body(data)}")
+    choices = obj.get("choices")
+    if not isinstance(choices, list):
+        raise malformed(provider, "a chunk without `choices`")
+    text, finish = "", None
+    for choice in choices:
+        if not isinstance(choice, dict) or choice.get("index", 0) not in (0, "0"):
+            continue
+        delta = choice.get("delta") or {}
+        content = delta.get("content") if isinstance(delta, dict) else None
+        if isinstance(content, str):
+            text += content
+        finish = choice.get("finish_reason") or finish
+    return text, finish, finish is not None
+
+
+async def chat_deltas(response: httpx.Response, provider: str, secret: str | None) -> AsyncIterator[str]:
+    """The reply's text pieces as they arrive; ProviderError (never naming `secret`) on faults."""
+    decoder = SSEDecoder()
+    got_text = False
+    finish: str | None = None
+    done = False
+    try:
+        async with aclosing(response.aiter_bytes()) as chunks:
+            async for raw in chunks:
+                for event in decoder.feed(raw):
+                    text, finish, done = read_chat_event(provider, event.data)
+                    if text:
+                        got_text = True
+                        yield text
+                    if done:
+                        break
+                if done:  # [DONE] or finish_reason: the reply is complete
+                    break
+            if done:
+                # Read to the end of the body (usage chunk, [DONE], the chunked terminator)
+                # so httpx can reuse the connection: a new one costs ~0.5 ms a turn.
+                with trio.move_on_after(DRAIN_S):
+                    async for _ in chunks:
+                        pass
+        if not done:  # a clean end of body; its last event may lack the blank line
+            for event in decoder.close():
+                text, finish, done = read_chat_event(provider, event.data)
+                if text:
+                    got_text = True
+                    yield text
+    except httpx.HTTPError as exc:
+        raise redacted(transport_error(provider, exc), secret) from None
+    except ProviderError as exc:
+        raise redacted(exc, secret) from None
+    if not got_text:
+        raise empty_reply(provider, f"finish_reason={finish}" if finish else "")
