@@ -17,10 +17,14 @@ which leaves out everything the fakes spend themselves (their set delays and the
 overshoot). The issue's plain definition, first audio minus the set delays, is printed
 beside it; the difference between the two is the fakes' overshoot.
 
-Concurrency: N entities each take `--turns` turns; before each turn an entity waits a random
-0..`--spread-s`, and after its first audio lets the reply play `--play-s` seconds before
-interrupting it, so at any moment most entities are speaking (streaming paced audio) while
-others start turns. One warm-up turn per entity is not counted.
+Concurrency: N entities each take `--turns` turns, as characters in conversation would: before
+each turn an entity waits a random 0..`--spread-s`, then its reply (~9 s of speech) plays to
+the end, so at any moment most of the N are speaking (streaming paced audio) while others
+start turns. First turns are spread over `--stagger-s` (about one turn), so turns start at
+a steady rate rather than in one wave. With `--play-s S` each reply is interrupted S seconds after its first audio
+instead (more turns a second, less speech). A lone entity has nothing to contend with, so
+its level interrupts after 1 s to keep the run short. One warm-up turn per entity is not
+counted.
 
 The floor: a bridge with zero overhead would get first audio at LLM first token + the tokens
 of the first segment + TTS first audio. At one entity this runs both with the clause-level
@@ -156,6 +160,8 @@ async def run_level(args: argparse.Namespace, entities: int, clause_split: bool,
 
                 async def one_entity(i: int, handle: Any, start: trio.Event, count: int, measure: bool) -> None:
                     await start.wait()
+                    if measure:  # first turns spread over one turn's length: no synchronised wave
+                        await trio.sleep(rng.uniform(0, args.stagger_s))
                     for j in range(count):
                         await trio.sleep(rng.uniform(0, args.spread_s))
                         tag = f"Q{i}x{j if measure else 99}"
@@ -167,9 +173,10 @@ async def run_level(args: argparse.Namespace, entities: int, clause_split: bool,
                             await turns.arrived[tag].wait()
                         if measure:
                             measured.add(tag)
-                        await trio.sleep(args.play_s)
-                        await handle.interrupt()
-                        await client.wait(turn_id, check=False)
+                        if args.play_s > 0 or not measure:  # warm-up turns only open connections
+                            await trio.sleep(args.play_s if measure else 0.5)
+                            await handle.interrupt()
+                        await client.wait(turn_id, timeout=120, check=False)
 
                 async with trio.open_nursery() as nursery:
                     nursery.start_soon(drain, client.events())
@@ -205,8 +212,9 @@ def main(argv: list[str] | None = None) -> list[tuple[str, str]]:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--entities", default="1,50,200", help="comma-separated concurrency levels")
     parser.add_argument("--turns", type=int, default=3, help="measured turns per entity (one entity: x10)")
-    parser.add_argument("--spread-s", type=float, default=1.0, help="random wait before each turn")
-    parser.add_argument("--play-s", type=float, default=1.0, help="how long each reply plays before it is interrupted")
+    parser.add_argument("--spread-s", type=float, default=2.0, help="random wait before each turn")
+    parser.add_argument("--stagger-s", type=float, default=10.0, help="spread of the entities' first measured turns (about one turn)")
+    parser.add_argument("--play-s", type=float, default=0, help="interrupt each reply this long after its first audio (0: it plays to the end)")
     parser.add_argument("--llm-ms", type=float, default=200)
     parser.add_argument("--tps", type=float, default=40)
     parser.add_argument("--tts-ms", type=float, default=150)
@@ -219,7 +227,8 @@ def main(argv: list[str] | None = None) -> list[tuple[str, str]]:
     for n in levels:
         runs = [True] if (n != 1 or args.no_floor_comparison) else [True, False]
         for clause_split in runs:
-            local = argparse.Namespace(**{**vars(args), "turns": args.turns * (10 if n == 1 else 1)})
+            alone = {"turns": args.turns * 10, "play_s": args.play_s or 1.0} if n == 1 else {}
+            local = argparse.Namespace(**{**vars(args), **alone})
             level = trio.run(run_level, local, n, clause_split, args.visemes)
             label = f"{n} entities" + ("" if clause_split else ", sentence segments only")
             rows.append((f"{label}: bridge-added", f"{describe(level.added_ms)}  (n={len(level.added_ms)}, {level.missing} unmatched)"))
@@ -229,7 +238,7 @@ def main(argv: list[str] | None = None) -> list[tuple[str, str]]:
             rows.append((f"{label}: CPU (one core = 100 %)", f"bridge {100 * level.bridge_cpu:.0f} %, fakes {100 * level.backends_cpu:.0f} %, client {100 * level.client_cpu:.0f} %"))
     title = (
         f"utterance -> first ai.speech.audio: LLM {args.llm_ms:.0f} ms + {args.tps:.0f} tok/s, TTS {args.tts_ms:.0f} ms, "
-        f"visemes {args.visemes}, {args.play_s:g} s played per turn ({machine()})"
+        f"visemes {args.visemes}, replies {'interrupted after %g s' % args.play_s if args.play_s else 'played to the end'} ({machine()})"
     )
     print(table(rows, title))
     return rows

@@ -150,22 +150,29 @@ def volume_envelope(
     """
     if floor_db >= 0:
         raise ValueError("floor_db must be negative")
-    data = to_float32(samples).reshape(-1).astype(np.float64)
+    data = to_float32(samples).reshape(-1)
     window = max(1, round(sample_rate * window_ms / 1000.0))
     count = math.ceil(data.size / window)
     if count == 0:
         return []
-    padded_len = count * window
-    squares = np.zeros(padded_len)
-    squares[: data.size] = data * data
-    sums = squares.reshape(count, window).sum(axis=1)
-    lengths = np.full(count, window, dtype=np.float64)
-    lengths[-1] = data.size - (count - 1) * window
-    rms = np.sqrt(sums / lengths)
-    with np.errstate(divide="ignore"):
-        db = 20.0 * np.log10(np.maximum(rms, 1e-12))
-    values = np.clip((db - floor_db) / -floor_db, 0.0, 1.0)
-    return [round(float(v), 3) for v in values]
+    # Called for every chunk sent (25 a second per talking character), on a handful of
+    # windows: one numpy pass for the sums of squares, then plain floats. The numpy-only
+    # version spent most of its time in per-call overheads (~9 % of the bridge's CPU at
+    # 200 characters).
+    whole = (data.size // window) * window
+    squares = data.astype(np.float64)
+    squares *= squares
+    sums = squares[:whole].reshape(-1, window).sum(axis=1).tolist()
+    lengths = [window] * len(sums)
+    if whole < data.size:
+        sums.append(float(squares[whole:].sum()))
+        lengths.append(data.size - whole)
+    values = []
+    for total, length in zip(sums, lengths):
+        rms = math.sqrt(total / length)
+        db = 20.0 * math.log10(rms) if rms > 1e-12 else -240.0
+        values.append(round(min(1.0, max(0.0, (db - floor_db) / -floor_db)), 3))
+    return values
 
 
 # ------------------------------------------------------------------ spectral features
