@@ -12,19 +12,21 @@ is late if it arrives after that. With `lead_ms` 200 the bridge sends each chunk
 200 ms early, so a chunk is late only when the bridge (or the machine) fell more than the
 lead behind its own schedule.
 
-Steps N speaking entities (N/50 connections, 50 entities each) until the first N with a
-late chunk, once with `visemes: "none"` and once with `"ovr15"` (OpenAI audio has no
+Steps N speaking entities (N/50 connections, 50 entities each; each starts its 7.25 s line
+at a random moment within `--ramp-s`, default 1 s, so all N then speak at once for over 6 s)
+until the first N with a late chunk, once with `visemes: "none"` and once with `"ovr15"` (OpenAI audio has no
 timing, so visemes cost one espeak alignment per segment). The benchmark's client runs in
 this process and shares the 2 cores with the bridge: its own CPU share is reported too,
 since a saturated client would delay arrivals and count as lateness.
 
-    python -m bench.speech_capacity [--steps 10,25,50,100,200,300,400] [--idle 1000] [--modes none,ovr15] [--distinct]
+    python -m bench.speech_capacity [--steps 10,25,50,100,200,300,400] [--idle 1000] [--modes none,ovr15] [--distinct] [--ramp-s 1]
 """
 
 from __future__ import annotations
 
 import argparse
 import math
+import random
 import time
 from collections import defaultdict
 from collections.abc import AsyncIterator
@@ -35,7 +37,7 @@ from typing import Any
 import trio
 
 from bench.common import machine, percentile, table
-from bench.processes import BridgeProcess, bridge_process, toml_value
+from bench.processes import BridgeProcess, backends_process, bridge_process, toml_value
 from entity_bridge_sdk import BridgeClient
 from entity_bridge_sdk.client import Event
 from tests.fakes.openai_speech import fake_openai_speech
@@ -54,7 +56,8 @@ PER_CONNECTION = 50
 
 def config_toml(tts_options: dict[str, Any], max_entities: int) -> str:
     """A bridge config with one `openai` TTS module on the fake and an echo-LLM character."""
-    voice = "\n".join(f"{key} = {toml_value(value)}" for key, value in tts_options.items())
+    options = {"model": "tts-1", "voice": "alloy", **tts_options}
+    voice = "\n".join(f"{key} = {toml_value(value)}" for key, value in options.items())
     return f"""
 [server]
 history_path = ":memory:"
@@ -68,8 +71,6 @@ outbound_queue = 100000
 [modules.voice]
 kind = "tts"
 provider = "openai"
-model = "tts-1"
-voice = "alloy"
 {voice}
 
 [characters.npc]
@@ -146,7 +147,8 @@ async def _drain(events: AsyncIterator[Event]) -> None:
         pass
 
 
-async def speaking_step(bridge: BridgeProcess, n: int, visemes: str, distinct: bool = False) -> StepResult:
+async def speaking_step(bridge: BridgeProcess, n: int, visemes: str, distinct: bool = False, ramp_s: float = 0.0) -> StepResult:
+    ramp = random.Random(n)
     """N entities say the line at once; with `distinct`, each says its own variant (same
     length), so nothing cached for one entity's text (espeak references) helps another."""
     arrivals = Arrivals()
@@ -182,6 +184,7 @@ async def speaking_step(bridge: BridgeProcess, n: int, visemes: str, distinct: b
         async def speak(handle: Any) -> None:
             nonlocal failures, speech_ms
             text = LINE if not distinct else f"Road {handle.name.split('-')[-1].rjust(4, '0')}{LINE[14:]}"
+            await trio.sleep(ramp.uniform(0, ramp_s))  # a crowd starts talking within ramp_s
             request_id = await handle.client.send("tts.say", {"text": text}, entity=handle.name)
             result = await handle.client.wait(request_id, timeout=120, check=False)
             if result.reply.status != "success":
@@ -222,10 +225,10 @@ async def warm_up(bridge: BridgeProcess, visemes: str) -> None:
 # ----------------------------------------------------------------- the runs
 
 
-async def capacity_run(steps: list[int], visemes: str, budget_s: float, distinct: bool = False) -> tuple[int, int, list[StepResult]]:
+async def capacity_run(steps: list[int], visemes: str, budget_s: float, distinct: bool = False, ramp_s: float = 0.0) -> tuple[int, int, list[StepResult]]:
     """(RSS after hello, RSS after warm-up, step results) for one viseme mode on a fresh bridge."""
-    async with fake_openai_speech(ttfa=0.0, rtf=0.0) as tts:
-        async with bridge_process(config_toml(tts.options(), max_entities=2000)) as bridge:
+    async with backends_process(llm_ms=0, tps=1000, tts_ms=0, rtf=0) as backends:  # instant TTS, its own process
+        async with bridge_process(config_toml(backends.tts_options, max_entities=2000)) as bridge:
             async with BridgeClient.connect(bridge.url, audio_out=AUDIO_OUT, visemes=visemes, text_deltas=False):
                 await trio.sleep(0.5)
                 hello_rss = bridge.rss_kb()
@@ -235,7 +238,7 @@ async def capacity_run(steps: list[int], visemes: str, budget_s: float, distinct
             results = []
             started = time.perf_counter()
             for n in steps:
-                result = await speaking_step(bridge, n, visemes, distinct)
+                result = await speaking_step(bridge, n, visemes, distinct, ramp_s)
                 results.append(result)
                 print(f"  visemes {visemes}: N={n} chunks {result.chunks} late {result.late} worst {result.worst_ms:.1f} ms "
                       f"bridge CPU {result.bridge_cpu_pct:.0f}% bench CPU {result.bench_cpu_pct:.0f}% "
@@ -267,6 +270,7 @@ def main(argv: list[str] | None = None) -> list[tuple[str, str]]:
     parser.add_argument("--budget", type=float, default=100, help="seconds per viseme mode before stepping stops")
     parser.add_argument("--modes", default="none,ovr15", help="viseme modes to step through, comma-separated")
     parser.add_argument("--distinct", action="store_true", help="every entity says a different line (no shared caches)")
+    parser.add_argument("--ramp-s", type=float, default=1.0, help="each entity starts its line at a random moment within this (0: all at once)")
     args = parser.parse_args(argv)
     steps = [int(s) for s in args.steps.split(",") if s.strip()]
 
@@ -276,7 +280,7 @@ def main(argv: list[str] | None = None) -> list[tuple[str, str]]:
     rows.append((f"idle entities ({args.idle})", f"+{(idle_after - idle_before) / 1024:.1f} MB, {(idle_after - idle_before) / args.idle:.1f} KB per entity"))
 
     for visemes in [m.strip() for m in args.modes.split(",") if m.strip()]:
-        hello_rss, warm_rss, results = trio.run(capacity_run, steps, visemes, args.budget, args.distinct)
+        hello_rss, warm_rss, results = trio.run(capacity_run, steps, visemes, args.budget, args.distinct, args.ramp_s)
         rows.append((f"visemes {visemes}: RSS hello / warm", f"{hello_rss / 1024:.1f} MB / {warm_rss / 1024:.1f} MB (one entity spoke once)"))
         capacity = 0
         for r in results:
