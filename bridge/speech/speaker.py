@@ -65,25 +65,25 @@ _ALIGNER: trio.lowlevel.RunVar[trio.CapacityLimiter] = trio.lowlevel.RunVar("vis
 _QUICK: trio.lowlevel.RunVar[trio.CapacityLimiter] = trio.lowlevel.RunVar("viseme_quick")
 
 
+def _run_limiter(var: trio.lowlevel.RunVar[trio.CapacityLimiter], slots: Callable[[], int]) -> trio.CapacityLimiter:
+    """The limiter kept in `var` for this trio run, made with `slots()` on first use."""
+    try:
+        return var.get()
+    except LookupError:
+        limiter = trio.CapacityLimiter(slots())
+        var.set(limiter)
+        return limiter
+
+
 def aligner_limiter() -> trio.CapacityLimiter:
     """The limiter all untimed-viseme alignments of this trio run share."""
-    try:
-        return _ALIGNER.get()
-    except LookupError:
-        limiter = trio.CapacityLimiter(_aligner_slots())
-        _ALIGNER.set(limiter)
-        return limiter
+    return _run_limiter(_ALIGNER, _aligner_slots)
 
 
 def quick_limiter() -> trio.CapacityLimiter:
     """One quick estimate at a time: when a crowd falls back at once, dozens of threads
     fighting over the GIL would starve the event loop more than queueing ~1 ms jobs."""
-    try:
-        return _QUICK.get()
-    except LookupError:
-        limiter = trio.CapacityLimiter(1)
-        _QUICK.set(limiter)
-        return limiter
+    return _run_limiter(_QUICK, lambda: 1)
 
 
 async def untimed_visemes(samples: np.ndarray, sample_rate: int, text: str, *, wait_s: float | None = None) -> list[Viseme]:

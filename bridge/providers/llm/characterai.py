@@ -270,11 +270,7 @@ class CharacterAILLM:
                     )
                 except httpx.HTTPError as exc:
                     raise http.transport_error(PROVIDER, exc) from None
-                if response.status_code >= 400:
-                    retry_after = None
-                    if response.status_code in http.RETRYABLE_STATUS:
-                        retry_after = http.parse_retry_after(response.headers.get("retry-after")) or 1.0
-                    raise http.status_error(PROVIDER, response.status_code, response.content, retry_after)
+                http.raise_for_status(PROVIDER, response, response.content)
                 return response
 
             response = await http.with_retries(PROVIDER, attempt, self.retry_options)

@@ -249,9 +249,7 @@ class ElevenLabsTTS:
             status = int(exc.status_code or 0)
             retry_after = None
             if status in http.RETRYABLE_STATUS:
-                headers = {k.lower(): v for k, v in (exc.headers or {}).items()}
-                retry_after = http.parse_retry_after(headers.get("retry-after"))
-                retry_after = 1.0 if retry_after is None else retry_after
+                retry_after = http.retry_after_from({k.lower(): v for k, v in (exc.headers or {}).items()})
             return http.status_error(PROVIDER, status, api_error_message(exc.body), retry_after)
         if isinstance(exc, httpx.HTTPError):
             return http.transport_error(PROVIDER, exc)
