@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install serve test bench fuzz clean
+.PHONY: install serve test test-python bench fuzz clean
 
 install: $(STAMP)
 
@@ -21,7 +21,12 @@ $(STAMP): pyproject.toml requirements/models.txt
 serve: $(STAMP)
 	$(VENV)/bin/entity-bridge serve $(ARGS)
 
+# Every language's tests: Python, then each engine SDK's suite against a live bridge.
 test: $(STAMP)
+	tools/run-tests $(ARGS)
+
+# The Python suite alone.
+test-python: $(STAMP)
 	$(PY) -m pytest $(ARGS)
 
 bench: $(STAMP)
