@@ -1,0 +1,100 @@
+#!/usr/bin/env bash
+# Unreal SDK suite: builds the portable C++ core and its doctest suite twice (plain -O2, and
+# with AddressSanitizer + UndefinedBehaviorSanitizer), runs both (the live tests start their
+# own `entity-bridge serve` on 127.0.0.1 port 0 with tests/bridge.toml), runs the libFuzzer
+# decoder fuzz for a bounded time, and prints `unreal: N passed, N failed`.
+#
+# Build directories are cached under build/ at the repository root, so a second run only
+# recompiles what changed. EB_JOBS (default 2) caps the compile jobs: the machine is shared.
+set -uo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+root="$(cd "$here/../.." && pwd)"
+jobs="${EB_JOBS:-2}"
+export EB_BRIDGE_BIN="${EB_BRIDGE_BIN:-$root/.venv/bin/entity-bridge}"
+
+toolchain_ok() {
+    command -v g++ >/dev/null && command -v cmake >/dev/null &&
+        [ -f /usr/include/doctest/doctest.h ] && [ -f /usr/include/boost/beast/websocket.hpp ]
+}
+if ! toolchain_ok; then
+    echo "unreal: C++ toolchain missing, running .ci/setup/20-cpp.sh"
+    bash "$root/.ci/setup/20-cpp.sh" || true
+fi
+if ! toolchain_ok; then
+    echo "unreal: the C++ toolchain could not be installed (g++, cmake, doctest-dev, libboost-dev)"
+    echo "unreal: 0 passed, 1 failed"
+    exit 1
+fi
+if [ ! -x "$EB_BRIDGE_BIN" ]; then
+    echo "unreal: no bridge at $EB_BRIDGE_BIN (run make install)"
+    echo "unreal: 0 passed, 1 failed"
+    exit 1
+fi
+
+generator=()
+command -v ninja >/dev/null && generator=(-G Ninja)
+passed=0
+failed=0
+
+build() {  # name, build dir, extra cmake args...
+    local name="$1" dir="$2"
+    shift 2
+    local start=$SECONDS
+    if [ ! -f "$dir/CMakeCache.txt" ]; then
+        cmake -S "$here" -B "$dir" "${generator[@]}" -DCMAKE_BUILD_TYPE=RelWithDebInfo "$@" >"$dir.configure.log" 2>&1 ||
+            { cat "$dir.configure.log"; return 1; }
+    fi
+    cmake --build "$dir" -j "$jobs" >"$dir.build.log" 2>&1 || { tail -n 60 "$dir.build.log"; return 1; }
+    echo "unreal: built $name in $((SECONDS - start)) s"
+}
+
+run_suite() {  # name, binary, env...
+    local name="$1" bin="$2"
+    shift 2
+    local log="$root/build/test-logs/unreal-$name.log"
+    mkdir -p "$(dirname "$log")"
+    local start=$SECONDS
+    env "$@" "$bin" --no-version --duration=false >"$log" 2>&1
+    local rc=$?
+    local line
+    line=$(grep -E '^\[doctest\] test cases:' "$log" | tail -n 1)
+    local p f
+    p=$(echo "$line" | sed -nE 's/.*\| *([0-9]+) passed.*/\1/p')
+    f=$(echo "$line" | sed -nE 's/.*\| *([0-9]+) failed.*/\1/p')
+    grep -E '^(waiting for|NOTE)' "$log" | sort -u
+    if [ -z "$p" ] || [ -z "$f" ]; then
+        echo "unreal: $name suite crashed (rc $rc); last lines of $log:"
+        tail -n 40 "$log"
+        failed=$((failed + 1))
+        return
+    fi
+    if [ "$rc" -ne 0 ] || [ "$f" -ne 0 ]; then
+        grep -B2 -A12 -E 'ERROR|FATAL|runtime error|AddressSanitizer' "$log" | head -n 120
+        [ "$f" -eq 0 ] && f=1
+    fi
+    echo "unreal: $name: $p passed, $f failed ($((SECONDS - start)) s)"
+    passed=$((passed + p))
+    failed=$((failed + f))
+}
+
+mkdir -p "$root/build"
+if build plain "$root/build/unreal"; then
+    run_suite plain "$root/build/unreal/eb_tests"
+else
+    echo "unreal: plain build FAILED"
+    failed=$((failed + 1))
+fi
+# The sanitized build links the plain build's Beast transport (see CMakeLists.txt): Beast
+# under ASan alone would take ~110 s to compile on this machine.
+if [ -f "$root/build/unreal/libeb_beast.a" ] &&
+    build sanitized "$root/build/unreal-asan" -DEB_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_FLAGS_DEBUG="-O1 -g1" \
+        -DEB_PREBUILT_BEAST="$root/build/unreal/libeb_beast.a"; then
+    run_suite sanitized "$root/build/unreal-asan/eb_tests" \
+        ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+else
+    echo "unreal: sanitized build FAILED"
+    failed=$((failed + 1))
+fi
+
+echo "unreal: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]

@@ -1,0 +1,3 @@
+// doctest's runner (one TU defines it).
+#define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
+#include <doctest/doctest.h>
