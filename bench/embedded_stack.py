@@ -43,14 +43,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import trio
-
-from bench.common import machine, percentile, table
-from bridge.app import BridgeApp
-from bridge.config import parse_config
-from bridge.server import serve_bridge
-from bridge.speech.wer import corpus_wer, wer
 from entity_bridge_sdk import BridgeClient, EntityHandle
 from entity_bridge_sdk.client import Event
+
+from bench.common import machine, percentile, table
+from bridge.config import parse_config
+from bridge.server.app import BridgeApp
+from bridge.server.serve import serve_bridge
+from bridge.speech.wer import corpus_wer, wer
 from tests.speech_samples import SpeechSample, load_sentences, speech_sample
 
 RATE = 16000

@@ -13,12 +13,12 @@ import argparse
 import time
 
 import trio
+from entity_bridge_sdk import BridgeClient
 
 from bench.common import machine, percentile, table
-from bridge.app import BridgeApp
 from bridge.config import parse_config
-from bridge.server import serve_bridge
-from entity_bridge_sdk import BridgeClient
+from bridge.server.app import BridgeApp
+from bridge.server.serve import serve_bridge
 
 CONFIG = {
     "limits": {"events_per_second": 100000, "event_burst": 100000},

@@ -31,10 +31,10 @@ import numpy as np
 import trio
 
 from bench.common import machine, percentile
+from bridge.media.pcm import MicResampler, int16_to_pcm
 from bridge.providers.stt import local
 from bridge.providers.stt.local import LocalWhisperSTT
 from bridge.providers.stt.silero import SileroVad
-from bridge.speech.pcm import MicResampler, int16_to_pcm
 from bridge.speech.vad import SpeechStopped, UtteranceTooLong, VoiceActivitySegmenter
 from bridge.speech.wer import corpus_wer, wer
 from tests.speech_samples import load_sentences, speech_sample

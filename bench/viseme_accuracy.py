@@ -37,16 +37,16 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from bench.common import machine, percentile
+from bridge.media import phonemize
 from bridge.providers.base import TimedUnit
 from bridge.providers.tts.piper import alignment_units, default_model_paths, load_voice
-from bridge.speech import phonemize
 from bridge.speech.visemes import (
     Viseme,
     clear_reference_cache,
-    visemes_quick,
     visemes_from_audio,
     visemes_from_characters,
     visemes_from_phonemes,
+    visemes_quick,
 )
 
 SENTENCES: tuple[str, ...] = (

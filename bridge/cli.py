@@ -24,10 +24,10 @@ from pathlib import Path
 import trio
 
 from bridge import __version__
-from bridge.app import BridgeApp
 from bridge.config import load_config
 from bridge.providers.base import ConfigError
-from bridge.server import RunningBridge, serve_bridge
+from bridge.server.app import BridgeApp
+from bridge.server.serve import RunningBridge, serve_bridge
 
 log = logging.getLogger("entity_bridge")
 

@@ -9,13 +9,13 @@ from typing import Any
 
 import pytest
 import trio
+from entity_bridge_sdk import BridgeClient, Event
 
-from bridge.app import BridgeApp
 from bridge.config import BridgeConfig, parse_config
 from bridge.protocol.errors import ProtocolError
 from bridge.protocol.schema import registry
-from bridge.server import RunningBridge, serve_bridge
-from entity_bridge_sdk import BridgeClient, Event
+from bridge.server.app import BridgeApp
+from bridge.server.serve import RunningBridge, serve_bridge
 
 ECHO_CONFIG: dict[str, Any] = {
     "server": {"history_path": ":memory:"},

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bridge.speech.pcm import resample
+from bridge.media.pcm import resample
 
 # ~ -40 dBFS: well above piper's near-silent edges, well below any voiced sound.
 SILENCE_LEVEL = 328

@@ -30,10 +30,10 @@ from typing import Any
 
 import pytest
 import trio
+from entity_bridge_sdk import BridgeClient, Event, TurnResult
 
 from bridge.config import parse_config
-from bridge.speech.pcm import encode_wav
-from entity_bridge_sdk import BridgeClient, Event, TurnResult
+from bridge.media.pcm import encode_wav
 from tests.conftest import ECHO_CONFIG, live_tasks, start_bridge
 from tests.fakes.characterai import fake_characterai
 from tests.fakes.elevenlabs import fake_elevenlabs

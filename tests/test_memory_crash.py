@@ -19,14 +19,14 @@ from pathlib import Path
 import pytest
 import trio
 
-from bridge.memory import HistoryStore
+from bridge.memory.history import HistoryStore
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 CHILD = r"""
 import sys
 import trio
-from bridge.memory import HistoryStore
+from bridge.memory.history import HistoryStore
 
 async def main(path: str, start: int) -> None:
     store = await HistoryStore.open(path)

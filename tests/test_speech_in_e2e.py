@@ -7,10 +7,10 @@ from typing import Any
 import numpy as np
 import pytest
 import trio
+from entity_bridge_sdk import BridgeClient, EntityHandle
 
 from bridge.config import parse_config
-from bridge.speech.pcm import encode_wav
-from entity_bridge_sdk import BridgeClient, EntityHandle
+from bridge.media.pcm import encode_wav
 from tests.conftest import ECHO_CONFIG, start_bridge
 from tests.speech_samples import speech_sample
 

@@ -20,12 +20,11 @@ import math
 import os
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import trio
 
-from bridge.entity import Turn
 from bridge.providers.base import TTS, SpeechAudio, TimedUnit, TTSRequest
 from bridge.speech.audio import Chunker, StreamResampler, volume_envelope
 from bridge.speech.visemes import (
@@ -148,13 +147,26 @@ class AudioOut:
         )
 
 
+class TurnOutput(Protocol):
+    """The turn a speaker speaks for, as speech sees it (`bridge.character.entity.Turn` is one).
+
+    Speech comes after the character stage and must not import it, so it states the two
+    things it uses: the turn's id, and a way to send an output of the turn.
+    """
+
+    @property
+    def id(self) -> str: ...
+
+    async def emit(self, type_: str, payload: dict[str, Any]) -> None: ...
+
+
 MoodFor = Callable[[str], Awaitable[dict[str, Any] | None]]
 
 
 class Speaker:
     def __init__(
         self,
-        turn: Turn,
+        turn: TurnOutput,
         tts: TTS,
         audio: AudioOut,
         *,

@@ -37,8 +37,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from bridge.media.pcm import to_int16
 from bridge.providers.base import VAD
-from bridge.speech.pcm import to_int16
 
 
 def _same_audio(a: np.ndarray, b: np.ndarray) -> bool:

@@ -28,9 +28,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from bridge.media import phonemize as espeak
 from bridge.providers.base import TimedUnit
 from bridge.speech import audio as pcm
-from bridge.speech import phonemize as espeak
 
 VISEMES: tuple[str, ...] = ("sil", "PP", "FF", "TH", "DD", "kk", "CH", "SS", "nn", "RR", "aa", "E", "I", "O", "U")
 

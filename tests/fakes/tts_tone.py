@@ -118,7 +118,7 @@ def encode_with_pyav(samples: np.ndarray, sample_rate: int, fmt: str) -> bytes:
 
 def _g711(samples: np.ndarray, law: str) -> bytes:
     """Encode by nearest table value: slow-ish but exact and only used for small test clips."""
-    from bridge.speech.decode import _g711_table  # the decoder's own table: the inverse by search
+    from bridge.media.decode import _g711_table  # the decoder's own table: the inverse by search
 
     table = _g711_table(law).astype(np.int32)
     order = np.argsort(table)

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import trio
 
+from bridge.media import phonemize
 from bridge.providers.base import TTS, ConfigError, ProviderError, SpeechAudio, TTSRequest
 from bridge.providers.registry import ModuleSpec, create_provider
-from bridge.speech import phonemize
 from bridge.speech.audio import volume_envelope
 from bridge.speech.visemes import visemes_from_phonemes
 

@@ -13,7 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bridge.speech.decode import (
+from bridge.media.decode import (
     DecodeError,
     G711Decoder,
     PcmDecoder,

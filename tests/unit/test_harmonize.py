@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from bridge.harmonize import MESSAGE_OVERHEAD_TOKENS, Harmonizer, estimate_tokens
-from bridge.memory import HistoryMessage
+from bridge.character.harmonize import MESSAGE_OVERHEAD_TOKENS, Harmonizer, estimate_tokens
+from bridge.character.reply_parser import Action, EmotionTag, SpeechText, parse_reply
+from bridge.memory.history import HistoryMessage
 from bridge.providers.base import EMOTIONS, ChatMessage
-from bridge.reply_parser import Action, EmotionTag, SpeechText, parse_reply
 
 
 def mira(**kwargs: object) -> Harmonizer:

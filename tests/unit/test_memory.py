@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import trio
 
-from bridge.memory import SCHEMA_VERSION, HistoryError, HistoryMessage, HistoryStore
+from bridge.memory.history import SCHEMA_VERSION, HistoryError, HistoryMessage, HistoryStore
 
 
 async def test_add_recent_clear_and_keys(tmp_path: Path) -> None:

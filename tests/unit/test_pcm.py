@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bridge.speech.pcm import (
+from bridge.media.pcm import (
     SUPPORTED_INPUT_RATES,
     MicResampler,
     decode_wav,

@@ -8,8 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bridge.providers.base import EMOTIONS
-from bridge.reply_parser import (
+from bridge.character.reply_parser import (
     MAX_TAG_CHARS,
     Action,
     EmotionTag,
@@ -20,6 +19,7 @@ from bridge.reply_parser import (
     emotion_from_tag,
     parse_reply,
 )
+from bridge.providers.base import EMOTIONS
 
 CASES: list[tuple[str, list[Piece]]] = [
     ("*waves* Hello there!", [Action("waves"), SpeechText("Hello there!")]),

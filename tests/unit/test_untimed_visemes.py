@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import trio
 
+from bridge.media import phonemize
 from bridge.providers.base import TimedUnit as U
-from bridge.speech import phonemize
 from bridge.speech import visemes as V
 from bridge.speech.speaker import aligner_limiter, quick_limiter, untimed_visemes
 from tests.unit.test_visemes import check_shape, frame_agreement

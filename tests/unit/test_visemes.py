@@ -8,8 +8,8 @@ from collections.abc import Sequence
 import numpy as np
 import pytest
 
+from bridge.media import phonemize
 from bridge.providers.base import TimedUnit as U
-from bridge.speech import phonemize
 from bridge.speech.visemes import (
     SYMBOLS,
     VISEMES,

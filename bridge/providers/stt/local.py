@@ -35,9 +35,9 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from faster_whisper import WhisperModel  # noqa: E402 (after the env var, on purpose)
 
+from bridge.media.pcm import TARGET_RATE, int16_to_float32, resample, to_int16
 from bridge.providers.base import ConfigError, ProviderError, TimedUnit, Transcript
 from bridge.providers.registry import ModuleSpec
-from bridge.speech.pcm import TARGET_RATE, int16_to_float32, resample, to_int16
 
 # Whisper needs some audio to say anything sensible; shorter input is silence by definition.
 MIN_AUDIO_S = 0.1

@@ -15,9 +15,9 @@ from typing import Any
 import httpx
 import numpy as np
 
+from bridge.media.pcm import TARGET_RATE, encode_wav, resample, to_int16
 from bridge.providers import http
 from bridge.providers.base import ProviderError
-from bridge.speech.pcm import TARGET_RATE, encode_wav, resample, to_int16
 
 # Shorter than this is not an utterance; OpenAI refuses anything under 0.1 s anyway.
 MIN_AUDIO_S = 0.1

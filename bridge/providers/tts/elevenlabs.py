@@ -46,11 +46,11 @@ import httpx
 import numpy as np
 import trio
 
+from bridge.media.decode import DecodeError, StreamDecoder, stream_decoder
 from bridge.providers import http
 from bridge.providers.base import ConfigError, ProviderError, SpeechAudio, TimedUnit, TTSRequest
 from bridge.providers.llm.ws_session import scrubbed_errors
 from bridge.providers.registry import ModuleSpec
-from bridge.speech.decode import DecodeError, StreamDecoder, stream_decoder
 
 PROVIDER = "ElevenLabs"
 DEFAULT_BASE_URL = "https://api.elevenlabs.io"

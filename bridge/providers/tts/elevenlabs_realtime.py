@@ -49,6 +49,7 @@ import trio
 from websockets.exceptions import ConnectionClosed
 from websockets.trio.client import ClientConnection
 
+from bridge.media.decode import DecodeError
 from bridge.providers import http
 from bridge.providers.base import ConfigError, ProviderError, SpeechAudio, TimedUnit, TTSRequest
 from bridge.providers.llm.ws_session import closed_error, deadline_error, open_websocket, scrubbed_errors, send_text
@@ -67,7 +68,6 @@ from bridge.providers.tts.elevenlabs import (
     parse_output_format,
     units_from_ms,
 )
-from bridge.speech.decode import DecodeError
 
 DEFAULT_SCHEDULE = (120, 160, 250, 290)
 DEFAULT_TIMEOUT_S = 30.0

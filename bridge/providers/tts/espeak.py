@@ -25,9 +25,9 @@ from typing import Any
 
 import trio
 
+from bridge.media import phonemize
 from bridge.providers.base import ConfigError, ProviderError, SpeechAudio, TimedUnit, TTSRequest
 from bridge.providers.registry import ModuleSpec
-from bridge.speech import phonemize
 
 _LIMITS: dict[str, tuple[int, int, int]] = {  # option: (low, high, default)
     "rate": (80, 450, phonemize.DEFAULT_RATE_WPM),

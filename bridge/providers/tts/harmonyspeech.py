@@ -43,11 +43,11 @@ from typing import Any
 import httpx
 import trio
 
+from bridge.media.decode import DecodeError, decode_audio
 from bridge.providers import http
 from bridge.providers.base import ConfigError, ProviderError, SpeechAudio, TTSRequest
 from bridge.providers.llm.ws_session import scrubbed_errors
 from bridge.providers.registry import ModuleSpec
-from bridge.speech.decode import DecodeError, decode_audio
 
 PROVIDER = "Harmony Speech"
 DEFAULT_BASE_URL = "http://127.0.0.1:12080"

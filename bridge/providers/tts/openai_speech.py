@@ -38,11 +38,11 @@ from typing import Any
 import httpx
 import trio
 
+from bridge.media.decode import DecodeError, StreamDecoder, stream_decoder
 from bridge.providers import http
 from bridge.providers.base import ConfigError, ProviderError, SpeechAudio, TTSRequest
 from bridge.providers.llm.ws_session import scrubbed_errors
 from bridge.providers.registry import ModuleSpec
-from bridge.speech.decode import DecodeError, StreamDecoder, stream_decoder
 
 PROVIDER = "OpenAI"
 DEFAULT_BASE_URL = "https://api.openai.com/v1"

@@ -16,8 +16,8 @@ import trio
 from websockets.http11 import Request, Response
 from websockets.trio.server import Server, ServerConnection, serve
 
-from bridge.app import BridgeApp
-from bridge.connection import Connection
+from bridge.server.app import BridgeApp
+from bridge.server.connection import Connection
 
 log = logging.getLogger(__name__)
 

@@ -1,7 +1,8 @@
 """A character's runtime for one entity: its config, its providers, and its kinds of turn.
 
-The connection layer knows only "this request starts a turn with this handler"; what a
-turn does (ask the LLM, speak, listen) lives in the handlers built here. Per-entity state
+The connection layer knows only "this request starts a turn with this handler"
+(`bridge.character.turns`); what a turn does (ask the LLM, speak) lives in
+`bridge.character.conversation`, which uses the runtime built here. Per-entity state
 that outlives a turn lives here too: the harmonizer (world events, held actions, scene),
 the mood smoothing of the face, and the playback positions the engine reports.
 """
@@ -13,13 +14,10 @@ from typing import Any
 
 import trio
 
-from bridge.app import BridgeApp
+from bridge.character.entity import Turn
+from bridge.character.harmonize import Harmonizer
+from bridge.character.ports import Services
 from bridge.config import CharacterConfig
-from bridge.conversation import ConversationTurn, SpeakTurn
-from bridge.entity import Turn, TurnHandler
-from bridge.harmonize import Harmonizer
-from bridge.protocol.envelope import Event
-from bridge.protocol.errors import ErrorCode, ProtocolError
 from bridge.providers.base import ProviderError
 from bridge.speech.countenance import MoodSmoother, expression_for
 from bridge.speech.segmenter import Segmenter
@@ -32,7 +30,7 @@ DEFAULT_HISTORY_LIMIT = 60
 
 
 class CharacterRuntime:
-    def __init__(self, app: BridgeApp, config: CharacterConfig, hello: dict[str, Any]) -> None:
+    def __init__(self, app: Services, config: CharacterConfig, hello: dict[str, Any]) -> None:
         self.app = app
         self.config = config
         self.hello = hello
@@ -114,18 +112,6 @@ class CharacterRuntime:
     def status(self) -> dict[str, Any]:
         """The `ai.status` payload: the current mood (and what the character is doing)."""
         return {"mood": self.shown_mood or "neutral", "behaviour": "speaking"}
-
-    def handler_for(self, request: Event) -> TurnHandler:
-        if request.type in ("user.utterance", "world.event"):
-            handler: Any = ConversationTurn(self)
-        elif request.type == "tts.say":
-            handler = SpeakTurn(self)
-        else:
-            raise ProtocolError(
-                ErrorCode.UNKNOWN_TYPE, f"{request.type} does not start a turn", event_type=request.type, event_id=request.id, entity=request.entity
-            )
-        self.current_handler = handler
-        return handler
 
     def playback(self, speech: str, played_ms: int | None, done: bool) -> bool:
         """Record what the engine reports having played; False if no such speech is known."""

@@ -17,7 +17,7 @@ from typing import Any, Protocol
 
 import trio
 
-from bridge.outbox import ClientGone, Outbox
+from bridge.character.ports import ClientGone, EventSink
 from bridge.protocol.envelope import Event
 from bridge.protocol.errors import ErrorCode, ProtocolError
 from bridge.providers.base import ProviderError
@@ -77,7 +77,7 @@ class TurnHandler(Protocol):
 class Entity:
     """One character instance on one connection."""
 
-    def __init__(self, name: str, runtime: Any, outbox: Outbox, *, turn_policy: str = "interrupt") -> None:
+    def __init__(self, name: str, runtime: Any, outbox: EventSink, *, turn_policy: str = "interrupt") -> None:
         self.name = name
         self.runtime = runtime  # the character runtime (bridge.character.CharacterRuntime)
         self.outbox = outbox

@@ -16,6 +16,7 @@ from typing import Any
 
 import trio
 
+from bridge.character.ports import ClientGone
 from bridge.protocol.codec import Framing
 from bridge.protocol.envelope import Event
 from bridge.protocol.session import ProtocolSession
@@ -24,10 +25,6 @@ log = logging.getLogger(__name__)
 
 #: How long a producer waits for room in a full queue before the client counts as stalled.
 STALL_TIMEOUT_S = 5.0
-
-
-class ClientGone(Exception):
-    """The connection is closed or was dropped; producers should stop."""
 
 
 class Outbox:

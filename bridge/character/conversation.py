@@ -9,24 +9,22 @@ still writing the next. Memory keeps both sides; an interrupted reply is kept as
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import trio
 
-from bridge.entity import Turn, TurnFailed
+from bridge.character.entity import Turn, TurnFailed
+from bridge.character.reply_parser import Action, EmotionTag, ReplyParser, SpeechText
+from bridge.character.runtime import CharacterRuntime
 from bridge.protocol.errors import ErrorCode
 from bridge.providers.base import LLMRequest, ProviderError
-from bridge.reply_parser import Action, EmotionTag, ReplyParser, SpeechText
 from bridge.speech.speaker import Speaker
-
-if TYPE_CHECKING:
-    from bridge.character import CharacterRuntime
 
 
 class ConversationTurn:
     """`user.utterance`, and `world.event` with `respond: true`."""
 
-    def __init__(self, character: "CharacterRuntime") -> None:
+    def __init__(self, character: CharacterRuntime) -> None:
         self.character = character
         self.speaker: Speaker | None = None
         self.speech_parts: list[str] = []
@@ -155,7 +153,7 @@ class ConversationTurn:
 class SpeakTurn:
     """`tts.say`: the character speaks the given text, no LLM involved."""
 
-    def __init__(self, character: "CharacterRuntime") -> None:
+    def __init__(self, character: CharacterRuntime) -> None:
         self.character = character
         self.speaker: Speaker | None = None
 

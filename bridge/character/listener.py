@@ -18,15 +18,17 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from bridge.outbox import ClientGone
+
+from bridge.character.ports import ClientGone
+from bridge.character.turns import handler_for
+from bridge.media.pcm import MicResampler, decode_wav, pcm_to_int16, resample
 from bridge.protocol.envelope import Event
 from bridge.protocol.errors import ErrorCode, ProtocolError
 from bridge.providers.base import ProviderError
-from bridge.speech.pcm import MicResampler, decode_wav, pcm_to_int16, resample
 from bridge.speech.vad import PushToTalkBuffer, SpeechStarted, SpeechStopped, UtteranceTooLong, VoiceActivitySegmenter
 
 if TYPE_CHECKING:
-    from bridge.entity import Entity
+    from bridge.character.entity import Entity
 
 STT_RATE = 16000
 VAD_OPTION_KEYS = ("threshold", "min_speech_ms", "min_silence_ms", "pad_ms")
@@ -223,6 +225,6 @@ class Listener:
         if self.respond:
             request = Event("user.utterance", announced.id, {"kind": "verbal", "text": text}, entity=self.entity.name)
             try:
-                self.entity.submit(request, self.runtime.handler_for(request), announce=False)
+                self.entity.submit(request, handler_for(self.runtime, request), announce=False)
             except ProtocolError as exc:
                 await self._emit("error", {"code": str(exc.code), "message": exc.message, "ref": announced.id})

@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Final
 
-from bridge.memory import HistoryMessage
+from bridge.memory.history import HistoryMessage
 from bridge.providers.base import EMOTIONS, ChatMessage
 
 UTTERANCE_KINDS: Final = ("verbal", "nonverbal", "combined", "nonverbal_delayed")

@@ -15,17 +15,19 @@ from typing import Any
 import trio
 from websockets.exceptions import ConnectionClosed
 
-from bridge.app import BridgeApp
-from bridge.character import CharacterRuntime
+from bridge.character.entity import Entity
+from bridge.character.listener import Listener
+from bridge.character.ports import ClientGone
+from bridge.character.runtime import CharacterRuntime
+from bridge.character.turns import handler_for
 from bridge.config import CharacterConfig, parse_character
-from bridge.entity import Entity
-from bridge.listener import Listener
-from bridge.outbox import ClientGone, Outbox
 from bridge.protocol.envelope import Event
 from bridge.protocol.errors import CloseCode, ErrorCode, ProtocolError
 from bridge.protocol.events import PROTOCOL_VERSION
 from bridge.protocol.session import ProtocolSession
 from bridge.providers.base import ConfigError
+from bridge.server.app import BridgeApp
+from bridge.server.outbox import Outbox
 
 log = logging.getLogger(__name__)
 
@@ -227,7 +229,7 @@ class Connection:
 
     async def _start_turn(self, event: Event) -> None:
         entity = self._entity(event)
-        handler = entity.runtime.handler_for(event)
+        handler = handler_for(entity.runtime, event)
         entity.submit(event, handler)
 
     _on_user_utterance = _start_turn

@@ -61,7 +61,7 @@ class BridgeApp:
         if self.memory is None:
             async with self._provider_lock:
                 if self.memory is None:
-                    from bridge.memory import HistoryStore
+                    from bridge.memory.history import HistoryStore
 
                     self.memory = await HistoryStore.open(self.config.server.history_path)
         return self.memory

@@ -1,0 +1,1 @@
+"""A character's life on one connection: entities, turns, the conversation, memory use, hearing."""
