@@ -37,6 +37,10 @@ namespace EntityBridge
         /// <summary>How often playback.progress is sent while speech plays (ms).</summary>
         public int ProgressIntervalMs = 250;
         public bool Removed { get { return removed; } }
+        /// <summary>The played_ms of the last playback.progress sent (-1: none for this segment).</summary>
+        public int LastProgressMs { get { return lastProgressMs; } }
+        /// <summary>How many playback.done reports were sent.</summary>
+        public int PlaybackDoneSent { get; private set; }
 
         // Raised in Dispatch (the game's thread).
         public event Action<BridgeEvent> EventReceived;
@@ -294,7 +298,7 @@ namespace EntityBridge
             while (sp.TryTakeFinished(out done))
             {
                 if (done == progressSpeech) { progressSpeech = null; lastProgressMs = -1; }
-                Client.SendUntracked("playback.done", new EepMap(1).Set("speech", done), Name);
+                if (Client.SendUntracked("playback.done", new EepMap(1).Set("speech", done), Name)) PlaybackDoneSent++;
             }
             int played;
             string speech = sp.Current(out played);
