@@ -43,6 +43,7 @@ export EB_BRIDGE_BIN="$bridge_bin"
 export EB_TEST_CONFIG_DIR="$here/Tests/Config~"
 export EB_CONFORMANCE_DIR="$root/tests/conformance"
 export EB_TEST_TMP="$build"
+export EB_PYTHON="$root/.venv/bin/python"
 
 cd "$build"
 timeout 600 nunit-console -nologo -labels -xml="$build/TestResult.xml" EntityBridge.Core.Tests.dll >"$build/nunit.log" 2>&1
