@@ -3,7 +3,7 @@
 # tests with Mono's mcs, starts a real `entity-bridge serve` on 127.0.0.1 (port 0) with the
 # configs in Tests/Config~, runs the tests with nunit-console, and prints
 # `unity: N passed, N failed`. Exits non-zero on any failure, or when the toolchain is missing
-# and cannot be installed. The Unity layer (Runtime/Unity) needs UnityEngine and is not built here.
+# and cannot be installed. The Unity layer (Runtime/Unity) is only compiled against stubs here.
 set -uo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
@@ -19,12 +19,19 @@ fi
 [ -x "$bridge_bin" ] || fail "no bridge at $bridge_bin (run 'make install' first)"
 
 rm -rf "$build" && mkdir -p "$build"
+python3 "$here/tools~/meta.py" --check || fail "assets without a .meta file (run: python3 engine_sdk/unity/tools~/meta.py)"
 mcs -langversion:7.2 -nologo -warnaserror+ -target:library -out:"$build/EntityBridge.Core.dll" \
     -r:System.dll -r:System.Core.dll "$here"/Runtime/Core/*.cs || fail "core does not compile"
 mcs -langversion:7.2 -nologo -target:library -out:"$build/EntityBridge.Core.Tests.dll" \
     -r:"$build/EntityBridge.Core.dll" -r:"$nunit_dll" -r:System.dll -r:System.Core.dll \
     "$here"/Tests/Core/*.cs || fail "tests do not compile"
 cp "$nunit_dll" "$build/"
+# The Unity layer cannot be built without Unity; compile it against hand-written stubs of the
+# UnityEngine members it uses (Tests/UnityStubs~), which catches errors in the glue itself.
+mcs -langversion:7.2 -nologo -target:library -out:"$build/UnityEngine.dll" "$here/Tests/UnityStubs~/UnityEngineStubs.cs" \
+    && mcs -langversion:7.2 -nologo -warnaserror+ -target:library -out:"$build/EntityBridge.Unity.dll" \
+        -r:"$build/EntityBridge.Core.dll" -r:"$build/UnityEngine.dll" "$here"/Runtime/Unity/*.cs "$here"/Samples~/*/*.cs \
+    || fail "the Unity layer does not compile against the UnityEngine stubs"
 
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null; wait "$p" 2>/dev/null; done; }

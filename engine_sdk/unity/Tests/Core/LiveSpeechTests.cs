@@ -180,7 +180,6 @@ namespace EntityBridge.Tests
                 var npc = await client.InitEntityAsync("voice-int2", "talker");
                 var speech = npc.AttachSpeech(Rate);
                 var interrupted = new List<BridgeEvent>();
-                var turnIds = new List<string>();
                 client.EventReceived += e => { if (e.Type == "ai.speech.interrupted") interrupted.Add(e); };
                 var turn = npc.StartSay(LongLine);
                 Pump.Until(client, () => speech.BufferedSamples >= Rate * 4 / 10, 30, "audio");
@@ -190,6 +189,7 @@ namespace EntityBridge.Tests
                 string playing = speech.Current(out heard);
                 Assert.That(playing, Is.Not.Null);
                 var reply = Pump.Result(client, npc.InterruptAsync());
+                Assert.That(reply.Payload.GetBool("interrupted"), Is.True);
                 Assert.That(Pump.Wait(client, turn.Task, 30), Is.InstanceOf<BridgeException>());
                 Pump.Until(client, () => interrupted.Count > 0, 5, "ai.speech.interrupted");
                 Assert.That(interrupted[0].Payload.GetString("speech"), Is.EqualTo(playing));
