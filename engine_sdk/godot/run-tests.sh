@@ -89,12 +89,20 @@ timeout 600 chroot "$root" godot --headless --path "$here" --script res://tests/
     | grep --line-buffered -v -e '^WARNING: Couldn.t get executable path' -e 'get_executable_path (drivers' \
     | tee "$log"
 rc=${PIPESTATUS[0]}
-summary=$(grep -E '^runner: [0-9]+ passed, [0-9]+ failed$' "$log" | tail -n1 | sed 's/^runner:/godot:/')
-if [ -z "$summary" ]; then
+if ! grep -qE '^runner: [0-9]+ passed, [0-9]+ failed$' "$log"; then
     echo "godot: the runner ended (rc $rc) without a summary (log: $log)"
     echo "godot: 0 passed, 1 failed"
     exit 1
 fi
-echo "$summary"
-[ "$rc" -eq 0 ] || exit 1
+# GDScript has no exceptions: a runtime error only aborts the function and logs SCRIPT ERROR,
+# so a test that hit one may look clean to the runner. Recount from the log: a test whose
+# output (START..PASS) holds a SCRIPT ERROR failed, and so does a file that did not compile.
+read -r passed failed < <(awk '
+    /^START / { errs = 0; next }
+    /^SCRIPT ERROR/ { errs++; next }
+    /^PASS / { if (errs) { failed++; print "FAIL (script error) " $2 > "/dev/stderr" } else passed++; errs = 0; next }
+    /^FAIL / { failed++; errs = 0; next }
+    END { print passed + 0, failed + 0 }' "$log")
+echo "godot: $passed passed, $failed failed"
+[ "$rc" -eq 0 ] && [ "$failed" -eq 0 ] || exit 1
 exit 0

@@ -8,7 +8,7 @@ extends SceneTree
 ## so the exit code is non-zero exactly when something failed. A watchdog ends the run with a
 ## failure if one test hangs.
 
-const TEST_TIMEOUT_S := 90.0
+const TEST_TIMEOUT_S := 60.0
 
 var _options: Dictionary = {}
 var _current: String = ""
@@ -22,7 +22,9 @@ func _initialize() -> void:
 
 
 func _process(_delta: float) -> bool:
-	if not _done and _current != "" and Time.get_ticks_msec() - _test_started_ms > int(TEST_TIMEOUT_S * 1000.0):
+	# _test_started_ms also moves when a file starts, so a runner stopped by a script error
+	# between tests is caught too.
+	if not _done and Time.get_ticks_msec() - _test_started_ms > int(TEST_TIMEOUT_S * 1000.0):
 		print("FAIL %s: hung for more than %d s (watchdog)" % [_current, TEST_TIMEOUT_S])
 		print("runner: watchdog stopped the run")
 		_done = true
@@ -61,6 +63,8 @@ func _run() -> void:
 	var failed := 0
 	var not_run := 0
 	for path in _test_files():
+		print("START " + path)
+		_test_started_ms = Time.get_ticks_msec()
 		var script: GDScript = load(path)
 		if script == null or not script.can_instantiate():
 			print("FAIL %s: does not compile" % path)
@@ -73,10 +77,15 @@ func _run() -> void:
 				names.append(mname)
 		names.sort()
 		for mname in names:
+			_current = "%s::%s" % [path.get_file().get_basename(), mname]
+			print("START " + _current)
 			var case: RefCounted = script.new()
+			if case == null:
+				print("FAIL %s: the test file cannot be instantiated" % _current)
+				failed += 1
+				continue
 			case.tree = self
 			case.options = _options
-			_current = "%s::%s" % [path.get_file().get_basename(), mname]
 			_test_started_ms = Time.get_ticks_msec()
 			await case.call(mname)
 			if case.has_method("teardown"):

@@ -44,14 +44,57 @@ func _show(v: Variant) -> String:
 	return s if s.length() <= 200 else s.substr(0, 200) + "..."
 
 
-## Waits (processing frames, so clients poll) until `condition.call()` is true; false on timeout.
+## Clients the waiting helpers poll every frame (what the EntityBridge autoload does in a game).
+var clients: Array = []
+## Called every frame while waiting (speech players, lip-sync drivers): Callable(delta_s).
+var tickers: Array[Callable] = []
+
+
+## Waits (processing frames, polling clients) until `condition.call()` is true; false on timeout.
 func wait_until(condition: Callable, timeout_s: float) -> bool:
 	var deadline := Time.get_ticks_msec() + int(timeout_s * 1000.0)
-	while not condition.call():
+	var last := Time.get_ticks_usec()
+	while true:
+		for c in clients:
+			c.poll()
+		var now := Time.get_ticks_usec()
+		for t in tickers:
+			t.call(float(now - last) / 1e6)
+		last = now
+		if condition.call():
+			return true
 		if Time.get_ticks_msec() > deadline:
 			return false
 		await tree.process_frame
-	return true
+	return false
+
+
+## Waits for a request's final reply; fails the test on timeout.
+func finish(request: RefCounted, timeout_s: float = 20.0) -> RefCounted:
+	var ok: bool = await wait_until(func() -> bool: return request.is_done(), timeout_s)
+	check(ok, "no final reply to %s %s within %s s" % [request.type, request.id, timeout_s])
+	return request
+
+
+## A client connected to the test bridge (hello done); null (and a failure) if that fails.
+func open_client(framing: String = "msgpack", setup: Callable = Callable()) -> BridgeClient:
+	var c := BridgeClient.new()
+	c.framing = framing
+	c.client_name = "godot-tests"
+	if setup.is_valid():
+		setup.call(c)
+	clients.append(c)
+	c.connect_to_bridge(String(options.get("bridge", "")))
+	var ok: bool = await wait_until(func() -> bool: return c.is_open() or c.state == BridgeClient.State.CLOSED, 10.0)
+	if not check(ok and c.is_open(), "connected to %s (%s)" % [options.get("bridge", "?"), framing]):
+		return null
+	return c
+
+
+func teardown() -> void:
+	for c in clients:
+		c.close()
+	clients.clear()
 
 
 func sleep(seconds: float) -> void:

@@ -37,6 +37,10 @@ signal reconnecting(attempt: int, delay_s: float)
 signal event_received(event: Dictionary)
 ## A frame that could not be decoded, an `error` event, or a hello refused.
 signal protocol_error(code: String, message: String)
+## Every decoded event, before routing (for logs, recorders and tests).
+signal frame_received(event: Dictionary)
+## Every event the game sends (or queues until the hello succeeds), before encoding.
+signal frame_sent(event: Dictionary)
 
 enum State { DISCONNECTED, CONNECTING, HELLO, OPEN, CLOSED }
 
@@ -220,6 +224,7 @@ func receive_message(message: Variant) -> void:
 		return
 	if not e.has("payload"):
 		e["payload"] = null
+	frame_received.emit(e)
 	_route(e)
 
 
@@ -320,6 +325,7 @@ func _wire(type: String, id: String, entity: String, payload: Variant) -> Dictio
 
 
 func _send_wire(wire: Dictionary) -> void:
+	frame_sent.emit(wire)
 	if state != State.OPEN and wire.get("type") != "session.hello":
 		_outbox.append(wire)
 		return
@@ -383,7 +389,7 @@ func _on_hello_reply(e: Dictionary) -> void:
 	hello = e["payload"] if e.get("payload") is Dictionary else {}
 	state = State.OPEN
 	stats["connections"] += 1
-	var again := reconnect_attempt > 0 or stats["connections"] > 1
+	var again: bool = reconnect_attempt > 0 or int(stats["connections"]) > 1
 	reconnect_attempt = 0
 	# Entities of the previous connection first, then whatever was asked while connecting.
 	var queued := _outbox
