@@ -169,19 +169,8 @@ namespace EntityBridge
                     }
                     count += r.Count;
                     if (!r.EndOfMessage) continue;
-                    BridgeEvent e = null;
-                    try
-                    {
-                        e = r.MessageType == WebSocketMessageType.Binary ? codec.DecodeBinary(buffer, 0, count) : codec.DecodeText(buffer, 0, count);
-                    }
-                    catch (EepCodecException ex)
-                    {
-                        Notice("dropped an undecodable frame from the bridge: " + ex.Message);
-                    }
+                    ReceiveFrame(codec, buffer, count, r.MessageType == WebSocketMessageType.Text);
                     count = 0;
-                    if (e == null) continue;
-                    try { Route(e); }
-                    catch (Exception ex) { Notice("internal error routing " + e.Type + ": " + ex); }
                 }
             }
             catch (Exception ex)
@@ -189,6 +178,37 @@ namespace EntityBridge
                 reason = closing ? "closed by the client" : "connection lost: " + Describe(ex);
             }
             LinkLost(l, reason);
+        }
+
+        /// <summary>One whole frame from the socket: decode, then route. Bad frames are logged
+        /// and dropped; the loop carries on. (The bench drives this directly, without a socket.)</summary>
+        internal void ReceiveFrame(EventCodec codec, byte[] buffer, int count, bool text)
+        {
+            BridgeEvent e;
+            try
+            {
+                e = text ? codec.DecodeText(buffer, 0, count) : codec.DecodeBinary(buffer, 0, count);
+            }
+            catch (EepCodecException ex)
+            {
+                Notice("dropped an undecodable frame from the bridge: " + ex.Message);
+                return;
+            }
+            try { Route(e); }
+            catch (Exception ex) { Notice("internal error routing " + e.Type + ": " + ex); }
+        }
+
+        /// <summary>A client with no connection, for the bench: frames go in through ReceiveFrame.</summary>
+        internal static BridgeClient CreateDetached(BridgeOptions options)
+        {
+            return new BridgeClient(options) { state = ClientState.Closed };
+        }
+
+        internal BridgeEntity AddDetachedEntity(string name, string character)
+        {
+            var ent = new BridgeEntity(this, name, character, null);
+            lock (gate) entities[name] = ent;
+            return ent;
         }
 
         async Task WriteLoop(Link l)

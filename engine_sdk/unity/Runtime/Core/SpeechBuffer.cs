@@ -108,12 +108,19 @@ namespace EntityBridge
                 int n = count / 2;
                 if (segs[i].SourceRate == OutputRate)
                 {
-                    for (int k = 0; k < n; k++)
+                    int room = (int)Math.Min(n, ring.Length - (written - read));
+                    int w = (int)(written % ring.Length);
+                    int src = offset;
+                    for (int k = 0; k < room; k++)
                     {
-                        short s = (short)(pcm[offset + 2 * k] | (pcm[offset + 2 * k + 1] << 8));
-                        Store(ref segs[i], s / 32768f);
+                        ring[w] = (short)(pcm[src] | (pcm[src + 1] << 8)) * (1f / 32768f);
+                        src += 2;
+                        if (++w == ring.Length) w = 0;
                     }
-                    if (n > 0) segs[i].Prev = (short)(pcm[offset + 2 * n - 2] | (pcm[offset + 2 * n - 1] << 8)) / 32768f;
+                    written += room;
+                    segs[i].Samples += room;
+                    OverflowSamples += n - room;
+                    if (n > 0) segs[i].Prev = Sample(pcm, offset, n - 1);
                     return;
                 }
                 // Linear interpolation over the virtual sequence [Prev, x0 .. x(n-1)]: Pos indexes it.
@@ -251,16 +258,36 @@ namespace EntityBridge
             {
                 long avail = written - read;
                 int n = (int)Math.Min(avail, frames);
-                for (int f = 0; f < n; f++)
+                int r = (int)(read % ring.Length);
+                int o = offset;
+                if (channels == 1)
                 {
-                    float v = ring[(read + f) % ring.Length];
-                    int o = offset + f * channels;
-                    for (int c = 0; c < channels; c++) data[o + c] = v;
+                    int first = Math.Min(n, ring.Length - r);
+                    Array.Copy(ring, r, data, o, first);
+                    if (n > first) Array.Copy(ring, 0, data, o + first, n - first);
+                    if (frames > n) Array.Clear(data, o + n, frames - n);
                 }
-                for (int f = n; f < frames; f++)
+                else if (channels == 2)
                 {
-                    int o = offset + f * channels;
-                    for (int c = 0; c < channels; c++) data[o + c] = 0f;
+                    for (int f = 0; f < n; f++)
+                    {
+                        float v = ring[r];
+                        if (++r == ring.Length) r = 0;
+                        data[o] = v;
+                        data[o + 1] = v;
+                        o += 2;
+                    }
+                    if (frames > n) Array.Clear(data, o, (frames - n) * 2);
+                }
+                else
+                {
+                    for (int f = 0; f < n; f++)
+                    {
+                        float v = ring[r];
+                        if (++r == ring.Length) r = 0;
+                        for (int c = 0; c < channels; c++) data[o++] = v;
+                    }
+                    if (frames > n) Array.Clear(data, o, (frames - n) * channels);
                 }
                 read += n;
                 Advance();
