@@ -96,5 +96,44 @@ else
     failed=$((failed + 1))
 fi
 
+# libFuzzer on the decoders for a bounded time, seeded with the conformance corpus.
+fuzz_seconds="${EB_FUZZ_SECONDS:-15}"
+if command -v clang++ >/dev/null; then
+    fuzz_dir="$root/build/unreal-fuzz"
+    if build libfuzzer "$fuzz_dir" -DCMAKE_CXX_COMPILER=clang++ -DEB_TESTS=OFF -DEB_FUZZ=ON -DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_FLAGS_DEBUG="-O1 -g1"; then
+        rm -rf "$fuzz_dir/corpus" && mkdir -p "$fuzz_dir/corpus" "$fuzz_dir/seeds"
+        python3 - "$root/tests/conformance" "$fuzz_dir/seeds" <<'PY'
+import json, pathlib, sys
+src, dst = pathlib.Path(sys.argv[1]), pathlib.Path(sys.argv[2])
+n = 0
+for name in ("frames.json", "frames_bad.json"):
+    for frame in json.loads((src / name).read_text())["frames"]:
+        data = bytes.fromhex(frame["msgpack"])
+        if len(data) <= 8192:
+            (dst / f"{n:04d}.bin").write_bytes(data); n += 1
+        if "json" in frame:
+            (dst / f"{n:04d}.json").write_text(frame["json"]); n += 1
+PY
+        log="$root/build/test-logs/unreal-libfuzzer.log"
+        start=$SECONDS
+        if (cd "$fuzz_dir" && ./eb_fuzz_decoder -max_total_time="$fuzz_seconds" -timeout=5 -rss_limit_mb=2048 \
+                -max_len=16384 -print_final_stats=1 corpus seeds) >"$log" 2>&1; then
+            runs=$(grep -oE 'stat::number_of_executed_units: *[0-9]+' "$log" | grep -oE '[0-9]+$')
+            echo "unreal: libFuzzer: ${runs:-?} inputs in $((SECONDS - start)) s, no crash, no leak, no hang"
+            passed=$((passed + 1))
+        else
+            echo "unreal: libFuzzer FAILED (see $log):"
+            grep -A25 -E 'ERROR|SUMMARY|deadly' "$log" | head -n 60
+            failed=$((failed + 1))
+        fi
+    else
+        echo "unreal: libFuzzer build FAILED"
+        failed=$((failed + 1))
+    fi
+else
+    echo "unreal: clang++ missing (installed by .ci/setup/20-cpp.sh): libFuzzer not run"
+    failed=$((failed + 1))
+fi
+
 echo "unreal: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]
