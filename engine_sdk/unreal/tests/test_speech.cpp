@@ -274,3 +274,39 @@ TEST_CASE("smoother: eases toward the target independent of frame rate") {
     for (int i = 0; i < 100; ++i) a.step(target, 16.0f);
     CHECK(a.value()[3] == doctest::Approx(1.0));
 }
+
+#include "entitybridge/mic.h"
+
+TEST_CASE("mic: 48 kHz stereo floats become 40 ms mono pcm16 chunks at 16 kHz, pitch kept") {
+    eb::MicChunker mic(16000, 40);
+    const int rate = 48000;
+    std::vector<float> frames(2 * 480);
+    size_t n = 0;
+    for (int callback = 0; callback < 100; ++callback) {  // 1 s in 10 ms callbacks
+        for (size_t i = 0; i < 480; ++i, ++n) {
+            const float v = 0.5f * static_cast<float>(std::sin(2.0 * M_PI * 440.0 * static_cast<double>(n) / rate));
+            frames[2 * i] = v;
+            frames[2 * i + 1] = v;
+        }
+        mic.push(frames.data(), 480, 2, rate);
+    }
+    const auto chunks = mic.take();
+    CHECK(chunks.size() == 25);  // 16000 samples = 25 chunks of 640
+    std::vector<float> decoded;
+    for (const auto& c : chunks) {
+        REQUIRE(c.size() == 1280);
+        for (size_t i = 0; i + 1 < c.size(); i += 2) {
+            const int16_t s = static_cast<int16_t>(static_cast<uint8_t>(c[i]) | (static_cast<uint8_t>(c[i + 1]) << 8));
+            decoded.push_back(static_cast<float>(s) / 32768.0f);
+        }
+    }
+    CHECK(pitch(decoded, 16000) == doctest::Approx(440.0).epsilon(0.002));
+    float peak = 0.0f;
+    for (float v : decoded) peak = std::max(peak, std::fabs(v));
+    CHECK(peak == doctest::Approx(0.5).epsilon(0.01));
+    const eb::Value p0 = mic.payload(chunks[0]);
+    const eb::Value p1 = mic.payload(chunks[1]);
+    CHECK(p0.get("seq").as_int() == 0);
+    CHECK(p1.get("seq").as_int() == 1);
+    CHECK(p1.get("audio").is_bin());
+}
