@@ -96,6 +96,18 @@ else
     failed=$((failed + 1))
 fi
 
+# The Unreal plugin cannot be compiled here; check at least that its package carries exactly
+# the core sources this suite tested.
+pkg=$(bash "$here/EntityBridge/package.sh" "$root/build/unreal-plugin" 2>&1)
+if [ -f "$pkg/EntityBridge.uplugin" ] && diff -r "$here/core/src" "$pkg/Source/EntityBridge/Private/Core/src" >/dev/null &&
+    diff -r "$here/core/include" "$pkg/Source/EntityBridge/Private/Core/include" >/dev/null; then
+    echo "unreal: plugin package assembled with the tested core ($pkg)"
+    passed=$((passed + 1))
+else
+    echo "unreal: plugin package FAILED: $pkg"
+    failed=$((failed + 1))
+fi
+
 # libFuzzer on the decoders for a bounded time, seeded with the conformance corpus.
 fuzz_seconds="${EB_FUZZ_SECONDS:-15}"
 if command -v clang++ >/dev/null; then

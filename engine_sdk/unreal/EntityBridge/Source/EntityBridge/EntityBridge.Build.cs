@@ -1,0 +1,24 @@
+// Build rules for the Entity Bridge runtime module.
+//
+// The engine-agnostic C++ core (engine_sdk/unreal/core, tested outside Unreal against the real
+// bridge) is compiled here as module source: package.sh copies it to Private/Core. It needs
+// neither exceptions nor RTTI, so the module keeps Unreal's defaults for both.
+using System.IO;
+using UnrealBuildTool;
+
+public class EntityBridge : ModuleRules
+{
+	public EntityBridge(ReadOnlyTargetRules Target) : base(Target)
+	{
+		PCHUsage = PCHUsageMode.UseExplicitOrSharedPCHs;
+		CppStandard = CppStandardVersion.Cpp17;
+		// The core's .cpp files each keep helpers in anonymous namespaces; compiling them one by
+		// one rules out clashes that a unity build could create.
+		bUseUnity = false;
+
+		PublicDependencyModuleNames.AddRange(new string[] { "Core", "CoreUObject", "Engine" });
+		PrivateDependencyModuleNames.AddRange(new string[] { "WebSockets", "AudioMixer", "AudioCaptureCore", "Projects" });
+
+		PrivateIncludePaths.Add(Path.Combine(ModuleDirectory, "Private", "Core", "include"));
+	}
+}
