@@ -197,6 +197,20 @@ def turn_result() -> dict[str, Schema]:
         "actions": array(string(), "Non-verbal actions in the reply, e.g. \"waves\"."),
         "emotion": enum(EMOTIONS, "The emotion the reply ended on, when a countenance module runs."),
         "interrupted": boolean("True when the turn was cut short but still produced a reply."),
+        "performed": array(
+            obj(
+                {
+                    "name": name("The action's name."),
+                    "args": obj(description="The arguments it was performed with."),
+                    "status": enum(["success", "error", "timeout"], "The engine's answer (timeout: none came in time)."),
+                    "feedback": string("The engine's feedback on success."),
+                    "message": string("The engine's reason on error."),
+                },
+                ["name", "args", "status"],
+            ),
+            "Actions sent to the engine with movement.perform during the turn, in order, with their results.",
+        ),
+        "follow_up": string("The line the character said after the results came back (react_to_action_result)."),
     }
 
 
@@ -216,6 +230,8 @@ def movement_actions() -> Schema:
                 "description": string("What the action does, for the LLM."),
                 "params": obj(description="The action's parameters: name -> description or JSON Schema."),
                 "examples": array(string(), "Example uses, for the LLM."),
+                "confirmations": array(string(), "Lines the character may say when it agrees to act (Harmony Link)."),
+                "rejections": array(string(), "Lines the character may say when it refuses (Harmony Link)."),
             },
             ["name"],
         ),

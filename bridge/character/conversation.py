@@ -9,16 +9,20 @@ still writing the next. Memory keeps both sides; an interrupted reply is kept as
 
 from __future__ import annotations
 
+import json
+import logging
 from typing import Any
 
 import trio
 
 from bridge.character.entity import Turn, TurnFailed
-from bridge.character.reply_parser import Action, EmotionTag, ReplyParser, SpeechText
+from bridge.character.reply_parser import Action, ActionCall, EmotionTag, ReplyParser, SpeechText
 from bridge.character.runtime import CharacterRuntime
 from bridge.protocol.errors import ErrorCode
-from bridge.providers.base import LLMRequest, ProviderError
+from bridge.providers.base import ChatMessage, LLMRequest, ProviderError, ToolCall
 from bridge.speech.speaker import Speaker
+
+log = logging.getLogger(__name__)
 
 
 class ConversationTurn:
@@ -29,6 +33,7 @@ class ConversationTurn:
         self.speaker: Speaker | None = None
         self.speech_parts: list[str] = []
         self.actions: list[str] = []
+        self.acts: Any = None  # the turn's ports.ActionRun, when the character has a world
 
     def _llm_text(self, turn: Turn) -> str | None:
         payload = turn.request.payload or {}
@@ -43,6 +48,7 @@ class ConversationTurn:
     async def run(self, turn: Turn) -> dict[str, Any]:
         character = self.character
         payload = turn.request.payload or {}
+        world = character.world
         held_before = bool(character.harmonizer.held_actions)
         llm_text = self._llm_text(turn)
         if llm_text is None:  # nonverbal_delayed: held, and remembered with the next utterance
@@ -53,51 +59,116 @@ class ConversationTurn:
             # With held actions in front, remember the line as the LLM saw it, once.
             text, kind = (llm_text, "combined") if held_before else (str(payload.get("text", "")), str(payload.get("kind", "verbal")))
             await memory.add(character.name, character.scope, speaker_name, text, kind, role="user")
+        if world is not None:
+            await world.prepare_turn()
 
         history = await memory.recent(character.name, character.scope, character.history_limit)
         if turn.request.type == "user.utterance" and history:
             history = history[:-1]  # the line just stored is the new message itself
-        messages = character.harmonizer.build_messages(history, llm_text, character.token_budget)
-        request = LLMRequest(messages=messages, new_message=llm_text, character=character.name, scope=character.scope)
+        primary = await character.app.provider(character.llm_chain[0])
+        tools = world.tools() if world is not None and getattr(primary, "supports_tools", False) else []
+        sections = world.prompt_sections(tools=bool(tools)) if world is not None else []
+        messages = character.harmonizer.build_messages(history, llm_text, character.token_budget, sections)
+        request = LLMRequest(messages=messages, new_message=llm_text, character=character.name, scope=character.scope, tools=tools)
 
         tts = await character.tts()
         emotion: str | None = None
+        follow_up = ""
+        self.acts = world.start_actions(turn.id) if world is not None else None
         async with trio.open_nursery() as nursery:
             if tts is not None:
                 self.speaker = character.speaker_for(turn, tts)
                 nursery.start_soon(self.speaker.run)
             try:
-                emotion = await self._stream_reply(turn, request)
+                async with trio.open_nursery() as performing:
+                    if self.acts is not None:
+                        performing.start_soon(self.acts.run)
+                    try:
+                        emotion = await self._stream_reply(turn, request, self.acts)
+                    finally:
+                        if self.acts is not None:
+                            self.acts.close()  # run() returns once the last action is answered
+                first_reply = "".join(self.speech_parts).strip()
+                if self.acts is not None and self.acts.results and world is not None and world.react_to_action_result:
+                    follow_up = await self._follow_up(turn, messages, first_reply)
             finally:
                 if self.speaker is not None:
                     self.speaker.finish()
 
         spoken = "".join(self.speech_parts).strip()
-        if not spoken and not self.actions:
+        results = list(self.acts.results) if self.acts is not None else []
+        if not spoken and not self.actions and not results:
             raise ProviderError("backend_error", "the LLM returned an empty reply")
-        reply = _visible_text(self.actions, spoken)
-        await memory.add(character.name, character.scope, character.name, reply, "speech", role="assistant")
-        result: dict[str, Any] = {"reply": reply, "spoken": spoken, "actions": self.actions, "interrupted": False}
+        first_visible = _visible_text(self.actions, first_reply)
+        if first_visible:
+            await memory.add(character.name, character.scope, character.name, first_visible, "speech", role="assistant")
+        await self._remember_results(results)
+        if follow_up:
+            await memory.add(character.name, character.scope, character.name, follow_up, "speech", role="assistant")
+        result: dict[str, Any] = {"reply": _visible_text(self.actions, spoken), "spoken": spoken, "actions": self.actions, "interrupted": False}
+        if results:
+            result["performed"] = [r.to_payload() for r in results]
+        if follow_up:
+            result["follow_up"] = follow_up
         if emotion:
             result["emotion"] = emotion
         return result
 
-    async def _stream_reply(self, turn: Turn, request: LLMRequest) -> str | None:
-        """Stream from the first LLM of the chain that starts answering; returns the emotion."""
+    async def _remember_results(self, results: list[Any]) -> None:
+        """Each performed action and the engine's answer, in order, for chat.history and the LLM."""
+        if not results:
+            return
+        character = self.character
+        memory = await character.memory()
+        for performed in results:
+            call = f"[[{performed.name} {json.dumps(performed.args)}]]" if performed.args else f"[[{performed.name}]]"
+            await memory.add(character.name, character.scope, character.name, call, "action", role="assistant")
+            await memory.add(character.name, character.scope, "game", performed.memory_text(), "action_result", role="user")
+
+    async def _follow_up(self, turn: Turn, messages: list[Any], first_reply: str) -> str:
+        """One short line reacting to what the engine answered (`react_to_action_result`)."""
+        assert self.acts is not None
+        results = "; ".join(r.memory_text() for r in self.acts.results)
+        prompt = f"(What happened: {results} React to it in one short spoken line, in character. Take no further actions.)"
+        history = list(messages)
+        if first_reply:
+            history.append(ChatMessage("assistant", _visible_text(self.actions, first_reply)))
+        history.append(ChatMessage("user", prompt))
+        request = LLMRequest(messages=history, new_message=prompt, character=self.character.name, scope=self.character.scope)
+        before = len(self.speech_parts)
+        await self._stream_reply(turn, request, None, separator=True)
+        return "".join(self.speech_parts[before:]).strip()
+
+    async def _stream_reply(self, turn: Turn, request: LLMRequest, acts: Any, *, separator: bool = False) -> str | None:
+        """Stream from the first LLM of the chain that starts answering; returns the emotion.
+
+        Actions the LLM picks (inline ``[[name {...}]]`` or tool calls) go to `acts` as
+        soon as each is complete; without `acts` they are dropped with a log line.
+        """
         parser = ReplyParser()
         segmenter = self.character.new_segmenter()
         emotion: str | None = None
         text_deltas = self.character.text_deltas
+        needs_space = separator and bool(self.speech_parts)
+
+        def take_action(name: str, args: Any, source: str) -> None:
+            if acts is None:
+                log.warning("%s: dropped the %s action %r: no actions are taken in this reply", turn.entity.name, source, name)
+                return
+            acts.submit(name, args, source)
 
         async def handle(pieces: list[Any]) -> None:
-            nonlocal emotion
+            nonlocal emotion, needs_space
             for piece in pieces:
                 if isinstance(piece, SpeechText):
-                    self.speech_parts.append(piece.text)
+                    text = piece.text
+                    if needs_space:
+                        text, needs_space = " " + text, False
+                    self.speech_parts.append(text)
                     if text_deltas:
-                        await turn.emit("ai.text", {"delta": piece.text})
+                        await turn.emit("ai.text", {"delta": text})
                     if self.speaker is not None:
-                        for segment in segmenter.feed(piece.text):
+                        for segment in segmenter.feed(text):
                             self.speaker.say(segment)
                 elif isinstance(piece, Action):
                     self.actions.append(piece.text)
@@ -105,6 +176,19 @@ class ConversationTurn:
                 elif isinstance(piece, EmotionTag):
                     emotion = piece.emotion
                     self.character.emotion_hint = piece.emotion
+                elif isinstance(piece, ActionCall):
+                    if piece.error is not None:
+                        log.warning("%s: dropped an inline action %r: %s", turn.entity.name, piece.raw[:80], piece.error)
+                    else:
+                        take_action(piece.name, piece.args, "inline")
+
+        def tool_call(call: ToolCall) -> None:
+            try:
+                args = json.loads(call.arguments) if call.arguments.strip() else {}
+            except ValueError as exc:
+                log.warning("%s: dropped the tool call %r: its arguments are not JSON (%s)", turn.entity.name, call.name, exc)
+                return
+            take_action(call.name, args, "tool")
 
         errors: list[str] = []
         for module_name in self.character.llm_chain:
@@ -113,7 +197,10 @@ class ConversationTurn:
             try:
                 async with llm.stream(request) as deltas:
                     async for delta in deltas:
-                        if delta:
+                        if isinstance(delta, ToolCall):
+                            started = True
+                            tool_call(delta)
+                        elif delta:
                             started = True
                             await handle(parser.feed(delta))
                 await handle(parser.finish())
@@ -147,6 +234,8 @@ class ConversationTurn:
             text = _visible_text(self.actions, heard)
             if text:
                 await memory.add(character.name, character.scope, character.name, text, "speech", True, role="assistant")
+            if self.acts is not None:
+                await self._remember_results(list(self.acts.results))
         return {"heard_text": heard}
 
 

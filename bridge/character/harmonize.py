@@ -167,7 +167,9 @@ class Harmonizer:
         happening = WorldEvent(cleaned, _clean(actor) if actor else None).render()
         return f"(Something happens: {happening}. React to it, in character, as {self.character_name}.)"
 
-    def system_prompt(self) -> str:
+    def system_prompt(self, sections: Sequence[str] = ()) -> str:
+        """The system message; `sections` are extra blocks (the world stage's perception and
+        action list), placed before the reply conventions."""
         name = self.character_name
         lines = [f"You are {name}, a character in a game, talking with {self.player_name}."]
         if self.persona:
@@ -179,6 +181,7 @@ class Harmonizer:
         if self._events:
             lines.append("Recent events, oldest first:")
             lines.extend(f"- {event.render()}" for event in self._events)
+        lines.extend(section for section in sections if section)
         emotions = ", ".join(f"[{emotion}]" for emotion in EMOTIONS)
         lines.append(
             f"How to reply: speak as {name} only, in short spoken lines. Put actions between "
@@ -204,7 +207,7 @@ class Harmonizer:
         return body
 
     def build_messages(
-        self, history: Sequence[HistoryMessage], new_text: str, token_budget: int
+        self, history: Sequence[HistoryMessage], new_text: str, token_budget: int, sections: Sequence[str] = ()
     ) -> list[ChatMessage]:
         """System prompt, then the newest history that fits ``token_budget``, then ``new_text``.
 
@@ -213,7 +216,7 @@ class Harmonizer:
         line that does not, so the kept history is one unbroken recent stretch. Tokens are
         counted with ``estimate_tokens``.
         """
-        system = ChatMessage("system", self.system_prompt())
+        system = ChatMessage("system", self.system_prompt(sections))
         user = ChatMessage("user", new_text)
         remaining = token_budget - estimate_tokens(system.content) - estimate_tokens(user.content)
         kept: list[ChatMessage] = []

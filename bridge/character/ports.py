@@ -35,6 +35,50 @@ class EventSink(Protocol):
         ...
 
 
+class ActionRun(Protocol):
+    """The actions of one turn, as the turn sees them (`bridge.world.actions.ActionRun`).
+
+    The turn hands over each action the LLM picked as soon as it is known (`submit`), runs
+    `run` in its nursery (it performs them in order) and calls `close` when the reply is
+    over; `results` then lists what the engine answered (each has `to_payload()` and
+    `memory_text()`).
+    """
+
+    results: list[Any]
+
+    def submit(self, name: str, args: Any, source: str) -> bool: ...
+
+    def close(self) -> None: ...
+
+    async def run(self) -> None: ...
+
+
+class World(Protocol):
+    """What is around a character, as its turns need it (`bridge.world` supplies it).
+
+    The character stage does not know scenes, perception or the engine's actions; it asks
+    this for the prompt's extra sections, the tools to offer, and an `ActionRun` per turn.
+    """
+
+    react_to_action_result: bool
+
+    async def prepare_turn(self) -> None:
+        """Called before a turn builds its prompt (e.g. to refresh a stale scene)."""
+        ...
+
+    def prompt_sections(self, *, tools: bool) -> list[str]:
+        """Extra system-prompt sections; `tools` is True when actions go as tools instead."""
+        ...
+
+    def tools(self) -> list[dict[str, Any]]:
+        """OpenAI-style function tools for the registered actions (empty: none)."""
+        ...
+
+    def start_actions(self, turn_id: str) -> ActionRun | None:
+        """The action run of a turn, or None when the character has no actions."""
+        ...
+
+
 class Services(Protocol):
     """The process-wide parts every character shares: config, modules, memory."""
 

@@ -18,6 +18,12 @@ Rules, chosen so the spoken text reads naturally:
 - Whitespace runs (newlines included) become one space; spaces at the start and end of
   the reply are dropped; the gap left by a removed action or tag before punctuation is
   closed ("Hi *waves*." is spoken "Hi.").
+- ``[[name]]`` or ``[[name {"arg": "value"}]]`` is an inline action call (for LLM modules
+  without tool calls): the registered action's name, then optionally one JSON object of
+  arguments. It becomes ``ActionCall`` (the world stage checks it against the registered
+  actions) and is never spoken. ``]]`` inside a JSON string or inside brackets of the
+  arguments does not end it. A call still open after ``MAX_CALL_CHARS`` characters, or
+  still open at the end of the reply, becomes an ``ActionCall`` with an ``error``.
 - At ``finish()``, an unterminated action (the reply was cut off mid-action, e.g. by a
   token limit) is still emitted as an ``Action``: its text was clearly not meant to be
   spoken. An unterminated tag is dropped. A lone ``*`` therefore hides the rest of the
@@ -26,6 +32,7 @@ Rules, chosen so the spoken text reads naturally:
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -55,7 +62,17 @@ class EmotionTag:
     emotion: str
 
 
-Piece = SpeechText | Action | EmotionTag
+@dataclass(frozen=True, slots=True)
+class ActionCall:
+    """An inline ``[[name {json}]]`` call. ``error`` says why it cannot be used, if it cannot."""
+
+    name: str
+    args: dict[str, object]
+    raw: str
+    error: str | None = None
+
+
+Piece = SpeechText | Action | EmotionTag | ActionCall
 
 #: Words (lower case) that name one of the seven emotions. Each emotion also maps to itself.
 EMOTION_SYNONYMS: Final[dict[str, str]] = {
@@ -94,6 +111,26 @@ _CLOSING_PUNCTUATION: Final = frozenset(".,!?;:)]}…%'\"”’")
 #: all (without the ``[``), so a stray bracket cannot silence the rest of a reply. Long
 #: enough for a short bracketed stage direction, which is removed like any unknown tag.
 MAX_TAG_CHARS: Final = 100
+#: An inline action call longer than this is given up (and dropped, never spoken).
+MAX_CALL_CHARS: Final = 2000
+_CALL_NAME = re.compile(r"\s*([A-Za-z_][A-Za-z0-9_.\-]*)\s*(.*)\Z", re.DOTALL)
+
+
+def parse_call(raw: str) -> ActionCall:
+    """The inside of ``[[...]]`` -> an ``ActionCall`` (with ``error`` when malformed)."""
+    match = _CALL_NAME.match(raw)
+    if match is None:
+        return ActionCall("", {}, raw, "an inline action must start with the action's name")
+    name, rest = match.group(1), match.group(2).strip()
+    if not rest:
+        return ActionCall(name, {}, raw)
+    try:
+        args = json.loads(rest)
+    except ValueError as exc:
+        return ActionCall(name, {}, raw, f"the arguments are not valid JSON ({exc})")
+    if not isinstance(args, dict):
+        return ActionCall(name, {}, raw, "the arguments must be one JSON object")
+    return ActionCall(name, args, raw)
 
 
 def emotion_from_tag(tag: str) -> str | None:
@@ -135,10 +172,15 @@ class ReplyParser:
     _TEXT: Final = 0
     _ACTION: Final = 1
     _TAG: Final = 2
+    _CALL: Final = 3
 
     def __init__(self) -> None:
         self._state = self._TEXT
-        self._span: list[str] = []  # the action or tag being read
+        self._span: list[str] = []  # the action, tag or call being read
+        self._call_depth = 0  # brackets/braces open inside a call's arguments
+        self._call_string = False  # inside a JSON string of a call
+        self._call_escape = False
+        self._call_closing = False  # one `]` seen at depth 0: a second ends the call
         self._spoken_any = False  # leading whitespace of the reply is dropped
         self._pending_space = False
         self._finished = False
@@ -161,6 +203,12 @@ class ReplyParser:
         elif self._state == self._TAG:
             self._span.clear()
             self._state = self._TEXT
+        elif self._state == self._CALL:
+            raw = "".join(self._span)
+            self._span.clear()
+            self._state = self._TEXT
+            call = parse_call(raw)
+            self._emit(ActionCall(call.name, {}, raw, "the reply ended inside an inline action (no closing ]])"))
         self._finished = True
         return self._take()
 
@@ -174,8 +222,51 @@ class ReplyParser:
                 self._end_action()
             else:
                 self._span.append(char)
+        elif self._state == self._CALL:
+            self._call_char(char)
         else:
             self._tag_char(char)
+
+    def _call_char(self, char: str) -> None:
+        if self._call_string:
+            self._span.append(char)
+            if self._call_escape:
+                self._call_escape = False
+            elif char == "\\":
+                self._call_escape = True
+            elif char == '"':
+                self._call_string = False
+        elif char == "]" and self._call_depth == 0:
+            if self._call_closing:
+                self._end_call()
+                return
+            self._call_closing = True
+        else:
+            if self._call_closing:  # a lone `]`: part of the text after all
+                self._span.append("]")
+                self._call_closing = False
+            self._span.append(char)
+            if char == '"':
+                self._call_string = True
+            elif char in "[{":
+                self._call_depth += 1
+            elif char in "]}" and self._call_depth > 0:
+                self._call_depth -= 1
+        if len(self._span) > MAX_CALL_CHARS:
+            raw = "".join(self._span)
+            self._reset_call()
+            self._emit(ActionCall(parse_call(raw).name, {}, raw[:80], f"an inline action longer than {MAX_CALL_CHARS} characters"))
+
+    def _reset_call(self) -> None:
+        self._span.clear()
+        self._state = self._TEXT
+        self._call_depth = 0
+        self._call_string = self._call_escape = self._call_closing = False
+
+    def _end_call(self) -> None:
+        raw = "".join(self._span)
+        self._reset_call()
+        self._emit(parse_call(raw))
 
     def _text_char(self, char: str) -> None:
         if char == "*":
@@ -193,6 +284,9 @@ class ReplyParser:
             self._spoken_any = True
 
     def _tag_char(self, char: str) -> None:
+        if char == "[" and not self._span:
+            self._state = self._CALL  # `[[`: an inline action call
+            return
         if char == "]":
             emotion = emotion_from_tag("".join(self._span))
             self._span.clear()

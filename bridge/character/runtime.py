@@ -16,7 +16,7 @@ import trio
 
 from bridge.character.entity import Turn
 from bridge.character.harmonize import Harmonizer
-from bridge.character.ports import Services
+from bridge.character.ports import Services, World
 from bridge.config import CharacterConfig
 from bridge.providers.base import ProviderError
 from bridge.speech.countenance import MoodSmoother, expression_for
@@ -50,7 +50,8 @@ class CharacterRuntime:
             world_event_cap=int(options.get("world_event_cap", 20)),
             player_name=self.player_name,
         )
-        self.scene: dict[str, Any] = {}
+        #: What is around the character (`ports.World`), set by whoever creates the entity.
+        self.world: World | None = None
         self.emotion_hint: str | None = None
         self.smoother: Any = None
         self.shown_mood: str | None = None  # the emotion the face shows now (ai.status mood)

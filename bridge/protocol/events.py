@@ -28,6 +28,11 @@ CLIENT_REQUESTS = frozenset(
     }
 )
 
+#: Requests the bridge sends to the engine. A client answers them with the same type, id
+#: and entity and status `success` or `error`; those answers are the only client frames
+#: whose status is not `new`, and they get no reply of their own.
+BRIDGE_REQUESTS = frozenset({"movement.perform", "movement.scene.request", "movement.actions.request"})
+
 #: Requests that do not name an entity.
 SESSION_SCOPED = frozenset({"session.hello", "scene.loaded"})
 

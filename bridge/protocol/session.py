@@ -18,6 +18,7 @@ from bridge.protocol.codec import Framing
 from bridge.protocol.envelope import Event
 from bridge.protocol.errors import CloseCode, ErrorCode, ProtocolError
 from bridge.protocol.events import (
+    BRIDGE_REQUESTS,
     CLIENT_REQUESTS,
     PROTOCOL_VERSION,
     SESSION_SCOPED,
@@ -25,6 +26,11 @@ from bridge.protocol.events import (
 )
 from bridge.protocol.limits import Limits
 from bridge.protocol.schema import SchemaRegistry
+
+
+def is_answer(wire: dict[str, Any]) -> bool:
+    """True for a client's answer to one of the bridge's requests (`movement.perform` ...)."""
+    return wire.get("type") in BRIDGE_REQUESTS and wire.get("status") in ("success", "error")
 
 
 class TokenBucket:
@@ -102,24 +108,25 @@ class ProtocolSession:
         self._bad_frames = 0
         event_type, event_id = wire["type"], wire["id"]
 
-        if event_type not in CLIENT_REQUESTS:
+        answer = is_answer(wire)
+        if event_type not in CLIENT_REQUESTS and not answer:
             # Not answered in kind: the client could not match a reply of a type it does not
             # know (or must not send) to a schema. An `error` event with `ref` instead.
             why = "is sent by the bridge, not by clients" if event_type in self.schemas.types else "is not an event type of protocol 1"
             raise ProtocolError(ErrorCode.UNKNOWN_TYPE, f"{event_type!r} {why}", event_id=event_id)
-        if not self.greeted and event_type != "session.hello":
-            raise ProtocolError(
-                ErrorCode.HELLO_REQUIRED,
-                "send session.hello first",
-                event_type=event_type,
-                event_id=event_id,
-            )
         try:
+            if not self.greeted and event_type != "session.hello":
+                raise ProtocolError(
+                    ErrorCode.HELLO_REQUIRED,
+                    "send session.hello first",
+                    event_type=event_type,
+                    event_id=event_id,
+                )
             if isinstance(data, str):
                 codec.decode_base64_fields(wire, self.schemas.binary_fields(event_type))
             self.schemas.validate(wire)
             event = Event.from_wire(wire)
-            if event.type not in SESSION_SCOPED and not event.entity:
+            if event.type not in SESSION_SCOPED and not event.entity and not answer:
                 raise ProtocolError(
                     ErrorCode.BAD_EVENT, f"{event.type} needs an `entity`", event_type=event.type, event_id=event.id
                 )
@@ -130,6 +137,10 @@ class ProtocolSession:
             entity = wire.get("entity")
             if exc.entity is None and isinstance(entity, str) and 1 <= len(entity) <= 128:
                 exc.entity = entity  # echo it only when it is one a reply may carry
+            if answer:
+                # An answer is not a request: a refused one gets an `error` event (with
+                # `ref`), never a "reply" of the bridge's own request type.
+                exc.event_type = None
             raise
         return event
 
@@ -145,10 +156,11 @@ class ProtocolSession:
         if not isinstance(event_type, str) or not event_type:
             raise ProtocolError(ErrorCode.BAD_EVENT, "an event needs a string `type`")
         status = wire.get("status")
-        if status not in (None, "new"):
+        if status not in (None, "new") and not is_answer(wire):
             raise ProtocolError(
                 ErrorCode.BAD_EVENT,
-                f"clients send requests with status `new` (or none), not {status!r}",
+                f"clients send requests with status `new` (or none), not {status!r}; only answers "
+                f"to the bridge's requests ({', '.join(sorted(BRIDGE_REQUESTS))}) carry `success` or `error`",
                 event_type=event_type,
                 event_id=event_id,
             )

@@ -62,11 +62,28 @@ class LLMRequest:
     character: str
     scope: str = "default"
     options: Mapping[str, Any] = field(default_factory=dict)
+    #: OpenAI-style function tools (the character's registered actions). Only modules with
+    #: ``supports_tools = True`` send them; the others get the actions in the prompt instead.
+    tools: Sequence[Mapping[str, Any]] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCall:
+    """A complete tool call from a streamed reply; ``arguments`` is the JSON text the model wrote."""
+
+    name: str
+    arguments: str
+    id: str | None = None
 
 
 @runtime_checkable
 class LLM(Protocol):
-    """Streams a reply as text deltas."""
+    """Streams a reply as text deltas (and, from modules with ``supports_tools``, `ToolCall`s).
+
+    A module that can take ``LLMRequest.tools`` sets the attribute ``supports_tools = True``
+    and yields each tool call, once its streamed arguments are complete, between the text
+    deltas. Other modules yield only text.
+    """
 
     name: str
 

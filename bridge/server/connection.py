@@ -28,6 +28,8 @@ from bridge.protocol.session import ProtocolSession
 from bridge.providers.base import ConfigError
 from bridge.server.app import BridgeApp
 from bridge.server.outbox import Outbox
+from bridge.world.engine import EngineRequests
+from bridge.world.entity_world import EntityWorld
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +52,7 @@ class Connection:
             inspect=app.outbound_hook,
         )
         self.entities: dict[str, Entity] = {}
+        self.engine_requests = EngineRequests(self.outbox)
         self.session_id = uuid.uuid4().hex
         self._errors = 0
         self._nursery: trio.Nursery | None = None
@@ -138,6 +141,9 @@ class Connection:
     # -------------------------------------------------------------- dispatch
 
     async def _dispatch(self, event: Event) -> None:
+        if event.status != "new":  # the session lets through only answers to our requests
+            self.engine_requests.answer(event)
+            return
         handler = getattr(self, "_on_" + event.type.replace(".", "_"))
         reply = await handler(event)
         if reply is not None:
@@ -209,6 +215,7 @@ class Connection:
             )
         character = self._character_from(event)
         runtime = CharacterRuntime(self.app, character, self.session.hello or {})
+        runtime.world = EntityWorld(name, self.engine_requests, character.options)
         entity = Entity(name, runtime, self.outbox, turn_policy=character.turn_policy)
         assert self._nursery is not None
         await self._nursery.start(entity.run, name=f"entity:{name}")
@@ -309,13 +316,17 @@ class Connection:
         assert entity.nursery is not None
         entity.nursery.start_soon(run, name=f"stt.transcribe:{entity.name}")
 
+    def _world(self, event: Event) -> EntityWorld:
+        world = self._entity(event).runtime.world
+        assert isinstance(world, EntityWorld)  # every entity gets one at entity.init
+        return world
+
     async def _on_movement_actions(self, event: Event) -> Event:
-        entity = self._entity(event)
-        entity.runtime.scene["actions"] = (event.payload or {}).get("actions", [])
-        return event.reply("success", {})
+        world = self._world(event)
+        world.register_actions((event.payload or {}).get("actions", []))
+        return event.reply("success", {"actions": sorted(world.catalog.actions)})
 
     async def _on_movement_scene(self, event: Event) -> Event:
-        entity = self._entity(event)
-        entity.runtime.scene["scene"] = event.payload or {}
+        self._world(event).update_scene(event.payload or {})
         return event.reply("success", {})
 

@@ -1,12 +1,14 @@
 """Python SDK for Entity Bridge: a trio client for the Entity Event Protocol."""
 
 from entity_bridge_sdk.client import (
+    BRIDGE_REQUESTS,
     BridgeClient,
     BridgeError,
     ConnectionLost,
     EntityHandle,
     Event,
+    HandlerError,
     TurnResult,
 )
 
-__all__ = ["BridgeClient", "BridgeError", "ConnectionLost", "EntityHandle", "Event", "TurnResult"]
+__all__ = ["BRIDGE_REQUESTS", "BridgeClient", "BridgeError", "ConnectionLost", "EntityHandle", "Event", "HandlerError", "TurnResult"]

@@ -19,7 +19,8 @@ import base64
 import itertools
 import json
 import math
-from collections.abc import AsyncIterator, Callable, Mapping
+import inspect
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,6 +35,22 @@ from entity_bridge_sdk.recorder import Recorder
 
 PROTOCOL_VERSION = 1
 BINARY_FIELDS = ("audio",)
+#: Requests the bridge sends to the game; answer them with `BridgeClient.handle` or `answer`.
+BRIDGE_REQUESTS = ("movement.perform", "movement.scene.request", "movement.actions.request")
+
+#: A handler of a bridge request: gets the request, returns the success payload (or raises
+#: `HandlerError` for an error answer with that code; any other exception answers
+#: `backend_error` with its text).
+RequestHandler = Callable[["Event"], Awaitable[Mapping[str, Any] | None] | Mapping[str, Any] | None]
+
+
+class HandlerError(Exception):
+    """Raised by a bridge-request handler: the answer is an error with this code and message."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
 
 
 class BridgeError(Exception):
@@ -139,6 +156,8 @@ class BridgeClient:
         self._all_send, self._all_receive = trio.open_memory_channel[Event](math.inf)
         self._entity_channels: dict[str, tuple[trio.MemorySendChannel[Event], trio.MemoryReceiveChannel[Event]]] = {}
         self._send_lock = trio.Lock()
+        self._handlers: dict[str, RequestHandler] = {}
+        self._nursery: trio.Nursery | None = None
         self.closed = trio.Event()
         self.close_code: int | None = None
         self.close_reason: str = ""
@@ -180,6 +199,7 @@ class BridgeClient:
                 self = cls(ws, framing, recorder, mirror_replies)
                 self.on_event = on_event
                 async with trio.open_nursery() as nursery:
+                    self._nursery = nursery
                     nursery.start_soon(self._reader, name="entity-bridge-sdk reader")
                     try:
                         if hello:
@@ -295,6 +315,53 @@ class BridgeClient:
         async for event in self._all_receive:
             yield event
 
+    # ----------------------------------------------------------------- bridge requests
+
+    def handle(self, type_: str, handler: RequestHandler | None) -> None:
+        """Answer the bridge's requests of `type_` (e.g. `movement.perform`) with `handler`.
+
+        The handler gets the request event and returns the success payload (for
+        `movement.perform`, e.g. `{"feedback": "The gate is open."}`), sync or async. Raise
+        `HandlerError(code, message)` for an error answer; any other exception answers
+        `backend_error` with its text. Requests of a type with no handler are not answered
+        by the client: they arrive on the event streams, for `answer()` by hand. `None`
+        removes the handler.
+        """
+        if type_ not in BRIDGE_REQUESTS:
+            raise ValueError(f"{type_!r} is not a request the bridge sends; one of {', '.join(BRIDGE_REQUESTS)}")
+        if handler is None:
+            self._handlers.pop(type_, None)
+        else:
+            self._handlers[type_] = handler
+
+    async def answer(self, request: Event, payload: Mapping[str, Any] | None = None) -> None:
+        """Answer a bridge request with success (and this payload)."""
+        await self._send_answer(request, "success", dict(payload) if payload is not None else None)
+
+    async def answer_error(self, request: Event, code: str, message: str) -> None:
+        """Answer a bridge request with an error; the message may be read by the LLM."""
+        await self._send_answer(request, "error", {"code": code, "message": message})
+
+    async def _send_answer(self, request: Event, status: str, payload: dict[str, Any] | None) -> None:
+        wire: dict[str, Any] = {"type": request.type, "id": request.id, "status": status, "payload": payload}
+        if request.entity is not None:
+            wire["entity"] = request.entity
+        if self.recorder is not None:
+            self.recorder.write("out", wire)
+        await self.send_raw(encode_frame(wire, self.framing))
+
+    async def _run_handler(self, handler: RequestHandler, request: Event) -> None:
+        try:
+            result = handler(request)
+            if inspect.isawaitable(result):
+                result = await result
+        except HandlerError as exc:
+            await self.answer_error(request, exc.code, exc.message)
+        except Exception as exc:  # the game's bug must still answer, or the bridge waits
+            await self.answer_error(request, "backend_error", str(exc) or type(exc).__name__)
+        else:
+            await self.answer(request, result)
+
     # ----------------------------------------------------------------- reading
 
     async def _reader(self) -> None:
@@ -320,6 +387,9 @@ class BridgeClient:
                 send.close()
 
     def _route(self, event: Event) -> None:
+        if event.status == "new" and event.type in self._handlers and self._nursery is not None:
+            # Answered by the handler; still routed below, so the turn's outputs show it.
+            self._nursery.start_soon(self._run_handler, self._handlers[event.type], event)
         waiting = self._waiting.get(event.id) if event.status != "new" else None
         if self.mirror_replies and waiting is not None:
             self._all_send.send_nowait(event)
@@ -371,6 +441,19 @@ class EntityHandle:
 
     async def remove(self) -> Event:
         return await self.client.request("entity.remove", {}, entity=self.name)
+
+    async def register_actions(self, actions: list[Mapping[str, Any]]) -> Event:
+        """`movement.actions`: what the character may do; the bridge may then send `movement.perform`."""
+        return await self.client.request("movement.actions", {"actions": [dict(a) for a in actions]}, entity=self.name)
+
+    async def update_scene(self, characters: list[Mapping[str, Any]] | None = None, objects: list[Mapping[str, Any]] | None = None, **extra: Any) -> Event:
+        """`movement.scene`: what the character perceives (positions, orientation, what others do)."""
+        payload: dict[str, Any] = {**extra}
+        if characters is not None:
+            payload["characters"] = [dict(c) for c in characters]
+        if objects is not None:
+            payload["objects"] = [dict(o) for o in objects]
+        return await self.client.request("movement.scene", payload, entity=self.name)
 
     async def events(self) -> AsyncIterator[Event]:
         """This entity's events (outputs of its turns and anything else about it), in order."""
