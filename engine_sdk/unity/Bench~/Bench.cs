@@ -166,21 +166,68 @@ static class Bench
         double speechBytes = (double)(Allocated() - before - startAlloc) / N;
         int speechGcs = GC.CollectionCount(0) - gen0;
 
-        // The whole receive path per audio chunk: decode + route + dispatch + voice + face + pull.
-        round(frames.Count);
-        before = Allocated();
-        int chunks = 0;
-        for (int r = 0; r < 20; r++)
-            foreach (var f in audio)
+        // The whole receive path, on fresh turns (unique ids, as in a real session), after warm-up:
+        // bytes allocated inside ReceiveFrame for each audio frame, and in Dispatch + the audio
+        // callback over the same turns (which also serve the turns' other events).
+        var fresh = new List<byte[]>();
+        int freshId = 1000000;
+        for (int t = 0; t < 10; t++)
+            for (int i = 0; i < 10; i++)
+                Turn(fresh, ref freshId, "npc-" + i, "f" + t, "fresh-" + t + "-" + i, rng);
+        Func<BridgeClient, List<SpeechBuffer>, EventCodec, double[]> measure = (c, vs, cd) =>
+        {
+            long inAudio = 0, inOther = 0, inDispatch = 0;
+            int nAudio = 0, k = 0;
+            foreach (var f in fresh)
             {
-                client.ReceiveFrame(codec, f, f.Length, false);
-                chunks++;
-                if (chunks % 50 == 0) { client.Dispatch(); foreach (var v in voices) while (v.Read(block, 0, ChunkSamples, 2) > 0) { } }
+                long a0 = Allocated();
+                c.ReceiveFrame(cd, f, f.Length, false);
+                long d = Allocated() - a0;
+                if (f.Length > ChunkSamples * 2) { inAudio += d; nAudio++; } else inOther += d;
+                if (++k % 50 == 0)
+                {
+                    long a1 = Allocated();
+                    c.Dispatch();
+                    foreach (var v in vs) while (v.Read(block, 0, ChunkSamples, 2) > 0) { }
+                    inDispatch += Allocated() - a1;
+                }
             }
-        client.Dispatch();
-        double wholeBytes = (double)(Allocated() - before) / chunks;
+            return new[] { (double)inAudio / nAudio, (double)inDispatch / nAudio, (double)inOther / (fresh.Count - nAudio) };
+        };
+        var whole = measure(client, voices, codec);
+        double wholeBytes = whole[0];
         long frameBytes = 0;
         foreach (var f in audio) frameBytes += f.Length;
+
+        // The same with the audio fast path (DispatchAudioEvents = false): frames read in place.
+        var fastClient = BridgeClient.CreateDetached(new BridgeOptions { DispatchAudioEvents = false });
+        var fastVoices = new List<SpeechBuffer>();
+        for (int i = 0; i < 10; i++)
+        {
+            var ent = fastClient.AddDetachedEntity("npc-" + i, "mira");
+            fastVoices.Add(ent.AttachSpeech(Rate, 4));
+            ent.AttachFace();
+        }
+        var fastCodec = new EventCodec();
+        Action<List<byte[]>, int> fastRound = (list, reps) =>
+        {
+            int c = 0;
+            for (int r = 0; r < reps; r++)
+                foreach (var f in list)
+                {
+                    fastClient.ReceiveFrame(fastCodec, f, f.Length, false);
+                    if (++c % 50 == 0) { fastClient.Dispatch(); foreach (var v in fastVoices) while (v.Read(block, 0, ChunkSamples, 2) > 0) { } }
+                }
+            fastClient.Dispatch();
+        };
+        fastRound(frames, 3);                                   // warm-up, segment starts included
+        gen0 = GC.CollectionCount(0);
+        var fastWhole = measure(fastClient, fastVoices, fastCodec);
+        int fastGcs = GC.CollectionCount(0) - gen0;
+        var fastClock = Stopwatch.StartNew();
+        long fastEvents = 0;
+        while (fastClock.Elapsed.TotalSeconds < seconds / 2) { fastRound(frames, 1); fastEvents += frames.Count; }
+        double fastRate = fastEvents / fastClock.Elapsed.TotalSeconds;
 
         Console.WriteLine("BENCH: runtime " + Type.GetType("Mono.Runtime").GetMethod("GetDisplayName",
             System.Reflection.BindingFlags.NonPublic | System.Reflection.BindingFlags.Static).Invoke(null, null));
@@ -193,8 +240,11 @@ static class Bench
         Console.WriteLine("BENCH: ai.text only: " + textRate.ToString("F0") + " events/s; TextDelta handlers ran " + deltas + " times");
         Console.WriteLine("BENCH: allocation per audio chunk after warm-up, speech path (voice push, face keyframes, sample, audio callback): "
             + speechBytes.ToString("F1") + " B (" + speechGcs + " gen-0 GCs in " + N + " chunks)");
-        Console.WriteLine("BENCH: allocation per audio chunk, whole receive path (decode the " + (frameBytes / audio.Count) + "-byte frame, route, dispatch, play): "
-            + wholeBytes.ToString("F0") + " B");
+        Console.WriteLine("BENCH: allocation per audio chunk, whole receive path (decode the " + (frameBytes / audio.Count) + "-byte frame, route): "
+            + wholeBytes.ToString("F0") + " B; Dispatch + audio callback per audio chunk: " + whole[1].ToString("F1") + " B; per other event: " + whole[2].ToString("F0") + " B");
+        Console.WriteLine("BENCH: with DispatchAudioEvents = false (audio frames read in place): " + fastWhole[0].ToString("F1")
+            + " B per audio chunk in ReceiveFrame, " + fastWhole[1].ToString("F1") + " B per audio chunk in Dispatch + audio callback ("
+            + fastGcs + " gen-0 GCs over " + fresh.Count + " frames); mixed events " + fastRate.ToString("F0") + "/s of wall time");
         Console.WriteLine("BENCH: underruns " + voices[0].Underruns + ", overflow samples " + voices[0].OverflowSamples + " (pulled as fast as pushed)");
     }
 }

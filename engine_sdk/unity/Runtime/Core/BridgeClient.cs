@@ -56,6 +56,10 @@ namespace EntityBridge
         public event Action Reconnected;
         /// <summary>Diagnostics: bad frames, failed reconnect attempts, re-init failures. Raised in Dispatch.</summary>
         public event Action<string> Log;
+        /// <summary>Every whole frame from the bridge, raised on the socket thread before it is
+        /// routed (bytes, is-text). The segment is only valid during the call: copy what you
+        /// keep. For session recorders and debugging; keep handlers short.</summary>
+        public event Action<ArraySegment<byte>, bool> FrameTap;
         /// <summary>A user handler threw inside Dispatch; without a subscriber it goes to stderr.</summary>
         public event Action<Exception> HandlerException;
 
@@ -184,6 +188,9 @@ namespace EntityBridge
         /// and dropped; the loop carries on. (The bench drives this directly, without a socket.)</summary>
         internal void ReceiveFrame(EventCodec codec, byte[] buffer, int count, bool text)
         {
+            var tap = FrameTap;
+            if (tap != null) tap(new ArraySegment<byte>(buffer, 0, count), text);
+            if (!text && !options.DispatchAudioEvents && TryAudioFastPath(codec, buffer, count)) return;
             BridgeEvent e;
             try
             {
@@ -196,6 +203,18 @@ namespace EntityBridge
             }
             try { Route(e); }
             catch (Exception ex) { Notice("internal error routing " + e.Type + ": " + ex); }
+        }
+
+        AudioChunk chunk;
+
+        bool TryAudioFastPath(EventCodec codec, byte[] buffer, int count)
+        {
+            if (!codec.TryScanAudio(buffer, 0, count, ref chunk)) return false;
+            BridgeEntity ent;
+            lock (gate) entities.TryGetValue(chunk.Entity, out ent);
+            if (ent == null || ent.Speech == null) return false;    // decoded the ordinary way
+            ent.OnAudioChunk(ref chunk, buffer, codec.Reader);
+            return true;
         }
 
         /// <summary>A client with no connection, for the bench: frames go in through ReceiveFrame.</summary>
@@ -580,7 +599,7 @@ namespace EntityBridge
                 switch (item.Kind)
                 {
                     case DispatchKind.Event:
-                        if (item.Entity != null) item.Entity.OnMainThread(item.Event);
+                        if (item.Entity != null) { item.Entity.DrainKeyframes(); item.Entity.OnMainThread(item.Event); }
                         var h = EventReceived;
                         if (h != null) h(item.Event);
                         break;

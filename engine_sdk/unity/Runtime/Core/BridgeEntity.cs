@@ -214,6 +214,48 @@ namespace EntityBridge
 
         // ------------------------------------------------------------------ incoming
 
+        struct QueuedKey { public string Speech; public int T; public int Viseme; public float Weight; }
+        const int KeyQueueSize = 1024;
+        readonly QueuedKey[] keyQueue = new QueuedKey[KeyQueueSize];
+        int keyHead, keyCount;
+
+        /// <summary>Socket thread, audio fast path: the PCM goes from the frame buffer into the
+        /// voice, the keyframes into a fixed queue that Dispatch hands to the face.</summary>
+        internal void OnAudioChunk(ref AudioChunk c, byte[] frame, MsgPackReader keys)
+        {
+            if (c.Ref != null) lastTurnRef = c.Ref;
+            var sp = Speech;
+            if (sp != null) sp.PushPcm16(c.Speech, frame, c.AudioOffset, c.AudioCount);
+            if (Face == null || c.KeyCount == 0) return;
+            lock (keyQueue)
+            {
+                for (int i = 0; i < c.KeyCount; i++)
+                {
+                    if (keyCount == KeyQueueSize) { keyHead = (keyHead + 1) % KeyQueueSize; keyCount--; }
+                    int at = (keyHead + keyCount) % KeyQueueSize;
+                    keyQueue[at] = new QueuedKey { Speech = c.Speech, T = keys.KeyT[i], Viseme = keys.KeyViseme[i], Weight = keys.KeyWeight[i] };
+                    keyCount++;
+                }
+            }
+        }
+
+        internal void DrainKeyframes()
+        {
+            var face = Face;
+            if (face == null) return;
+            lock (keyQueue)
+            {
+                while (keyCount > 0)
+                {
+                    var k = keyQueue[keyHead];
+                    keyQueue[keyHead] = default(QueuedKey);
+                    keyHead = (keyHead + 1) % KeyQueueSize;
+                    keyCount--;
+                    face.AddKeyframe(k.Speech, k.T, k.Viseme, k.Weight);
+                }
+            }
+        }
+
         /// <summary>Socket thread: audio goes straight into the voice, so playback never waits
         /// for the game's frame.</summary>
         internal void OnReceiveThread(BridgeEvent e)
@@ -292,6 +334,7 @@ namespace EntityBridge
         /// a segment plays, playback.done for each segment played to its end.</summary>
         internal void Tick(long nowMs)
         {
+            DrainKeyframes();
             var sp = Speech;
             if (sp == null || removed) return;
             string done;

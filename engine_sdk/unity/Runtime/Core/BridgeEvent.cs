@@ -97,6 +97,16 @@ namespace EntityBridge
             return type == "ai.speech.audio" || type == "stt.audio" || type == "stt.transcribe";
         }
 
+        /// <summary>The reader behind DecodeBinary; its KeyT / KeyViseme / KeyWeight arrays hold
+        /// the keyframes of the last TryScanAudio.</summary>
+        public MsgPackReader Reader { get { return reader; } }
+
+        /// <summary>See MsgPackReader.TryScanAudio: an ai.speech.audio frame read in place.</summary>
+        public bool TryScanAudio(byte[] data, int offset, int count, ref AudioChunk chunk)
+        {
+            return reader.TryScanAudio(data, offset, count, ref chunk);
+        }
+
         public BridgeEvent DecodeBinary(byte[] data, int offset, int count)
         {
             return BridgeEvent.FromWire(reader.Read(data, offset, count));

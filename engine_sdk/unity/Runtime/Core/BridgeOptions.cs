@@ -31,6 +31,12 @@ namespace EntityBridge
         public TimeSpan ReconnectMaxDelay = TimeSpan.FromSeconds(5);
         public int MaxReconnectAttempts;
 
+        /// <summary>False: ai.speech.audio frames for an entity with a voice attached skip the
+        /// event machinery: the PCM goes from the receive buffer into the SpeechBuffer and the
+        /// keyframes into the FaceTimeline, allocating nothing per chunk; they then do not appear
+        /// in EventReceived or TurnResult.Events. True (default): every chunk is an event too.</summary>
+        public bool DispatchAudioEvents = true;
+
         public BridgeOptions Clone() { return (BridgeOptions)MemberwiseClone(); }
 
         public EepMap HelloPayload()

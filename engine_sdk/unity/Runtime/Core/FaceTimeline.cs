@@ -101,6 +101,12 @@ namespace EntityBridge
             Get(speech, true).Keys.Add(new Key { T = t, Viseme = v, Weight = Clamp01(weight) });
         }
 
+        internal void AddKeyframe(string speech, int t, int viseme, float weight)
+        {
+            if (speech == null || viseme < 0 || viseme >= Visemes.Names.Length) return;
+            Get(speech, true).Keys.Add(new Key { T = t, Viseme = viseme, Weight = Clamp01(weight) });
+        }
+
         /// <summary>ai.countenance: with a speech id it takes effect when that segment reaches t,
         /// without one at once.</summary>
         public void AddCountenance(string emotion, float intensity, string expression, string speech, int t)

@@ -24,6 +24,8 @@ namespace EntityBridge.Unity
         [Tooltip("Shared secret, when the bridge listens beyond loopback.")]
         public string token;
         public bool connectOnStart = true;
+        [Tooltip("Off: speech chunks of characters with a BridgeVoice go straight to the voice and the face without becoming events (no garbage per chunk).")]
+        public bool dispatchAudioEvents;
 
         [Header("Sidecar (start the bridge with the game)")]
         public bool launchSidecar;
@@ -77,6 +79,7 @@ namespace EntityBridge.Unity
                     Token = string.IsNullOrEmpty(token) ? null : token,
                     ClientName = "EntityBridge.Unity/0.1.0 (" + Application.unityVersion + ")",
                     AudioOutSampleRate = SupportedRate(AudioSettings.outputSampleRate),
+                    DispatchAudioEvents = dispatchAudioEvents,
                 };
                 Client = await BridgeClient.ConnectAsync(bridgeOptions);
                 Client.Disconnected += reason => onDisconnected.Invoke(reason);
