@@ -1,5 +1,6 @@
-"""A stand-in bridge for one thing the real one does not do yet: send `movement.perform`
-(and the two other bridge requests) to the game. It speaks EEP/1 MessagePack on 127.0.0.1:
+"""A stand-in bridge for what the real one does not do yet: send `movement.scene.request` and
+`movement.actions.request` (it sends `movement.perform` since the Movement V1 work; that is
+tested against the real bridge too). It speaks EEP/1 MessagePack on 127.0.0.1:
 answers hello and entity.init, and on each user.utterance sends the three bridge requests,
 waits for the game's answers, and ends the turn with a success whose payload echoes them, so
 the C# test can check what the bridge would have received. Started by BridgeRequestTests.

@@ -14,16 +14,17 @@ namespace EntityBridge.Tests
     [TestFixture]
     public class BridgeRequestTests
     {
-        /// <summary>The real bridge: the agreed trigger is a registered action plus an LLM reply
-        /// with the inline syntax [[open_gate {"gate": "north"}]]. Until the bridge sends
-        /// movement.perform for it, this test is ignored (not counted) with a clear line.</summary>
-        [Test]
-        public async Task MovementPerformFromTheRealBridgeIsAnsweredByTheHandler()
+        /// <summary>The real bridge: a registered action plus an LLM reply with the inline syntax
+        /// [[open_gate {"gate": "north"}]] makes it send movement.perform (ref = the turn) and
+        /// wait for the game's answer, which ends up in the turn's `performed`.</summary>
+        [TestCase(true)]
+        [TestCase(false)]
+        public async Task MovementPerformFromTheRealBridgeIsAnsweredByTheHandler(bool succeed)
         {
             var client = await BridgeClient.ConnectAsync(TestEnv.Options());
             try
             {
-                var npc = await client.InitEntityAsync("gate-1", "gatekeeper");
+                var npc = await client.InitEntityAsync("gate-" + succeed, "gatekeeper");
                 var actions = new List<object> { new EepMap().Set("name", "open_gate").Set("description", "Open the gate")
                     .Set("params", new EepMap().Set("gate", new EepMap().Set("type", "string"))) };
                 await npc.SetActionsAsync(actions);
@@ -34,26 +35,36 @@ namespace EntityBridge.Tests
                 {
                     handlerThread = Thread.CurrentThread.ManagedThreadId;
                     performed.Add(req);
-                    req.Succeed(new EepMap().Set("feedback", "The north gate is open."));
+                    if (succeed) req.Succeed(new EepMap().Set("feedback", "The north gate is open."));
+                    else req.Fail("backend_error", "the gate is locked");
                 });
                 var turn = Pump.Result(client, npc.SayAsync("Open the gate, please."), 60);
-                if (performed.Count == 0)
-                {
-                    Console.WriteLine("WAITING: waiting for movement.perform support in the bridge (the turn ended without one)");
-                    Assert.Ignore("waiting for movement.perform support");
-                }
+                Assert.That(performed.Count, Is.EqualTo(1), "one movement.perform for the one action");
                 Assert.That(handlerThread, Is.EqualTo(mainThread));
                 var acts = performed[0].Actions;
                 Assert.That(((EepMap)acts[0]).GetString("name"), Is.EqualTo("open_gate"));
                 Assert.That(((EepMap)acts[0]).GetMap("args").GetString("gate"), Is.EqualTo("north"));
                 Assert.That(performed[0].Event.Ref, Is.EqualTo(turn.Reply.Id));
+                var result = (EepMap)turn.Payload.GetList("performed")[0];
+                Assert.That(result.GetString("name"), Is.EqualTo("open_gate"));
+                if (succeed)
+                {
+                    Assert.That(result.GetString("status"), Is.EqualTo("success"));
+                    Assert.That(result.GetString("feedback"), Is.EqualTo("The north gate is open."));
+                }
+                else
+                {
+                    Assert.That(result.GetString("status"), Is.EqualTo("error"));
+                    StringAssert.Contains("the gate is locked", result.GetString("message"));
+                }
+                Assert.That(turn.Payload.GetString("spoken", "").Contains("[["), Is.False, "the inline action is never spoken");
             }
             finally { await client.CloseAsync(); }
         }
 
-        /// <summary>The handler path over the real wire, against a small stand-in peer
-        /// (Tests/Config~/fake_bridge_requests.py) that sends the three bridge requests and
-        /// reports the answers it got back.</summary>
+        /// <summary>All three bridge requests (the real bridge sends only movement.perform so
+        /// far), over the real wire against a small stand-in peer
+        /// (Tests/Config~/fake_bridge_requests.py) that reports the answers it got back.</summary>
         [Test]
         public async Task HandlersAnswerBridgeRequestsOverTheWire()
         {
