@@ -84,7 +84,7 @@ fi
 
 log="$work/godot.log"
 timeout 600 chroot "$root" godot --headless --path "$here" --script res://tests/run.gd -- \
-    --bridge "$url" --repo "$repo" --scratch "$work" --sidecar "$work/entity-bridge" \
+    --bridge "$url" --entity-bridge-url "$url" --repo "$repo" --scratch "$work" --sidecar "$work/entity-bridge" \
     --bridge-config "$here/tests/bridge.toml" "$@" 2>&1 \
     | grep --line-buffered -v -e '^WARNING: Couldn.t get executable path' -e 'get_executable_path (drivers' \
     | tee "$log"

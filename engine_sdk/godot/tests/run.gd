@@ -85,7 +85,7 @@ func _run() -> void:
 				failed += 1
 				continue
 			case.tree = self
-			case.options = _options
+			case.options = _options.duplicate()  # a test may point its own copy elsewhere
 			_test_started_ms = Time.get_ticks_msec()
 			await case.call(mname)
 			if case.has_method("teardown"):

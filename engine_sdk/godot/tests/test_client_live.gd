@@ -249,3 +249,12 @@ func test_movement_perform_from_the_live_bridge() -> void:
 		not_run_reason = "waiting for movement.perform support: the bridge finished the turn without sending movement.perform"
 		return
 	eq(performed[0], [{"name": "open_gate", "args": {"gate": "north"}}], "the bridge asked for open_gate(north)")
+	eq(turn.reply_payload().get("performed"), [{"name": "open_gate", "args": {"gate": "north"}, "status": "success", "feedback": "The gate is open."}],
+		"the handler's feedback reached the turn's result")
+	# A handler that fails (later, as after an animation): the LLM reads its message.
+	c.set_request_handler("movement.perform", func(req: BridgeIncomingRequest) -> Variant:
+		req.fail.call_deferred("the gate is stuck")
+		return null)
+	var stuck: BridgeRequest = await finish(keeper.say("Open it again!"))
+	eq(stuck.reply_payload().get("performed"), [{"name": "open_gate", "args": {"gate": "north"}, "status": "error", "message": "the gate is stuck"}],
+		"the handler's error reached the turn's result")

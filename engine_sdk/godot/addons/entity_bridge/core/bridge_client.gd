@@ -181,6 +181,11 @@ func init_entity(entity_name: String, character: Variant) -> BridgeEntity:
 	return handle
 
 
+## Drops a removed entity's handle (it is not re-created after a reconnect).
+func _forget_entity(entity_name: String) -> void:
+	_entities.erase(entity_name)
+
+
 ## The handle of a live entity, or null.
 func get_entity(entity_name: String) -> BridgeEntity:
 	return _entities.get(entity_name)
