@@ -238,6 +238,24 @@ namespace EntityBridge
             return (int)n;
         }
 
+        /// <summary>A map key (a string): its bytes' offset and length, stepped over; -1 if not a string.</summary>
+        int Key(out int off)
+        {
+            int len = StrHeader();
+            off = pos;
+            if (len > 0) pos += len;
+            return len;
+        }
+
+        /// <summary>The next value is a string with exactly these (ASCII) bytes; stepped over.</summary>
+        bool StrValueIs(byte[] lit)
+        {
+            int len = StrHeader();
+            if (len < 0 || !Is(pos, len, lit)) return false;
+            pos += len;
+            return true;
+        }
+
         string StrValue()
         {
             int n = StrHeader();
@@ -399,25 +417,16 @@ namespace EntityBridge
                 if (n < 0) return false;
                 for (int i = 0; i < n; i++)
                 {
-                    int klen = StrHeader();
+                    int koff, klen = Key(out koff);
                     if (klen < 0) return false;
-                    int koff = pos;
-                    pos += klen;
                     if (Is(koff, klen, KType))
                     {
-                        int vlen = StrHeader();
-                        if (vlen < 0 || !Is(pos, vlen, VAudioType)) return false;
-                        pos += vlen;
+                        if (!StrValueIs(VAudioType)) return false;
                         audioType = true;
                     }
                     else if (Is(koff, klen, KEntity)) { c.Entity = StrValue(); if (c.Entity == null) return false; }
                     else if (Is(koff, klen, KRef)) { c.Ref = StrValue(); if (c.Ref == null) return false; }
-                    else if (Is(koff, klen, KStatus))
-                    {
-                        int vlen = StrHeader();
-                        if (vlen < 0 || !Is(pos, vlen, VNew)) return false;
-                        pos += vlen;
-                    }
+                    else if (Is(koff, klen, KStatus)) { if (!StrValueIs(VNew)) return false; }
                     else if (Is(koff, klen, KPayload)) { if (!ScanPayload(ref c)) return false; }
                     else { Utf8Check(koff, klen); Skip(1); }   // id and unknown keys
                 }
@@ -440,10 +449,8 @@ namespace EntityBridge
             if (n < 0) return false;
             for (int i = 0; i < n; i++)
             {
-                int klen = StrHeader();
+                int koff, klen = Key(out koff);
                 if (klen < 0) return false;
-                int koff = pos;
-                pos += klen;
                 if (Is(koff, klen, KSpeech)) { c.Speech = StrValue(); if (c.Speech == null) return false; }
                 else if (Is(koff, klen, KSeq)) { if (!IntValue(out c.Seq)) return false; }
                 else if (Is(koff, klen, KT)) { if (!IntValue(out c.T)) return false; }

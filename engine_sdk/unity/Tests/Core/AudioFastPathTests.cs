@@ -116,9 +116,7 @@ namespace EntityBridge.Tests
             var bad = (EepMap)Json.Decode(File.ReadAllText(Path.Combine(TestEnv.ConformanceDir, "frames_bad.json"), Encoding.UTF8), 100000);
             foreach (EepMap f in bad.GetList("frames"))
             {
-                string hex = f.GetString("msgpack");
-                var b = new byte[hex.Length / 2];
-                for (int i = 0; i < b.Length; i++) b[i] = Convert.ToByte(hex.Substring(2 * i, 2), 16);
+                var b = TestEnv.Unhex(f.GetString("msgpack"));
                 Assert.That(codec.TryScanAudio(b, 0, b.Length, ref chunk), Is.False, f.GetString("name"));
             }
         }
@@ -136,8 +134,7 @@ namespace EntityBridge.Tests
         [TestCase("f09f9880", true)]        // 😀
         public void SkippedStringsAreCheckedForUtf8LikeTheDecoderDoes(string hex, bool valid)
         {
-            var b = new byte[hex.Length / 2];
-            for (int i = 0; i < b.Length; i++) b[i] = Convert.ToByte(hex.Substring(2 * i, 2), 16);
+            var b = TestEnv.Unhex(hex);
             // {"type": "ai.speech.audio", "entity": "n", "payload": {"speech": "s", "audio": bin, "note": <str>}}
             var w = new MsgPackWriter();
             w.WriteMapHeader(3);
@@ -167,9 +164,7 @@ namespace EntityBridge.Tests
             int seen = 0;
             foreach (EepMap f in doc.GetList("frames"))
             {
-                string hex = f.GetString("msgpack");
-                var b = new byte[hex.Length / 2];
-                for (int i = 0; i < b.Length; i++) b[i] = Convert.ToByte(hex.Substring(2 * i, 2), 16);
+                var b = TestEnv.Unhex(f.GetString("msgpack"));
                 var chunk = new AudioChunk();
                 bool scanned = codec.TryScanAudio(b, 0, b.Length, ref chunk);
                 BridgeEvent e;

@@ -14,12 +14,7 @@ namespace EntityBridge.Tests
     {
         static string Hex(byte[] b) { return BitConverter.ToString(b).Replace("-", "").ToLowerInvariant(); }
 
-        static byte[] Unhex(string h)
-        {
-            var b = new byte[h.Length / 2];
-            for (int i = 0; i < b.Length; i++) b[i] = Convert.ToByte(h.Substring(2 * i, 2), 16);
-            return b;
-        }
+        static byte[] Unhex(string h) { return TestEnv.Unhex(h); }
 
         [TestCase(0L, "00")]
         [TestCase(127L, "7f")]

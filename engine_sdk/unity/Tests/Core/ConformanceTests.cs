@@ -20,12 +20,7 @@ namespace EntityBridge.Tests
             return doc.GetList("frames");
         }
 
-        static byte[] Unhex(string h)
-        {
-            var b = new byte[h.Length / 2];
-            for (int i = 0; i < b.Length; i++) b[i] = Convert.ToByte(h.Substring(2 * i, 2), 16);
-            return b;
-        }
+        static byte[] Unhex(string h) { return TestEnv.Unhex(h); }
 
         /// <summary>"" when `value` is what the typed tree says, else where and how it differs.</summary>
         static string Diff(object value, object tree, string path)

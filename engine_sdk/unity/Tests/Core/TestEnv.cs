@@ -31,6 +31,13 @@ namespace EntityBridge.Tests
             }
         }
 
+        public static byte[] Unhex(string h)
+        {
+            var b = new byte[h.Length / 2];
+            for (int i = 0; i < b.Length; i++) b[i] = Convert.ToByte(h.Substring(2 * i, 2), 16);
+            return b;
+        }
+
         public static BridgeOptions Options(Framing framing = Framing.MsgPack)
         {
             return new BridgeOptions { Url = BridgeUrl, Framing = framing, ClientName = "unity-sdk-tests", AutoReconnect = false,
