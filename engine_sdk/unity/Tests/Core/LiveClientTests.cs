@@ -134,6 +134,10 @@ namespace EntityBridge.Tests
                 Assert.That(world.Reply.Status, Is.EqualTo("success"));
                 var reacted = await npc.WorldEventAsync("The bell rings.", null, true);
                 Assert.That(reacted.Payload.GetString("reply"), Is.Not.Null.And.Not.Empty, "respond: true starts a turn");
+                var scene = new EepMap()
+                    .Set("characters", new List<object> { new EepMap().Set("name", "player").Set("position", new EepMap().Set("x", 1.5).Set("y", 0.0).Set("z", -2.0)) })
+                    .Set("objects", new List<object> { new EepMap().Set("name", "gate").Set("position", new EepMap().Set("x", 10.0).Set("y", 0.0)) });
+                Assert.That((await npc.SetSceneAsync(scene)).Status, Is.EqualTo("success"));
                 var history = await npc.ChatHistoryAsync(50);
                 Assert.That(history.Count, Is.GreaterThanOrEqualTo(6));
                 var texts = history.Cast<EepMap>().Select(m => m.GetString("text")).ToList();

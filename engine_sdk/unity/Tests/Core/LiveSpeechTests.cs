@@ -126,6 +126,25 @@ namespace EntityBridge.Tests
         }
 
         [Test]
+        public async Task SpeechInTheJsonFramingArrivesAsBytes()
+        {
+            var o = Options(0);
+            o.Framing = Framing.Json;
+            var client = await BridgeClient.ConnectAsync(o);
+            try
+            {
+                var npc = await client.InitEntityAsync("voice-json", "speaker");
+                var speech = npc.AttachSpeech(Rate);
+                var turn = Pump.Result(client, npc.TtsSayAsync("Good evening, traveller."), 60);
+                var chunks = turn.OfType("ai.speech.audio");
+                Assert.That(chunks.Count, Is.GreaterThan(5));
+                Assert.That(chunks.All(c => c.Payload["audio"] is byte[]), Is.True, "base64 turned back into bytes");
+                Assert.That(speech.BufferedSamples, Is.EqualTo(chunks.Sum(c => c.Payload.GetBytes("audio").Length / 2)));
+            }
+            finally { await client.CloseAsync(); }
+        }
+
+        [Test]
         public async Task ResampledLiveSpeechKeepsItsLength()
         {
             var client = await BridgeClient.ConnectAsync(Options(0));
