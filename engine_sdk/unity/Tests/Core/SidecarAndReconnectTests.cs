@@ -57,6 +57,29 @@ namespace EntityBridge.Tests
         }
 
         [Test]
+        public async Task TheHelloCarriesTheToken()
+        {
+            var o = Sidecar();
+            o.ConfigPath = Path.Combine(TestEnv.ConfigDir, "bridge-token.toml");
+            using (var bridge = SidecarLauncher.Start(o))
+            {
+                var options = TestEnv.Options();
+                options.Url = bridge.Url;
+                foreach (var wrong in new[] { null, "not-it" })
+                {
+                    options.Token = wrong;
+                    var ex = Assert.Throws<BridgeException>(() => BridgeClient.ConnectAsync(options).GetAwaiter().GetResult(), "token " + wrong);
+                    Assert.That(ex.Code, Is.EqualTo("unauthorized"));
+                }
+                options.Token = "unity-test-secret";
+                var client = await BridgeClient.ConnectAsync(options);
+                var npc = await client.InitEntityAsync("t-1", "echoer");
+                Assert.That((await npc.SayAsync("secret handshake")).Payload.GetString("reply"), Is.EqualTo("You said: secret handshake"));
+                await client.CloseAsync();
+            }
+        }
+
+        [Test]
         public void NotInstalledIsNamed()
         {
             var o = Sidecar();
