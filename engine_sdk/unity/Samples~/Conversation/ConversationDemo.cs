@@ -1,6 +1,7 @@
-// The whole loop in one script: type a line (or hold T to talk, with a BridgeMicrophone),
-// the character answers with streamed text, speech, moving lips and a mood; Escape interrupts;
-// actions the LLM asks for (movement.perform) are "performed" and reported back.
+// The whole loop in one script: the character is greeted when it is ready (call Say from your
+// own UI for more, or hold T to talk with a BridgeMicrophone); it answers with streamed text,
+// speech, moving lips and a mood; Escape interrupts; actions the LLM asks for
+// (movement.perform) are "performed" and reported back.
 //
 // Scene: one GameObject with EntityBridgeClient; a character GameObject with BridgeCharacter,
 // AudioSource + BridgeVoice, BridgeLipSync (face = the head's SkinnedMeshRenderer) and,
@@ -14,7 +15,7 @@ namespace EntityBridge.Unity.Samples
     {
         public BridgeCharacter character;
         [TextArea] public string firstLine = "Hello! Do you have a room for the night?";
-        public KeyCode interruptKey = KeyCode.None;
+        public KeyCode interruptKey = KeyCode.Escape;
 
         string subtitle = "";
 
