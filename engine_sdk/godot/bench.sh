@@ -10,6 +10,8 @@ chroot "$root" godot --headless --version >/dev/null 2>&1 || bash "$repo/.ci/set
 mkdir -p "$root$repo"
 mountpoint -q "$root$repo" && umount "$root$repo"
 mount --bind "$repo" "$root$repo"
-trap 'umount "$root$repo" || umount -l "$root$repo"' EXIT
+mountpoint -q "$root/proc" || mount -t proc proc "$root/proc"  # CPU time from /proc/self/stat
+trap 'umount "$root/proc" || umount -l "$root/proc"; umount "$root$repo" || umount -l "$root$repo"' EXIT
 chroot "$root" godot --headless --path "$here" --import >/dev/null 2>&1
-chroot "$root" godot --headless --path "$here" --script res://tests/bench.gd 2>&1 | grep '^bench:'
+out=$(chroot "$root" godot --headless --path "$here" --script res://tests/bench.gd 2>&1)
+grep "^bench:" <<<"$out" || { echo "$out" | tail -n 20; exit 1; }

@@ -20,6 +20,8 @@ extends RefCounted
 ## Maps and arrays nested deeper than this are refused (the bridge's own limit).
 const MAX_DEPTH := 64
 
+static var _spare_reader: _Reader = null
+
 
 ## An unsigned 64-bit integer above 2^63-1, kept as its bit pattern.
 class UInt64 extends RefCounted:
@@ -64,7 +66,12 @@ class Result extends RefCounted:
 ## ("trailing"), as in the bridge. With [param string_keys] every map key must be a string
 ## (EEP/1 frames; category "key").
 static func decode(data: PackedByteArray, string_keys: bool = false) -> Result:
-	var reader := _Reader.new(data)
+	# One reader reused for every frame: creating a GDScript object costs microseconds, more
+	# than decoding a small event. Decoding is synchronous and single-threaded per call site
+	# (the client polls on the main thread), so reuse is safe; a nested call gets its own.
+	var reader: _Reader = _spare_reader if _spare_reader != null else _Reader.new(data)
+	_spare_reader = null
+	reader.reset(data)
 	reader.string_keys = string_keys
 	var result := Result.new()
 	var value: Variant = reader.read(0)
@@ -73,8 +80,10 @@ static func decode(data: PackedByteArray, string_keys: bool = false) -> Result:
 	if reader.error != "":
 		result.error = reader.error
 		result.category = reader.category
-		return result
-	result.value = value
+	else:
+		result.value = value
+	reader.buf = PackedByteArray()  # do not keep the frame alive
+	_spare_reader = reader
 	return result
 
 
@@ -106,8 +115,15 @@ class _Reader extends RefCounted:
 	var string_keys: bool = false
 
 	func _init(data: PackedByteArray) -> void:
+		reset(data)
+
+	func reset(data: PackedByteArray) -> void:
 		buf = data
 		size = data.size()
+		pos = 0
+		error = ""
+		category = ""
+		string_keys = false
 
 	func fail(p_category: String, message: String) -> void:
 		if error == "":
