@@ -29,8 +29,10 @@ rm -rf "$work"
 mkdir -p "$work"
 mounts=()
 bridge_pid=""
+scenario_pid=""
 cleanup() {
     [ -n "$bridge_pid" ] && kill "$bridge_pid" 2>/dev/null && wait "$bridge_pid" 2>/dev/null
+    [ -n "$scenario_pid" ] && kill "$scenario_pid" 2>/dev/null && wait "$scenario_pid" 2>/dev/null
     local i
     for (( i=${#mounts[@]}-1; i>=0; i-- )); do
         umount "${mounts[$i]}" 2>/dev/null || umount -l "${mounts[$i]}" 2>/dev/null \
@@ -70,6 +72,18 @@ for _ in $(seq 1 300); do
 done
 [ -s "$work/bridge.url" ] || { tail -n 20 "$work/bridge.log" >&2; give_up "the bridge did not start (log: $work/bridge.log)"; }
 url=$(head -n1 "$work/bridge.url")
+
+# A second bridge on the conformance corpus's own config, for the scripted scenarios.
+"$bridge" serve --config "$repo/tests/conformance/bridge.toml" --port 0 --port-file "$work/scenario.url" \
+    >"$work/scenario-bridge.log" 2>&1 &
+scenario_pid=$!
+for _ in $(seq 1 300); do
+    [ -s "$work/scenario.url" ] && break
+    kill -0 "$scenario_pid" 2>/dev/null || break
+    sleep 0.1
+done
+[ -s "$work/scenario.url" ] || give_up "the scenario bridge did not start (log: $work/scenario-bridge.log)"
+scenario_url=$(head -n1 "$work/scenario.url")
 echo "godot: bridge at $url; $(chroot "$root" godot --headless --version 2>/dev/null | tail -n1)"
 
 # An editor import builds the class cache (class_name types such as BridgeClient resolve
@@ -84,7 +98,7 @@ fi
 
 log="$work/godot.log"
 timeout 600 chroot "$root" godot --headless --path "$here" --script res://tests/run.gd -- \
-    --bridge "$url" --entity-bridge-url "$url" --repo "$repo" --scratch "$work" --sidecar "$work/entity-bridge" \
+    --bridge "$url" --entity-bridge-url "$url" --scenario-bridge "$scenario_url" --repo "$repo" --scratch "$work" --sidecar "$work/entity-bridge" \
     --bridge-config "$here/tests/bridge.toml" "$@" 2>&1 \
     | grep --line-buffered -v -e '^WARNING: Couldn.t get executable path' -e 'get_executable_path (drivers' \
     | tee "$log"

@@ -46,6 +46,10 @@ func _ready() -> void:
 ## Connects (after starting the sidecar when [member launch_sidecar] is on).
 func start() -> void:
 	client.framing = framing
+	# Ask for speech at the mix rate when the bridge offers it: no resampling in GDScript.
+	var mix := int(AudioServer.get_mix_rate())
+	if client.audio_out.is_empty() and mix in [8000, 16000, 22050, 24000, 44100, 48000]:
+		client.audio_out = {"encoding": "pcm_s16le", "sample_rate": mix}
 	if launch_sidecar:
 		sidecar = BridgeSidecar.new()
 		sidecar.executable = sidecar_executable
