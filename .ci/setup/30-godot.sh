@@ -56,7 +56,18 @@ script=/usr/share/debootstrap/scripts/$suite
 [ -e "$script" ] || script=/usr/share/debootstrap/scripts/sid
 [ -e "$script" ] || fail "no debootstrap script for $suite"
 
+# A broken old root may still hold a test run's bind mounts (a run killed with SIGKILL), a
+# half-built one debootstrap's /proc: unmount them, deepest first, before anything is removed,
+# so rm never walks into the repository or the host.
+unmount_under() {
+    local mnt
+    for mnt in $(awk -v r="$1" 'index($2, r "/") == 1 { print $2 }' /proc/mounts | sort -r); do
+        umount "$mnt" 2>/dev/null || umount -l "$mnt" || fail "cannot unmount $mnt"
+    done
+}
+
 scratch="$root.building"
+unmount_under "$scratch"
 rm -rf --one-file-system "$scratch"
 echo "30-godot.sh: debootstrap $suite from $mirror into $scratch"
 debootstrap --variant=minbase "$suite" "$scratch" "$mirror" "$script" >"$scratch.log" 2>&1 \
@@ -68,6 +79,7 @@ chroot "$scratch" env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-ins
 chroot "$scratch" apt-get clean >/dev/null 2>&1 || true
 works "$scratch" || fail "godot --headless --version does not run in $scratch"
 
+unmount_under "$root"
 rm -rf --one-file-system "$root"
 mv "$scratch" "$root"
 mv "$scratch.log" "$root.log"

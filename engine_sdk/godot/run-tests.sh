@@ -28,11 +28,12 @@ fi
 rm -rf "$work"
 mkdir -p "$work"
 mounts=()
-bridge_pid=""
-scenario_pid=""
+bridge_pids=()
 cleanup() {
-    [ -n "$bridge_pid" ] && kill "$bridge_pid" 2>/dev/null && wait "$bridge_pid" 2>/dev/null
-    [ -n "$scenario_pid" ] && kill "$scenario_pid" 2>/dev/null && wait "$scenario_pid" 2>/dev/null
+    local pid
+    for pid in "${bridge_pids[@]}"; do
+        kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
+    done
     local i
     for (( i=${#mounts[@]}-1; i>=0; i-- )); do
         umount "${mounts[$i]}" 2>/dev/null || umount -l "${mounts[$i]}" 2>/dev/null \
@@ -62,27 +63,22 @@ exec /usr/sbin/chroot /host "$bridge" "\$@"
 WRAP
 chmod +x "$work/entity-bridge"
 
-"$bridge" serve --config "$here/tests/bridge.toml" --port 0 --port-file "$work/bridge.url" \
-    >"$work/bridge.log" 2>&1 &
-bridge_pid=$!
-for _ in $(seq 1 300); do
-    [ -s "$work/bridge.url" ] && break
-    kill -0 "$bridge_pid" 2>/dev/null || break
-    sleep 0.1
-done
-[ -s "$work/bridge.url" ] || { tail -n 20 "$work/bridge.log" >&2; give_up "the bridge did not start (log: $work/bridge.log)"; }
+start_bridge() {  # start_bridge CONFIG NAME: a bridge on 127.0.0.1 port 0; its URL in $work/NAME.url
+    "$bridge" serve --config "$1" --port 0 --port-file "$work/$2.url" >"$work/$2.log" 2>&1 &
+    local pid=$!
+    bridge_pids+=("$pid")
+    for _ in $(seq 1 300); do
+        [ -s "$work/$2.url" ] && return 0
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    tail -n 20 "$work/$2.log" >&2
+    give_up "the $2 bridge did not start (log: $work/$2.log)"
+}
+start_bridge "$here/tests/bridge.toml" bridge
 url=$(head -n1 "$work/bridge.url")
-
 # A second bridge on the conformance corpus's own config, for the scripted scenarios.
-"$bridge" serve --config "$repo/tests/conformance/bridge.toml" --port 0 --port-file "$work/scenario.url" \
-    >"$work/scenario-bridge.log" 2>&1 &
-scenario_pid=$!
-for _ in $(seq 1 300); do
-    [ -s "$work/scenario.url" ] && break
-    kill -0 "$scenario_pid" 2>/dev/null || break
-    sleep 0.1
-done
-[ -s "$work/scenario.url" ] || give_up "the scenario bridge did not start (log: $work/scenario-bridge.log)"
+start_bridge "$repo/tests/conformance/bridge.toml" scenario
 scenario_url=$(head -n1 "$work/scenario.url")
 echo "godot: bridge at $url; $(chroot "$root" godot --headless --version 2>/dev/null | tail -n1)"
 
@@ -110,12 +106,14 @@ if ! grep -qE '^runner: [0-9]+ passed, [0-9]+ failed$' "$log"; then
 fi
 # GDScript has no exceptions: a runtime error only aborts the function and logs SCRIPT ERROR,
 # so a test that hit one may look clean to the runner. Recount from the log: a test whose
-# output (START..PASS) holds a SCRIPT ERROR failed, and so does a file that did not compile.
+# output (START..PASS) holds a SCRIPT ERROR failed, and so does a file that did not compile,
+# and a test that could not run here (NOT RUN): nothing is skipped silently.
 read -r passed failed < <(awk '
     /^START / { errs = 0; next }
     /^SCRIPT ERROR/ { errs++; next }
     /^PASS / { if (errs) { failed++; print "FAIL (script error) " $2 > "/dev/stderr" } else passed++; errs = 0; next }
     /^FAIL / { failed++; errs = 0; next }
+    /^NOT RUN / { failed++; print "FAIL (not run) " $3 > "/dev/stderr"; errs = 0; next }
     END { print passed + 0, failed + 0 }' "$log")
 echo "godot: $passed passed, $failed failed"
 [ "$rc" -eq 0 ] && [ "$failed" -eq 0 ] || exit 1
