@@ -6,8 +6,8 @@ extends "res://tests/test_case.gd"
 const FakeSink := preload("res://tests/fake_sink.gd")
 
 
-func _speaker(rate: int) -> Array:
-	var c := await open_client("msgpack", func(cl: BridgeClient) -> void:
+func _speaker(rate: int, framing: String = "msgpack") -> Array:
+	var c := await open_client(framing, func(cl: BridgeClient) -> void:
 		cl.audio_out = {"encoding": "pcm_s16le", "sample_rate": rate, "chunk_ms": 40, "lead_ms": 200})
 	if c == null:
 		return []
@@ -21,7 +21,15 @@ func _received_pcm(entity: BridgeEntity) -> Array:
 
 
 func test_generator_gets_exactly_the_bridges_samples_at_the_same_rate() -> void:
-	var got := await _speaker(24000)
+	await _same_rate("msgpack")
+
+
+func test_speech_in_the_json_framing_arrives_as_bytes_too() -> void:
+	await _same_rate("json")
+
+
+func _same_rate(framing: String) -> void:
+	var got := await _speaker(24000, framing)
 	if got.is_empty():
 		return
 	var npc: BridgeEntity = got[1]
