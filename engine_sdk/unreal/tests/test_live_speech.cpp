@@ -290,12 +290,34 @@ TEST_CASE("live: the bridge's movement.perform is answered by the game's handler
         payload.set("feedback", "The north gate swings open.");
         responder.succeed(payload);
     });
-    Reply turn = s.wait_reply([&](eb::ReplyHandler h) { return s.client->say("guard", "Open the north gate, please.", h); });
+    std::string turn_id;
+    Reply turn = s.wait_reply([&](eb::ReplyHandler h) { return turn_id = s.client->say("guard", "Open the north gate, please.", h); });
     CHECK(turn.ok);
     REQUIRE(performed.size() == 1);
     const Value& first = performed[0].payload.get("actions").at(0);
     CHECK(first.str_or("name") == "open_gate");
     CHECK(first.get("args").str_or("gate") == "north");
     CHECK(performed[0].entity == "guard");
+    CHECK(performed[0].ref == turn_id);
+    // The bridge got our answer: the turn's result lists it with our feedback.
+    const Value& result = turn.event.payload.get("performed").at(0);
+    CHECK(result.str_or("status") == "success");
+    CHECK(result.str_or("feedback") == "The north gate swings open.");
+
+    // A handler that refuses: the LLM reads the reason.
+    s.client->on_bridge_request("movement.perform", [&](const Event&, eb::Responder responder) {
+        responder.fail("backend_error", "the gate is stuck");
+    });
+    turn = s.wait_reply([&](eb::ReplyHandler h) { return s.client->say("guard", "Try again.", h); });
+    CHECK(turn.ok);
+    CHECK(turn.event.payload.get("performed").at(0).str_or("status") == "error");
+    CHECK(turn.event.payload.get("performed").at(0).str_or("message") == "the gate is stuck");
+
+    // No handler at all: answered with an error at once, never left waiting.
+    s.client->on_bridge_request("movement.perform", nullptr);
+    turn = s.wait_reply([&](eb::ReplyHandler h) { return s.client->say("guard", "And now?", h); }, 5000);
+    CHECK(turn.ok);
+    CHECK(turn.event.payload.get("performed").at(0).str_or("status") == "error");
+    CHECK(turn.event.payload.get("performed").at(0).str_or("message").find("no handler") != std::string::npos);
     CHECK(s.errors.empty());
 }

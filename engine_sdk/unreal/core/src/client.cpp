@@ -274,6 +274,12 @@ void Client::on_bridge_request(const std::string& type, BridgeRequestHandler han
     else bridge_handlers_.erase(type);
 }
 
+size_t Client::pending() const {
+    size_t n = 0;
+    for (const auto& entry : waiting_) n += (!entry.second.silent && entry.first != hello_id_) ? 1 : 0;
+    return n;
+}
+
 bool Client::is_pending(const std::string& id) const {
     auto it = waiting_.find(id);
     return it != waiting_.end() && it->second.pending;

@@ -120,7 +120,9 @@ public:
 
     State state() const { return state_; }
     bool ready() const { return state_ == State::Ready; }
-    size_t pending() const { return waiting_.size(); }  // requests without a final reply yet
+    // Requests of the game still waiting for their final reply (the hello and untracked
+    // send()s not counted).
+    size_t pending() const;
     bool is_pending(const std::string& id) const;  // true once the bridge said `pending`
     const Value& hello() const { return hello_; }  // the hello's success payload
     int connection_count() const { return connections_; }
