@@ -258,3 +258,44 @@ func test_movement_perform_from_the_live_bridge() -> void:
 	var stuck: BridgeRequest = await finish(keeper.say("Open it again!"))
 	eq(stuck.reply_payload().get("performed"), [{"name": "open_gate", "args": {"gate": "north"}, "status": "error", "message": "the gate is stuck"}],
 		"the handler's error reached the turn's result")
+
+
+func test_a_request_times_out_on_the_client_side() -> void:
+	var c := await open_client()
+	if c == null:
+		return
+	var npc := c.init_entity("slow-1", "talker")
+	await finish(c.request("entity.init", {"character": "echo"}, "probe-timeout"))
+	var turn := npc.request("user.utterance", {"kind": "verbal", "text": "Tell me a long story."}, 0.3)
+	await finish(turn, 5.0)
+	eq(turn.error_code, BridgeRequest.CLIENT_TIMEOUT, "no final reply within 0.3 s -> client_timeout")
+	eq(c.pending_count(), 0, "the timed-out request is no longer waiting")
+	await finish(npc.interrupt())
+
+
+func test_visemes_none_leaves_them_out() -> void:
+	var c := await open_client("msgpack", func(cl: BridgeClient) -> void: cl.visemes = "none")
+	if c == null:
+		return
+	var npc := c.init_entity("novis-1", "speaker")
+	var turn: BridgeRequest = await finish(npc.speak("Good evening."), 30.0)
+	var chunks := turn.of_type("ai.speech.audio")
+	check(chunks.size() > 5, "speech came (%d chunks)" % chunks.size())
+	check(chunks.all(func(e: Dictionary) -> bool: return not e["payload"].has("visemes") or e["payload"]["visemes"].is_empty()), "no viseme keyframes")
+
+
+func test_reconnect_backoff_grows_and_is_capped() -> void:
+	var c := BridgeClient.new()
+	clients.append(c)
+	c.backoff_min_s = 0.05
+	c.backoff_max_s = 0.2
+	var delays: Array = []
+	c.reconnecting.connect(func(_n: int, d: float) -> void: delays.append(d))
+	c.connect_to_bridge("ws://127.0.0.1:9")  # nothing listens on the discard port
+	await wait_until(func() -> bool: return delays.size() >= 5, 10.0)
+	check(delays.size() >= 5, "kept retrying (%d attempts)" % delays.size())
+	if delays.size() >= 5:
+		check(delays[0] <= 0.05 * 1.2 + 1e-6 and delays[1] > delays[0] * 1.3, "doubles from the minimum: %s" % [delays])
+		check(delays.slice(3).all(func(d: float) -> bool: return d <= 0.2 * 1.2 + 1e-6), "capped at the maximum (+-20%% jitter): %s" % [delays])
+	c.close()
+	eq(c.state, BridgeClient.State.CLOSED, "close() stops the retries")
