@@ -89,3 +89,58 @@ func test_the_demo_scene_loads() -> void:
 	check((demo.get_node("Mouth") as AnimatedSprite2D).sprite_frames.get_frame_count("default") == 9, "the demo drew its 9 mouth frames")
 	demo.queue_free()
 	await tree.process_frame
+
+
+func test_the_microphone_node_captures_its_bus_and_streams_it() -> void:
+	# No input device headless: a tone played on the microphone's bus stands in for the voice,
+	# so the real path runs (AudioEffectCapture -> chunker -> stt.audio -> the bridge's listener).
+	var eb := _autoload()
+	if eb == null or not await wait_until(func() -> bool: return eb.client.is_open(), 10.0):
+		fail("no connected autoload")
+		return
+	var npc := BridgeCharacter.new()
+	npc.name = "MicNpc"
+	npc.character = "listener"
+	var mic := BridgeMicrophone.new()
+	mic.name = "Microphone"
+	npc.add_child(mic)
+	tree.root.add_child(npc)
+	await finish(eb.client.request("scene.loaded", null), 10.0)  # the entity.init before it is done
+	check(mic.capture is AudioEffectCapture, "the microphone bus has a capture effect")
+	var bus := AudioServer.get_bus_index(mic.bus_name)
+	check(bus >= 0 and AudioServer.is_bus_mute(bus), "on a muted bus of its own")
+	var sent: Array = []
+	eb.client.frame_sent.connect(func(w: Dictionary) -> void:
+		if w.get("entity") == "MicNpc":
+			sent.append(w["type"]))
+	var errors: Array = []
+	npc.entity.error.connect(func(code: String, m: String) -> void: errors.append([code, m]))
+	var activity: Array = []
+	npc.entity.voice_activity.connect(func(a: bool, t: int) -> void: activity.append([a, t]))
+	mic.start_talking()
+	var tone := AudioStreamGenerator.new()
+	tone.mix_rate = AudioServer.get_mix_rate()
+	tone.buffer_length = 1.0
+	var src := AudioStreamPlayer.new()
+	src.stream = tone
+	src.bus = mic.bus_name
+	tree.root.add_child(src)
+	await tree.process_frame
+	src.play()
+	var pb: AudioStreamGeneratorPlayback = src.get_stream_playback()
+	var frames := PackedVector2Array()
+	var rate := tone.mix_rate
+	for i in int(rate * 0.8):
+		var v := sin(TAU * 300.0 * i / rate) * 0.3
+		frames.append(Vector2(v, v))
+	pb.push_buffer(frames)
+	await wait_until(func() -> bool: return sent.count("stt.audio") >= 25, 10.0)
+	check(sent.count("stt.audio") >= 25, "the captured tone went out as stt.audio chunks (%d)" % sent.count("stt.audio"))
+	mic.stop_talking()
+	await wait_until(func() -> bool: return not activity.is_empty(), 30.0)
+	eq(errors, [], "the bridge accepted every chunk and the listen requests")
+	check(sent.has("stt.listen.start") and sent.has("stt.listen.stop"), "push-to-talk start and stop were sent: %s" % [sent.filter(func(t: String) -> bool: return t != "stt.audio")])
+	check(not activity.is_empty() and activity[-1][0] == false and activity[-1][1] >= 400, "the bridge heard the captured audio: %s" % [activity])
+	src.queue_free()
+	npc.queue_free()
+	await tree.process_frame
