@@ -167,3 +167,23 @@ func test_audio_stream_generator_headless() -> void:
 	if consumed == 1920:
 		eq(player.played_ms("sp-1"), -1, "segment finished and forgotten once played")
 	asp.queue_free()
+
+
+func test_an_interruption_from_the_bridge_stops_the_segment() -> void:
+	var sink := FakeSink.new(24000)
+	var player := BridgeSpeechPlayer.new(24000, sink)
+	var offline := BridgeClient.new()  # not connected: its reports wait in the outbox
+	var npc := offline.init_entity("npc", "x")
+	player.attach(npc)
+	var reports: Array = []
+	player.progress.connect(func(s: String, ms: int) -> void: reports.append(ms))
+	npc.speech_started.emit("sp-1", "Hello there", 24000)
+	for c in 5:
+		npc.audio.emit("sp-1", c, c * 40, tone(220.0, 24000, 960, c * 960), [], [])
+	sink.consume(960)
+	player.update()
+	npc.speech_interrupted.emit("sp-1", 40, "Hello")  # e.g. the player spoke over it
+	eq(sink.buffer.size(), 0, "what was not heard is dropped")
+	check(not player.is_playing(), "nothing left playing")
+	npc.audio.emit("sp-1", 5, 200, tone(220.0, 24000, 960), [], [])
+	eq(sink.buffer.size(), 0, "a late chunk of the cut segment is ignored")

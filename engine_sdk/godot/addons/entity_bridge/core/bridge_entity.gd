@@ -103,7 +103,12 @@ func send_audio(seq: int, pcm: PackedByteArray) -> String:
 
 
 func request(type: String, payload: Variant = null, timeout_s: float = -1.0) -> BridgeRequest:
-	return client().request(type, payload, name, timeout_s)
+	var c := client()
+	if c == null:  # the client was freed: fail like a closed connection, never crash
+		var req := BridgeRequest.new("", type, name, payload)
+		req._fail_locally(BridgeRequest.CONNECTION_LOST, "the entity's client no longer exists")
+		return req
+	return c.request(type, payload, name, timeout_s)
 
 
 func _dispatch(e: Dictionary) -> void:

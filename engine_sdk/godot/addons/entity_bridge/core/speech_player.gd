@@ -57,7 +57,11 @@ func attach(entity: RefCounted) -> void:
 	entity.speech_started.connect(func(speech: String, _t: String, rate: int) -> void: start_segment(speech, rate))
 	entity.audio.connect(func(speech: String, _seq: int, _at: int, pcm: PackedByteArray, _v: Array, _vol: Array) -> void: push_chunk(speech, pcm))
 	entity.speech_ended.connect(func(speech: String, _d: int) -> void: end_segment(speech))
-	entity.speech_interrupted.connect(func(speech: String, _p: int, _h: String) -> void: _flushed[speech] = true)
+	# The bridge cut the segment (barge-in from the microphone, a newer turn): stop it now.
+	entity.speech_interrupted.connect(func(speech: String, _p: int, _h: String) -> void:
+		if _segment(speech) != null:
+			flush()
+		_flushed[speech] = true)
 	progress.connect(func(speech: String, ms: int) -> void: entity.report_progress(speech, ms))
 	segment_done.connect(func(speech: String) -> void: entity.report_done(speech))
 
