@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-#include "bridge_process.h"
+#include "live_session.h"
 #include "entitybridge/client.h"
 #include "entitybridge/json.h"
 #include "entitybridge/msgpack.h"
@@ -19,45 +19,12 @@ using eb::Value;
 
 namespace {
 
-struct Session {
-    eb::BeastTransport transport;
-    std::unique_ptr<Client> client;
-    std::vector<std::string> errors;
-
-    explicit Session(eb::ClientOptions options) {
-        client.reset(new Client(transport, std::move(options)));
-        client->on_error = [this](const std::string& code, const std::string& message) { errors.push_back(code + ": " + message); };
-    }
-
-    bool run(const std::function<bool()>& done, int timeout_ms = 10000) { return pump(transport, *client, done, timeout_ms); }
-
-    bool connect() {
-        client->connect();
-        return run([this] { return client->ready(); });
-    }
-
-    // Sends a request and pumps until its final reply.
-    Reply call(const std::function<std::string(Client&, eb::ReplyHandler)>& send, int timeout_ms = 15000) {
-        Reply out;
-        bool done = false;
-        send(*client, [&](const Reply& r) {
-            out = r;
-            done = true;
-        });
-        REQUIRE_MESSAGE(run([&] { return done; }, timeout_ms), "no final reply");
-        return out;
-    }
-
-    Reply init(const std::string& name, const std::string& character) {
-        return call([&](Client& c, eb::ReplyHandler h) { return c.init_entity(name, character, h); });
-    }
-};
+using Session = LiveSession;
 
 eb::ClientOptions options_for(eb::Framing framing = eb::Framing::MsgPack) {
     BridgeProcess& bridge = shared_bridge();
     REQUIRE_MESSAGE(!bridge.url().empty(), "the bridge did not start (see /tmp/eb-unreal-bridge-*.log)");
-    eb::ClientOptions o;
-    o.url = bridge.url();
+    eb::ClientOptions o = LiveSession::options(bridge.url());
     o.framing = framing;
     return o;
 }

@@ -11,7 +11,7 @@
 #include <string>
 #include <vector>
 
-#include "bridge_process.h"
+#include "live_session.h"
 #include "entitybridge/client.h"
 #include "entitybridge/speech_buffer.h"
 #include "entitybridge/timeline.h"
@@ -23,32 +23,7 @@ using eb::Value;
 
 namespace {
 
-struct Live {
-    eb::BeastTransport transport;
-    std::unique_ptr<Client> client;
-    std::vector<std::string> errors;
-
-    Live(const std::string& url, Value audio_out = Value(), int64_t backoff_ms = 250) {
-        eb::ClientOptions o;
-        o.url = url;
-        o.audio_out = std::move(audio_out);
-        o.backoff_initial_ms = backoff_ms;
-        o.backoff_max_ms = 1000;
-        client.reset(new Client(transport, std::move(o)));
-        client->on_error = [this](const std::string& code, const std::string& m) { errors.push_back(code + ": " + m); };
-    }
-    bool run(const std::function<bool()>& done, int timeout_ms = 15000) { return pump(transport, *client, done, timeout_ms); }
-    Reply wait_reply(const std::function<std::string(eb::ReplyHandler)>& send, int timeout_ms = 20000) {
-        Reply out;
-        bool done = false;
-        send([&](const Reply& r) {
-            out = r;
-            done = true;
-        });
-        REQUIRE_MESSAGE(run([&] { return done; }, timeout_ms), "no final reply");
-        return out;
-    }
-};
+using Live = LiveSession;
 
 Value audio_out(int rate, int lead_ms) {
     Value v = Value::map();
@@ -266,7 +241,7 @@ TEST_CASE("live: reconnect after a bridge restart re-creates the entities") {
 }
 
 TEST_CASE("live: the bridge's movement.perform is answered by the game's handler" * doctest::skip(!bridge_sends_perform())) {
-    Live s(bridge_url());
+    Live s(bridge_url(), Value());
     s.client->connect();
     REQUIRE(s.run([&] { return s.client->ready(); }));
     REQUIRE(s.wait_reply([&](eb::ReplyHandler h) { return s.client->init_entity("guard", "guard", h); }).ok);

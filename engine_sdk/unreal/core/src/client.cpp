@@ -388,14 +388,17 @@ void Client::fail_all(const std::string& code, const std::string& message, bool 
         const bool is_queued = std::any_of(queued_.begin(), queued_.end(), [&](const Queued& q) { return q.id == entry.first; });
         if (!(keep_queued && is_queued)) ids.push_back(entry.first);
     }
-    for (const std::string& id : ids) {
-        const Waiting& w = waiting_[id];
-        Event e;
-        e.id = id;
-        e.type = w.type;
-        e.entity = w.entity;
-        finish(id, Reply{e, false, code, message, false, {}});
-    }
+    for (const std::string& id : ids) fail_local(id, code, message);
+}
+
+void Client::fail_local(const std::string& id, const std::string& code, const std::string& message) {
+    auto it = waiting_.find(id);
+    if (it == waiting_.end()) return;
+    Event e;  // what the game sent, for its handler to tell requests apart
+    e.id = id;
+    e.type = it->second.type;
+    e.entity = it->second.entity;
+    finish(id, Reply{e, false, code, message, false, {}});
 }
 
 void Client::on_closed(int code, const std::string& reason) {
@@ -433,14 +436,7 @@ void Client::tick() {
     for (const auto& entry : waiting_) {
         if (entry.second.deadline != 0 && t >= entry.second.deadline) expired.push_back(entry.first);
     }
-    for (const std::string& id : expired) {
-        const Waiting& w = waiting_[id];
-        Event e;
-        e.id = id;
-        e.type = w.type;
-        e.entity = w.entity;
-        finish(id, Reply{e, false, "timeout", "no final reply within the timeout", false, {}});
-    }
+    for (const std::string& id : expired) fail_local(id, "timeout", "no final reply within the timeout");
 }
 
 }  // namespace eb

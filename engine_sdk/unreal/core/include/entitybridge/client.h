@@ -162,6 +162,7 @@ private:
     void handle_bridge_request(const Event& event);
     void finish(const std::string& id, Reply reply);
     void fail_all(const std::string& code, const std::string& message, bool keep_queued);
+    void fail_local(const std::string& id, const std::string& code, const std::string& message);
     void schedule_reconnect();
     std::string submit(Event event, ReplyHandler handler, RequestOptions options, bool silent);
 
