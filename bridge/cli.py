@@ -70,6 +70,13 @@ async def _watch_stdin(done: trio.Event) -> None:
     done.set()
 
 
+def console_url(bridge: RunningBridge) -> str:
+    """Where a browser on this machine opens the dev console (a wildcard host means loopback)."""
+    host = "127.0.0.1" if bridge.host in ("0.0.0.0", "::", "") else bridge.host
+    host = f"[{host}]" if ":" in host else host
+    return f"http://{host}:{bridge.port}/console"
+
+
 async def _serve(args: argparse.Namespace) -> int:
     config_path = args.config
     if config_path is None and Path("bridge.toml").exists():
@@ -96,6 +103,7 @@ async def _serve(args: argparse.Namespace) -> int:
             "config: %s; characters: %s", config.source, ", ".join(sorted(config.characters))
         )
         print(f"READY {bridge.url}", flush=True)
+        print(f"CONSOLE {console_url(bridge)}", flush=True)
         await done.wait()
         with trio.move_on_after(10) as scope:
             scope.shield = True

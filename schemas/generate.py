@@ -211,7 +211,22 @@ def turn_result() -> dict[str, Schema]:
             "Actions sent to the engine with movement.perform during the turn, in order, with their results.",
         ),
         "follow_up": string("The line the character said after the results came back (react_to_action_result)."),
+        "timing": turn_timing(),
     }
+
+
+def turn_timing() -> Schema:
+    """Optional: where the turn's time went, measured by the bridge (bridge/character/timing.py)."""
+    since = "Milliseconds from the bridge accepting the request to "
+    return obj(
+        {
+            "llm_first_token_ms": ms(since + "the LLM's first token."),
+            "first_segment_ms": ms(since + "the first piece of speech handed to the voice."),
+            "tts_first_audio_ms": ms(since + "the first ai.speech.audio chunk sent."),
+            "total_ms": ms(since + "the final reply."),
+        },
+        description="Where the turn's time went, as the bridge measured it; marks that did not happen are left out.",
+    )
 
 
 def vector(description: str) -> Schema:
@@ -444,7 +459,7 @@ def _events() -> list[EventSpec]:
             "client",
             "The character speaks the given text as is (no LLM): starts a turn.",
             obj({"text": string("The text to speak.")}, ["text"]),
-            obj({"duration_ms": ms("Length of the speech produced.")}, ["duration_ms"]),
+            obj({"duration_ms": ms("Length of the speech produced."), "timing": turn_timing()}, ["duration_ms"]),
         ),
         EventSpec(
             "entity.interrupt",

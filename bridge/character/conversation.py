@@ -112,6 +112,7 @@ class ConversationTurn:
             result["follow_up"] = follow_up
         if emotion:
             result["emotion"] = emotion
+        result["timing"] = turn.timing.payload()
         return result
 
     async def _remember_results(self, results: list[Any]) -> None:
@@ -169,6 +170,7 @@ class ConversationTurn:
                         await turn.emit("ai.text", {"delta": text})
                     if self.speaker is not None:
                         for segment in segmenter.feed(text):
+                            turn.timing.mark("first_segment")
                             self.speaker.say(segment)
                 elif isinstance(piece, Action):
                     self.actions.append(piece.text)
@@ -199,13 +201,16 @@ class ConversationTurn:
                     async for delta in deltas:
                         if isinstance(delta, ToolCall):
                             started = True
+                            turn.timing.mark("llm_first_token")
                             tool_call(delta)
                         elif delta:
                             started = True
+                            turn.timing.mark("llm_first_token")
                             await handle(parser.feed(delta))
                 await handle(parser.finish())
                 if self.speaker is not None:
                     for segment in segmenter.flush():
+                        turn.timing.mark("first_segment")
                         self.speaker.say(segment)
                 return emotion
             except ProviderError as exc:
@@ -256,11 +261,12 @@ class SpeakTurn:
         self.speaker = self.character.speaker_for(turn, tts)
         segmenter = self.character.new_segmenter()
         for segment in [*segmenter.feed(text), *segmenter.flush()]:
+            turn.timing.mark("first_segment")
             self.speaker.say(segment)
         self.speaker.finish()
         await self.speaker.run()
         total = sum(s.sent_ms for s in self.speaker.segments)
-        return {"duration_ms": int(round(total))}
+        return {"duration_ms": int(round(total)), "timing": turn.timing.payload()}
 
     async def interrupted(self, turn: Turn) -> dict[str, Any] | None:
         if self.speaker is None or not self.speaker.segments:

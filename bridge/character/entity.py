@@ -18,6 +18,7 @@ from typing import Any, Protocol
 import trio
 
 from bridge.character.ports import ClientGone, EventSink
+from bridge.character.timing import TurnTiming
 from bridge.protocol.envelope import Event
 from bridge.protocol.errors import ErrorCode, ProtocolError
 from bridge.providers.base import ProviderError
@@ -51,6 +52,7 @@ class Turn:
     interrupted: bool = False
     interrupt_played_ms: int | None = None
     announce: bool = True  # False for turns nobody asked for (speech from the mic): no replies
+    timing: TurnTiming = field(default_factory=TurnTiming)
 
     @property
     def id(self) -> str:
@@ -60,6 +62,8 @@ class Turn:
         """Send an output of this turn: it carries the entity and `ref` = the request id."""
         event = Event(type_, self.entity.outbox.next_id(), payload, entity=self.entity.name, ref=self.request.id)
         await self.entity.outbox.put(event)
+        if type_ == "ai.speech.audio":
+            self.timing.mark("tts_first_audio")
 
 
 class TurnHandler(Protocol):

@@ -1,4 +1,5 @@
-"""The WebSocket server: websockets' trio implementation, plus `/health` and the Origin check.
+"""The WebSocket server: websockets' trio implementation, plus `/health`, `/modules`, `/console`
+and the Origin check.
 
 Only this module and `connection.py` touch sockets. `serve_bridge` is what the CLI runs and
 what tests start in their own nursery, so tests drive exactly the server users run.
@@ -17,6 +18,8 @@ from websockets.http11 import Request, Response
 from websockets.trio.server import Server, ServerConnection, serve
 
 from bridge.server.app import BridgeApp
+from bridge.server.console_routes import console_response, is_console_path, own_origins
+from bridge.server.modules_report import modules_report
 from bridge.server.connection import Connection
 
 log = logging.getLogger(__name__)
@@ -47,17 +50,25 @@ def _json_response(connection: ServerConnection, status: int, body: dict[str, An
     return response
 
 
-def make_request_checker(app: BridgeApp) -> Callable[[ServerConnection, Request], Response | None]:
+def make_request_checker(app: BridgeApp) -> Callable[[ServerConnection, Request], Any]:
     allowed = set(app.config.server.allowed_origins)
+    listen_host = app.config.server.host
 
-    def process_request(connection: ServerConnection, request: Request) -> Response | None:
+    async def process_request(connection: ServerConnection, request: Request) -> Response | None:
         path = request.path.split("?", 1)[0]
         if path == "/health":
             return _json_response(connection, 200, app.health())
+        port = connection.local_address[1]
+        if path == "/modules":
+            loaded = {name for name in app.config.modules if app.loaded_provider(name) is not None}
+            return _json_response(connection, 200, await modules_report(app.config, loaded))
+        if is_console_path(path):
+            return console_response(request, path, listen_host, port)
         origin = request.headers.get("Origin")
         # Native engines send no Origin; a browser always does. A web page must not drive a
-        # local bridge (and spend the player's API keys) unless the config allows its origin.
-        if origin is not None and origin not in allowed:
+        # local bridge (and spend the player's API keys) unless the config allows its origin,
+        # or it is the bridge's own console (served on this port, see console_routes).
+        if origin is not None and origin not in allowed and origin not in own_origins(listen_host, port):
             log.warning("refused a connection from origin %s", origin)
             return connection.respond(
                 403,

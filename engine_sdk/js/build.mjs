@@ -1,9 +1,10 @@
 // Build: regenerate the protocol types from schemas/, bundle the SDK into one ES module
 // (dist/entity-bridge.js, @msgpack/msgpack included, no other runtime dependency), emit the
-// type declarations, and copy the bundle to where the bridge serves it from (if that folder
-// exists), so the bridge needs no Node at run time.
+// type declarations. `node build.mjs --console` also copies the bundle to where the bridge
+// serves it (bridge/server/console/entity-bridge.js, committed, so the bridge needs no Node at
+// run time); test/bundle.test.ts fails when that committed copy is not what this build makes.
 import { execFileSync } from "node:child_process";
-import { copyFileSync, existsSync } from "node:fs";
+import { copyFileSync } from "node:fs";
 import { build } from "esbuild";
 
 execFileSync(process.execPath, ["scripts/gen-types.mjs"], { stdio: "inherit" });
@@ -18,6 +19,6 @@ await build({
   logLevel: "warning",
 });
 execFileSync(process.execPath, ["node_modules/typescript/bin/tsc", "-p", "tsconfig.json"], { stdio: "inherit" });
-for (const target of process.env.EB_BUNDLE_TARGETS ? process.env.EB_BUNDLE_TARGETS.split(":") : []) {
-  if (existsSync(target)) copyFileSync("dist/entity-bridge.js", `${target}/entity-bridge.js`);
+if (process.argv.includes("--console")) {
+  copyFileSync("dist/entity-bridge.js", "../../bridge/server/console/entity-bridge.js");
 }

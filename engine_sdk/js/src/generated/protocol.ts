@@ -594,6 +594,18 @@ export type TtsSayPayload = {
 export type TtsSaySuccessPayload = {
   /** Length of the speech produced. */
   "duration_ms": number;
+  /** Where the turn's time went, as the bridge measured it; marks that did not happen are left out. */
+  "timing"?: {
+    /** Milliseconds from the bridge accepting the request to the LLM's first token. */
+    "llm_first_token_ms"?: number;
+    /** Milliseconds from the bridge accepting the request to the first piece of speech handed to the voice. */
+    "first_segment_ms"?: number;
+    /** Milliseconds from the bridge accepting the request to the first ai.speech.audio chunk sent. */
+    "tts_first_audio_ms"?: number;
+    /** Milliseconds from the bridge accepting the request to the final reply. */
+    "total_ms"?: number;
+    [key: string]: unknown;
+  };
   [key: string]: unknown;
 };
 
@@ -618,6 +630,18 @@ export type UserUtteranceSuccessPayload = {
   "emotion"?: "neutral" | "happy" | "sad" | "angry" | "surprised" | "afraid" | "disgusted";
   /** True when the turn was cut short but still produced a reply. */
   "interrupted"?: boolean;
+  /** Where the turn's time went, as the bridge measured it; marks that did not happen are left out. */
+  "timing"?: {
+    /** Milliseconds from the bridge accepting the request to the LLM's first token. */
+    "llm_first_token_ms"?: number;
+    /** Milliseconds from the bridge accepting the request to the first piece of speech handed to the voice. */
+    "first_segment_ms"?: number;
+    /** Milliseconds from the bridge accepting the request to the first ai.speech.audio chunk sent. */
+    "tts_first_audio_ms"?: number;
+    /** Milliseconds from the bridge accepting the request to the final reply. */
+    "total_ms"?: number;
+    [key: string]: unknown;
+  };
   [key: string]: unknown;
 };
 
@@ -642,6 +666,18 @@ export type WorldEventSuccessPayload = {
   "emotion"?: "neutral" | "happy" | "sad" | "angry" | "surprised" | "afraid" | "disgusted";
   /** True when the turn was cut short but still produced a reply. */
   "interrupted"?: boolean;
+  /** Where the turn's time went, as the bridge measured it; marks that did not happen are left out. */
+  "timing"?: {
+    /** Milliseconds from the bridge accepting the request to the LLM's first token. */
+    "llm_first_token_ms"?: number;
+    /** Milliseconds from the bridge accepting the request to the first piece of speech handed to the voice. */
+    "first_segment_ms"?: number;
+    /** Milliseconds from the bridge accepting the request to the first ai.speech.audio chunk sent. */
+    "tts_first_audio_ms"?: number;
+    /** Milliseconds from the bridge accepting the request to the final reply. */
+    "total_ms"?: number;
+    [key: string]: unknown;
+  };
   [key: string]: unknown;
 } | null;
 
