@@ -240,6 +240,10 @@ export type MovementActionsPayload = {
     };
     /** Example uses, for the LLM. */
     "examples"?: Array<string>;
+    /** Lines the character may say when it agrees to act (Harmony Link). */
+    "confirmations"?: Array<string>;
+    /** Lines the character may say when it refuses (Harmony Link). */
+    "rejections"?: Array<string>;
     [key: string]: unknown;
   }>;
   [key: string]: unknown;
@@ -265,6 +269,10 @@ export type MovementActionsRequestSuccessPayload = {
     };
     /** Example uses, for the LLM. */
     "examples"?: Array<string>;
+    /** Lines the character may say when it agrees to act (Harmony Link). */
+    "confirmations"?: Array<string>;
+    /** Lines the character may say when it refuses (Harmony Link). */
+    "rejections"?: Array<string>;
     [key: string]: unknown;
   }>;
   [key: string]: unknown;
@@ -630,6 +638,24 @@ export type UserUtteranceSuccessPayload = {
   "emotion"?: "neutral" | "happy" | "sad" | "angry" | "surprised" | "afraid" | "disgusted";
   /** True when the turn was cut short but still produced a reply. */
   "interrupted"?: boolean;
+  /** Actions sent to the engine with movement.perform during the turn, in order, with their results. */
+  "performed"?: Array<{
+    /** The action's name. */
+    "name": string;
+    /** The arguments it was performed with. */
+    "args": {
+      [key: string]: unknown;
+    };
+    /** The engine's answer (timeout: none came in time). */
+    "status": "success" | "error" | "timeout";
+    /** The engine's feedback on success. */
+    "feedback"?: string;
+    /** The engine's reason on error. */
+    "message"?: string;
+    [key: string]: unknown;
+  }>;
+  /** The line the character said after the results came back (react_to_action_result). */
+  "follow_up"?: string;
   /** Where the turn's time went, as the bridge measured it; marks that did not happen are left out. */
   "timing"?: {
     /** Milliseconds from the bridge accepting the request to the LLM's first token. */
@@ -666,6 +692,24 @@ export type WorldEventSuccessPayload = {
   "emotion"?: "neutral" | "happy" | "sad" | "angry" | "surprised" | "afraid" | "disgusted";
   /** True when the turn was cut short but still produced a reply. */
   "interrupted"?: boolean;
+  /** Actions sent to the engine with movement.perform during the turn, in order, with their results. */
+  "performed"?: Array<{
+    /** The action's name. */
+    "name": string;
+    /** The arguments it was performed with. */
+    "args": {
+      [key: string]: unknown;
+    };
+    /** The engine's answer (timeout: none came in time). */
+    "status": "success" | "error" | "timeout";
+    /** The engine's feedback on success. */
+    "feedback"?: string;
+    /** The engine's reason on error. */
+    "message"?: string;
+    [key: string]: unknown;
+  }>;
+  /** The line the character said after the results came back (react_to_action_result). */
+  "follow_up"?: string;
   /** Where the turn's time went, as the bridge measured it; marks that did not happen are left out. */
   "timing"?: {
     /** Milliseconds from the bridge accepting the request to the LLM's first token. */
