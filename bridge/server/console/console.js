@@ -197,10 +197,10 @@ function onEvent(event) {
       break;
     }
     case "stt.speech.started":
-      chatLine("marker", "", el("span", { text: `🎙 speech started at ${p.t} ms` }));
+      chatLine("marker", "", el("span", { text: `mic: speech started at ${p.t} ms` }));
       break;
     case "stt.speech.stopped":
-      chatLine("marker", "", el("span", { text: `🎙 speech stopped at ${p.t} ms` }));
+      chatLine("marker", "", el("span", { text: `mic: speech stopped at ${p.t} ms` }));
       break;
     case "stt.transcript":
       if (p.final) chatLine("player", "you (mic):", el("span", { text: String(p.text) }));
@@ -372,6 +372,12 @@ function trackTurn(frame) {
     return;
   }
   if (frame.dir !== "in") return;
+  if (w.type === "stt.transcript" && w.payload?.final) {
+    // Speech from the microphone starts a turn with no request of ours: its outputs carry
+    // ref = the transcript's id, and it has no final reply, so it ends at its last output.
+    state.turns.set(w.id, { id: w.id, type: "mic turn", sent: frame.t, text: String(w.payload.text ?? ""), open: true });
+    return;
+  }
   const own = state.turns.get(w.id);
   if (own && w.status === "pending") own.pending ??= frame.t;
   if (own && (w.status === "success" || w.status === "error")) {
@@ -382,6 +388,7 @@ function trackTurn(frame) {
   const caused = w.ref ? state.turns.get(w.ref) : undefined;
   if (caused && w.type === "ai.text") caused.firstText ??= frame.t;
   if (caused && w.type === "ai.speech.audio") caused.firstAudio ??= frame.t;
+  if (caused?.open) caused.end = frame.t;
 }
 
 function renderTimeline() {
@@ -479,13 +486,14 @@ async function refreshHealth() {
         el("td", { text: m.provider }),
         el("td", { class: m.reachable === true ? "ok" : m.reachable === false ? "down" : "unknown", text: m.reachable === true ? "reachable" : m.reachable === false ? "unreachable" : "not checked" }),
         el("td", { text: m.detail ?? "" }),
+        el("td", { text: (m.characters ?? []).join(", ") }),
       ),
     );
     const table = el(
       "table",
       {},
       el("caption", { class: "visually-hidden", text: "Configured modules" }),
-      el("thead", {}, el("tr", {}, ...["module", "kind", "provider", "state", "detail"].map((h) => el("th", { scope: "col", text: h })))),
+      el("thead", {}, el("tr", {}, ...["module", "kind", "provider", "state", "detail", "used by"].map((h) => el("th", { scope: "col", text: h })))),
       el("tbody", {}, ...rows),
     );
     box.replaceChildren(

@@ -71,7 +71,7 @@ describe("the console", () => {
     await page.screenshot({ path: join(SHOTS, "01-idle.png") });
     await connectAndInit(page, "speaker", "mira-1");
     const chars = await page.locator("#characters li").allTextContents();
-    expect(chars.sort()).toEqual(["actor", "echo", "slowpoke", "speaker"]);
+    expect(chars.sort()).toEqual(["actor", "echo", "listener", "slowpoke", "speaker"]);
 
     await say(page, "Hello there!");
     // Streamed: the reply grows over several ai.text frames before the turn ends.
@@ -251,5 +251,77 @@ describe("a bridge with a token", () => {
     // The bridge answers a bad token by closing the socket; the browser logs that once per try.
     expect(errors.filter((e) => !/WebSocket|1008|unauthorized/i.test(e))).toEqual([]);
     await page.context().close();
+  });
+});
+
+describe("the microphone", () => {
+  let micBrowser: Browser;
+  let wav: string;
+  const LINE = "Do you have a room for the night?";
+
+  beforeAll(async () => {
+    // The bridge's own espeak voice says the line; Chromium's fake capture device plays that
+    // file as the microphone (16-bit mono WAV, with silence around the speech for the VAD).
+    const WebSocket = (await import("ws")).default;
+    const { BridgeClient } = await import("../src/index.js");
+    const client = await BridgeClient.connect(bridge.url, { WebSocket: WebSocket as never, audioOut: { sample_rate: 16000, chunk_ms: 40, lead_ms: 0 } });
+    const voice = await client.initEntity("voice-1", "speaker");
+    const turn = await voice.speak(LINE);
+    await client.close();
+    const chunks = turn.events.filter((e) => e.type === "ai.speech.audio").map((e) => e.payload!.audio as Uint8Array);
+    const silence = new Uint8Array(16000 * 2); // 1 s
+    const pcm = Buffer.concat([silence, ...chunks, silence, silence]);
+    const header = Buffer.alloc(44);
+    header.write("RIFF", 0);
+    header.writeUInt32LE(36 + pcm.length, 4);
+    header.write("WAVEfmt ", 8);
+    header.writeUInt32LE(16, 16);
+    header.writeUInt16LE(1, 20);
+    header.writeUInt16LE(1, 22);
+    header.writeUInt32LE(16000, 24);
+    header.writeUInt32LE(32000, 28);
+    header.writeUInt16LE(2, 32);
+    header.writeUInt16LE(16, 34);
+    header.write("data", 36);
+    header.writeUInt32LE(pcm.length, 40);
+    wav = join(mkdtempSync(join(tmpdir(), "eb-mic-")), "line.wav");
+    writeFileSync(wav, Buffer.concat([header, pcm]));
+    micBrowser = await chromium.launch({
+      executablePath: process.env.EB_CHROMIUM ?? "/usr/bin/chromium",
+      headless: true,
+      args: [...CHROMIUM_FLAGS, `--use-file-for-fake-audio-capture=${wav}`],
+    });
+  });
+  afterAll(() => micBrowser?.close());
+
+  it("streams 20 ms stt.audio frames in VAD mode: speech markers, the transcript and a reply", async () => {
+    const context = await micBrowser.newContext({ viewport: { width: 1280, height: 1100 } });
+    const page = await context.newPage();
+    const errors: string[] = [];
+    page.on("console", (msg) => msg.type() === "error" && errors.push(msg.text()));
+    page.on("pageerror", (error) => errors.push(String(error)));
+    await page.goto(`${bridge.http}/console`);
+    await page.waitForFunction(() => document.body.dataset.state === "idle");
+    await connectAndInit(page, "listener", "ear-1");
+    await page.getByLabel("Microphone", { exact: true }).selectOption("vad");
+    await page.getByRole("button", { name: "Start / stop listening" }).click();
+    await page.waitForFunction(() => document.querySelector("#chat")!.textContent!.includes("speech stopped"), undefined, { timeout: 30_000 });
+    await page.waitForFunction(() => document.querySelector("#chat .character .said")?.textContent?.startsWith("You said:"), undefined, { timeout: 30_000 });
+    await page.getByRole("button", { name: "Start / stop listening" }).click();
+    await page.screenshot({ path: join(SHOTS, "08-microphone.png") });
+    const sent = await page.evaluate(() =>
+      (window as any).consoleState.frames.filter((f: any) => f.dir === "out" && f.wire.type === "stt.audio").map((f: any) => ({ seq: f.wire.payload.seq, bytes: f.wire.payload.audio.byteLength })),
+    );
+    expect(sent.length).toBeGreaterThan(50); // over a second of audio
+    expect(sent.every((f: { bytes: number }) => f.bytes === 640)).toBe(true); // 20 ms at 16 kHz, 16-bit
+    expect(sent.map((f: { seq: number }) => f.seq)).toEqual(sent.map((_: unknown, i: number) => i));
+    const chat = await page.locator("#chat").textContent();
+    expect(chat).toMatch(/speech started at \d+ ms/);
+    const heard = await page.locator("#chat .player").last().textContent();
+    expect(heard).toMatch(/you \(mic\):\s*\S+/);
+    const refused = await page.evaluate(() => (window as any).consoleState.frames.filter((f: any) => f.dir === "in" && f.wire.type === "stt.audio").length);
+    expect(refused).toBe(0); // stt.audio is answered only when it fails
+    expect(errors).toEqual([]);
+    await context.close();
   });
 });

@@ -515,6 +515,7 @@ export class BridgeClient {
   }
 
   private finish(code: number | undefined, reason: string): void {
+    if (this.state === "closed") return;
     this.state = "closed";
     this.lifecycle.emit({ state: "closed", code, reason });
     this.all.close();

@@ -49,6 +49,9 @@ const refuseExtensions: ExtensionCodecType<undefined> = {
 };
 
 const encoder = new Encoder({ useBigInt64: true, extensionCodec: refuseExtensions, ignoreUndefined: true });
+// One decoder for the process: a new one per frame would rebuild its key cache every time.
+// It is safe to share: decode() is synchronous and re-entrant calls get their own clone.
+const decoder = new Decoder({ useBigInt64: true, extensionCodec: refuseExtensions });
 
 /** Containers of decoded frames -> the keys whose numbers were floats on the wire. */
 const FLOAT_MARKS = new WeakMap<object, Set<PathKey>>();
@@ -208,7 +211,6 @@ function containerHeader(length: number, fix: number, code16: number): Uint8Arra
  */
 export function unpackValue(bytes: Uint8Array): unknown {
   const { integralFloats } = scanFrame(bytes);
-  const decoder = new Decoder({ useBigInt64: true, extensionCodec: refuseExtensions });
   let value: unknown;
   try {
     value = decoder.decode(bytes);

@@ -45,13 +45,25 @@ export function scanFrame(bytes: Uint8Array): ScanResult {
     pos += size;
     return n;
   };
-  const str = (n: number): string => {
+  /** Checks a string's bytes; returns its text only when `keep` (map keys, for the float paths). */
+  const str = (n: number, keep = false): string => {
     length(n, "a string");
-    let text: string;
-    try {
-      text = utf8.decode(bytes.subarray(pos, pos + n));
-    } catch {
-      throw new FrameError("utf8", `a string at offset ${pos} is not valid UTF-8`);
+    let ascii = true;
+    for (let i = pos; i < pos + n; i++) {
+      if (bytes[i]! >= 0x80) {
+        ascii = false;
+        break;
+      }
+    }
+    let text = "";
+    if (ascii && keep && n <= 64) {
+      text = String.fromCharCode(...bytes.subarray(pos, pos + n));
+    } else if (!ascii || keep) {
+      try {
+        text = utf8.decode(bytes.subarray(pos, pos + n));
+      } catch {
+        throw new FrameError("utf8", `a string at offset ${pos} is not valid UTF-8`);
+      }
     }
     pos += n;
     return text;
@@ -69,10 +81,10 @@ export function scanFrame(bytes: Uint8Array): ScanResult {
   const key = (): string => {
     need(1, "a map key");
     const b = view.getUint8(pos++);
-    if (b >= 0xa0 && b <= 0xbf) return str(b & 0x1f);
-    if (b === 0xd9) return str(readLen(1));
-    if (b === 0xda) return str(readLen(2));
-    if (b === 0xdb) return str(readLen(4));
+    if (b >= 0xa0 && b <= 0xbf) return str(b & 0x1f, true);
+    if (b === 0xd9) return str(readLen(1), true);
+    if (b === 0xda) return str(readLen(2), true);
+    if (b === 0xdb) return str(readLen(4), true);
     throw new FrameError("key", `map keys must be strings; found type byte 0x${b.toString(16)} at offset ${pos - 1}`);
   };
 

@@ -94,3 +94,13 @@ describe("JSON framing", () => {
     expect(() => fromBase64("A$==")).toThrow(FrameError);
   });
 });
+
+describe("hostile keys", () => {
+  it("a long map key is checked and decoded without blowing the stack", () => {
+    const key = "k".repeat(200_000);
+    const frame = packValue({ [key]: 1.0, v: new Float64(2) });
+    const value = decodeFrame(frame) as Record<string, number>;
+    expect(value[key]).toBe(1);
+    expect(hex(packValue(value))).toBe(hex(frame));
+  });
+});

@@ -29,7 +29,7 @@ describe.each(["msgpack", "json"] as const)("a session in %s framing", (framing)
   it("says hello and lists the configured characters", async () => {
     const bridge = await client({ framing });
     expect(bridge.hello.protocol).toBe(1);
-    expect([...(bridge.hello.characters as string[])].sort()).toEqual(["actor", "echo", "slowpoke", "speaker"]);
+    expect([...(bridge.hello.characters as string[])].sort()).toEqual(["actor", "echo", "listener", "slowpoke", "speaker"]);
     expect(bridge.hello.audio_out?.sample_rate).toBe(24000);
   });
 
