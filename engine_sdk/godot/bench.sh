@@ -7,6 +7,8 @@ here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
 root=${GODOT_CHROOT:-/var/cache/entity-bridge/godot-chroot}
 chroot "$root" godot --headless --version >/dev/null 2>&1 || bash "$repo/.ci/setup/30-godot.sh"
+exec 8>"$root.run.lock"  # not while a test run uses the chroot's mounts
+flock -w 900 8
 mkdir -p "$root$repo"
 mountpoint -q "$root$repo" && umount "$root$repo"
 mount --bind "$repo" "$root$repo"

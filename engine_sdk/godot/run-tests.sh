@@ -25,6 +25,11 @@ if ! chroot "$root" godot --headless --version >/dev/null 2>&1; then
 fi
 [ -x "$bridge" ] || give_up "no bridge at $bridge (run make install first)"
 
+# One suite at a time per chroot: runs from several checkouts share its /host mounts, and a
+# run's cleanup must not unmount what another run is using.
+exec 8>"$root.run.lock"
+flock -w 900 8 || give_up "another Godot suite has held $root.run.lock for 15 minutes"
+
 rm -rf "$work"
 mkdir -p "$work"
 mounts=()
@@ -64,7 +69,7 @@ WRAP
 chmod +x "$work/entity-bridge"
 
 start_bridge() {  # start_bridge CONFIG NAME: a bridge on 127.0.0.1 port 0; its URL in $work/NAME.url
-    "$bridge" serve --config "$1" --port 0 --port-file "$work/$2.url" >"$work/$2.log" 2>&1 &
+    "$bridge" serve --config "$1" --port 0 --port-file "$work/$2.url" >"$work/$2.log" 2>&1 8>&- &
     local pid=$!
     bridge_pids+=("$pid")
     for _ in $(seq 1 300); do
@@ -93,7 +98,7 @@ if grep -E '^(SCRIPT )?ERROR' "$work/import.log" >&2; then
 fi
 
 log="$work/godot.log"
-timeout 600 chroot "$root" godot --headless --path "$here" --script res://tests/run.gd -- \
+timeout 600 chroot "$root" godot --headless --path "$here" --script res://tests/run.gd 8>&- -- \
     --bridge "$url" --entity-bridge-url "$url" --scenario-bridge "$scenario_url" --repo "$repo" --scratch "$work" --sidecar "$work/entity-bridge" \
     --bridge-config "$here/tests/bridge.toml" "$@" 2>&1 \
     | grep --line-buffered -v -e '^WARNING: Couldn.t get executable path' -e 'get_executable_path (drivers' \
