@@ -124,7 +124,7 @@ func test_int_fix_up_list_covers_every_integer_field_of_the_schemas() -> void:
 			_collect_int_fields(JSON.parse_string(FileAccess.get_file_as_string(dir + "/" + name)), "", found)
 	check(found.size() > 5, "integer fields found (%d)" % found.size())
 	for field in found:
-		check(Framing.INT_FIELDS.has(field), "integer field '%s' (%s) is fixed up after JSON parsing" % [field, found[field]])
+		check(Framing.is_int_field(field), "integer field '%s' (%s) is fixed up after JSON parsing" % [field, found[field]])
 
 
 func _collect_int_fields(schema: Variant, where: String, found: Dictionary) -> void:
@@ -148,7 +148,7 @@ func _ints_are_ints(value: Variant) -> bool:
 	if value is Dictionary:
 		for key in value:
 			var v: Variant = value[key]
-			if Framing.INT_FIELDS.has(key) and (v is float):
+			if Framing.is_int_field(key) and (v is float):
 				fail("JSON field %s is still a float (%s)" % [key, v])
 				return false
 			if not _ints_are_ints(v):
@@ -158,3 +158,13 @@ func _ints_are_ints(value: Variant) -> bool:
 			if not _ints_are_ints(item):
 				return false
 	return true
+
+
+func test_json_ints_come_back_as_ints_at_any_depth() -> void:
+	var d := Framing.decode('{"type":"user.utterance","id":"u1","status":"success","payload":{"reply":"hi","timing":{"total_ms":120,"new_field_ms":7,"ratio":1.0},"visemes":[[40,"aa",1]]}}')
+	check(d.ok(), d.error)
+	var timing: Dictionary = d.event["payload"]["timing"]
+	eq(timing["total_ms"], 120, "a nested *_ms field is an int")
+	eq(timing["new_field_ms"], 7, "any *_ms field (times are integer ms)")
+	eq(timing["ratio"], 1.0, "other numbers stay floats")
+	eq(d.event["payload"]["visemes"][0][0], 40, "viseme keyframe times are ints")

@@ -25,6 +25,13 @@ const INT_FIELDS: Dictionary = {
 	"limit": true,
 }
 
+## True for a field the protocol defines as an integer: one of [constant INT_FIELDS], or any
+## key ending in "_ms" ("times and durations are integer milliseconds", docs/protocol.md), so
+## timing fields added later come back as ints too.
+static func is_int_field(key: Variant) -> bool:
+	return key is String and (INT_FIELDS.has(key) or (key as String).ends_with("_ms"))
+
+
 ## The outcome of a decode: the event, or an error (code "bad_frame" and a message).
 class Decoded extends RefCounted:
 	var event: Dictionary = {}
@@ -101,7 +108,7 @@ static func _fix_ints(value: Variant, depth: int) -> void:
 	if value is Dictionary:
 		for key in value:
 			var item: Variant = value[key]
-			if item is float and INT_FIELDS.has(key) and is_finite(item) and item == floorf(item):
+			if item is float and is_int_field(key) and is_finite(item) and item == floorf(item):
 				value[key] = int(item)
 			elif key == "visemes" and item is Array:
 				for frame in item:
