@@ -54,7 +54,9 @@ run_suite() {  # name, binary, env...
     local log="$root/build/test-logs/unreal-$name.log"
     mkdir -p "$(dirname "$log")"
     local start=$SECONDS
-    env "$@" "$bin" --no-version --duration=false >"$log" 2>&1
+    # Every wait inside the suite is bounded; this bounds the whole run as well.
+    env EB_BRIDGE_LOG="$root/build/test-logs/unreal-$name-bridge.log" "$@" \
+        timeout -k 10 600 "$bin" --no-version --duration=false >"$log" 2>&1
     local rc=$?
     local line
     line=$(grep -E '^\[doctest\] test cases:' "$log" | tail -n 1)
@@ -63,7 +65,7 @@ run_suite() {  # name, binary, env...
     f=$(echo "$line" | sed -nE 's/.*\| *([0-9]+) failed.*/\1/p')
     grep -E '^(waiting for|NOTE)' "$log" | sort -u
     if [ -z "$p" ] || [ -z "$f" ]; then
-        echo "unreal: $name suite crashed (rc $rc); last lines of $log:"
+        echo "unreal: $name suite crashed or timed out (rc $rc); last lines of $log:"
         tail -n 40 "$log"
         failed=$((failed + 1))
         return

@@ -36,7 +36,8 @@ public:
         int fds[2];
         if (pipe(fds) != 0) return false;
         const std::string port_text = std::to_string(port);
-        const std::string log = "/tmp/eb-unreal-bridge-" + std::to_string(getpid()) + ".log";
+        const char* log_env = std::getenv("EB_BRIDGE_LOG");  // run-tests.sh: build/test-logs/
+        const std::string log = log_env ? log_env : "/tmp/eb-unreal-bridge-" + std::to_string(getpid()) + ".log";
         pid_ = fork();
         if (pid_ == 0) {
             dup2(fds[0], 0);
@@ -73,6 +74,7 @@ public:
 
     void stop() {
         if (pid_ <= 0) return;
+        std::remove(port_file_.c_str());
         close(stdin_);  // sidecar mode: the bridge shuts down
         for (int i = 0; i < 100; ++i) {
             int status;
