@@ -87,6 +87,17 @@ async function connect(event) {
     if (change.state === "closed") disconnected(change.code, change.reason);
   });
   client.on(onEvent);
+  // No game is attached: actions the LLM picks are shown and acknowledged, so a character
+  // with Movement actions can be tried here (its turn then carries them in 'performed').
+  client.handle("movement.perform", (request) => {
+    const actions = request.payload?.actions ?? [];
+    for (const action of actions) {
+      chatLine("marker", "", el("span", { text: `movement.perform: ${action.name} ${JSON.stringify(action.args ?? {})} (acknowledged by the console)` }));
+    }
+    return { feedback: "The dev console acknowledged the action; no game is attached." };
+  });
+  client.handle("movement.scene.request", () => ({ characters: [], objects: [] }));
+  client.handle("movement.actions.request", () => ({ actions: [] }));
   const hello = client.hello;
   setStatus(`Connected: ${hello.server}, session ${hello.session}, ${framing}.`, "connected");
   const list = $("characters");

@@ -176,6 +176,63 @@ describe("the console", () => {
   });
 });
 
+describe("accessibility", () => {
+  it("every control has an accessible name, and the keyboard alone connects, creates an entity and talks", async () => {
+    const { page, errors } = await openConsole();
+    const unnamed = await page.evaluate(() =>
+      [...document.querySelectorAll("input, select, button, textarea")]
+        .filter((c) => !(c as HTMLElement).closest("[hidden]"))
+        .filter((c) => {
+          const labelled = (c as HTMLInputElement).labels?.length || c.getAttribute("aria-label") || c.getAttribute("aria-labelledby");
+          const text = c.tagName === "BUTTON" && c.textContent!.trim();
+          return !labelled && !text;
+        })
+        .map((c) => c.id || c.outerHTML.slice(0, 60)),
+    );
+    expect(unnamed).toEqual([]);
+    // Framing select, then Connect: Tab, Tab, Enter.
+    await page.keyboard.press("Tab");
+    expect(await page.evaluate(() => document.activeElement?.id)).toBe("framing");
+    await page.keyboard.press("Tab");
+    expect(await page.evaluate(() => document.activeElement?.id)).toBe("connect");
+    await page.keyboard.press("Enter");
+    await page.waitForFunction(() => document.body.dataset.state === "connected");
+    await page.focus("#entity-name");
+    await page.keyboard.press("Enter"); // submits the entity form with the default character
+    await page.waitForFunction(() => document.body.dataset.state === "entity-ready");
+    expect(await page.evaluate(() => document.activeElement?.id)).toBe("line"); // focus moves to the chat line
+    await page.keyboard.type("Hello by keyboard");
+    await page.keyboard.press("Enter");
+    await page.waitForFunction(() => document.querySelectorAll("#chat .character .said").length === 1 && document.querySelector("#chat .character .said")!.textContent!.length > 5);
+    expect(await page.getAttribute("#chat", "role")).toBe("log");
+    expect(await page.getAttribute("#status", "aria-live")).toBe("polite");
+    expect(errors).toEqual([]);
+    await page.context().close();
+  });
+});
+
+describe("movement actions", () => {
+  it("shows and acknowledges the bridge's movement.perform, and the turn reports it performed", async () => {
+    const { page, errors } = await openConsole();
+    await connectAndInit(page, "actor", "guard-1");
+    await page.evaluate(() =>
+      (window as any).consoleState.entity.request("movement.actions", {
+        actions: [{ name: "open_gate", description: "Open the gate", params: { gate: { type: "string" } } }],
+      }),
+    );
+    await say(page, "Open the north gate!");
+    await page.waitForFunction(() => document.querySelector("#chat")!.textContent!.includes("movement.perform: open_gate"));
+    await page.waitForFunction(() => [...(window as any).consoleState.turns.values()].every((t: any) => t.end !== undefined));
+    const reply = await page.evaluate(() =>
+      (window as any).consoleState.frames.find((f: any) => f.dir === "in" && f.wire.type === "user.utterance" && f.wire.status === "success").wire.payload,
+    );
+    expect(reply.performed).toEqual([expect.objectContaining({ name: "open_gate", args: { gate: "north" }, status: "success" })]);
+    expect(await page.locator("#chat").textContent()).toContain('open_gate {"gate":"north"}');
+    expect(errors).toEqual([]);
+    await page.context().close();
+  });
+});
+
 describe("origins", () => {
   let other: Server;
   let otherUrl: string;
