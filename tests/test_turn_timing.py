@@ -16,12 +16,17 @@ CONFIG = {
 }
 
 
-async def test_a_spoken_turn_reports_llm_segment_and_audio_times_in_order(connect) -> None:
+async def timing_of(connect, character: str, speak: str | None = None) -> dict[str, int]:  # type: ignore[no-untyped-def]
+    """The `timing` block of one turn: `say("Hi!")`, or `speak(text)` (tts.say) when given."""
     async with start_bridge(parse_config(CONFIG, "test")) as running:
         async with connect(running, audio_out={"sample_rate": 16000, "chunk_ms": 40, "lead_ms": 0}) as client:
-            npc = await client.init_entity("npc-1", "voiced")
-            result = await npc.say("Hi!")
-    timing = result.payload["timing"]
+            npc = await client.init_entity("npc-1", character)
+            result = await (npc.speak(speak) if speak is not None else npc.say("Hi!"))
+    return result.payload["timing"]
+
+
+async def test_a_spoken_turn_reports_llm_segment_and_audio_times_in_order(connect) -> None:
+    timing = await timing_of(connect, "voiced")
     assert set(timing) == {"llm_first_token_ms", "first_segment_ms", "tts_first_audio_ms", "total_ms"}
     assert 80 <= timing["llm_first_token_ms"] < 2000, "the echo LLM waits 80 ms before its first token"
     assert timing["llm_first_token_ms"] <= timing["first_segment_ms"] <= timing["tts_first_audio_ms"] <= timing["total_ms"]
@@ -30,18 +35,10 @@ async def test_a_spoken_turn_reports_llm_segment_and_audio_times_in_order(connec
 
 
 async def test_a_turn_without_a_voice_leaves_the_voice_marks_out(connect) -> None:
-    async with start_bridge(parse_config(CONFIG, "test")) as running:
-        async with connect(running) as client:
-            npc = await client.init_entity("npc-1", "mute")
-            result = await npc.say("Hi!")
-    assert set(result.payload["timing"]) == {"llm_first_token_ms", "total_ms"}
+    assert set(await timing_of(connect, "mute")) == {"llm_first_token_ms", "total_ms"}
 
 
 async def test_tts_say_reports_segment_and_audio_but_no_llm(connect) -> None:
-    async with start_bridge(parse_config(CONFIG, "test")) as running:
-        async with connect(running, audio_out={"sample_rate": 16000, "chunk_ms": 40, "lead_ms": 0}) as client:
-            npc = await client.init_entity("npc-1", "voiced")
-            result = await npc.speak("Good evening, traveller.")
-    timing = result.payload["timing"]
+    timing = await timing_of(connect, "voiced", speak="Good evening, traveller.")
     assert set(timing) == {"first_segment_ms", "tts_first_audio_ms", "total_ms"}
     assert timing["first_segment_ms"] <= timing["tts_first_audio_ms"] <= timing["total_ms"]
