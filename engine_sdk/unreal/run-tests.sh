@@ -110,6 +110,23 @@ else
     failed=$((failed + 1))
 fi
 
+# Unreal compiles module source as C++20 by default (UE 5.3+): the core must build so too,
+# with both compilers, warnings as errors, no exceptions, no RTTI.
+std_ok=1
+for cxx in g++ clang++; do
+    command -v "$cxx" >/dev/null || continue
+    for src in "$here"/core/src/*.cpp; do
+        "$cxx" -std=c++20 -fsyntax-only -Wall -Wextra -Wpedantic -Wshadow -Wconversion -Wno-sign-conversion -Werror \
+            -fno-exceptions -fno-rtti -I"$here/core/include" "$src" || { std_ok=0; echo "unreal: $src fails as C++20 with $cxx"; }
+    done
+done
+if [ "$std_ok" -eq 1 ]; then
+    echo "unreal: core builds as C++20 with g++ and clang++"
+    passed=$((passed + 1))
+else
+    failed=$((failed + 1))
+fi
+
 # libFuzzer on the decoders for a bounded time, seeded with the conformance corpus.
 fuzz_seconds="${EB_FUZZ_SECONDS:-15}"
 if command -v clang++ >/dev/null; then

@@ -11,7 +11,8 @@ public class EntityBridge : ModuleRules
 	public EntityBridge(ReadOnlyTargetRules Target) : base(Target)
 	{
 		PCHUsage = PCHUsageMode.UseExplicitOrSharedPCHs;
-		CppStandard = CppStandardVersion.Cpp17;
+		// The core is C++17 and also builds as C++20 (checked with g++ 12 and clang 14), so the
+		// engine's default standard is kept.
 		// The core's .cpp files each keep helpers in anonymous namespaces; compiling them one by
 		// one rules out clashes that a unity build could create.
 		bUseUnity = false;

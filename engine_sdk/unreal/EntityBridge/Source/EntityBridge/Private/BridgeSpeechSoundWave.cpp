@@ -1,5 +1,7 @@
 #include "BridgeSpeechSoundWave.h"
 
+#include "Misc/ScopeLock.h"
+
 #include "entitybridge/speech_buffer.h"
 
 void UBridgeSpeechSoundWave::SetBuffer(std::shared_ptr<eb::SpeechBuffer> InBuffer)
@@ -8,16 +10,17 @@ void UBridgeSpeechSoundWave::SetBuffer(std::shared_ptr<eb::SpeechBuffer> InBuffe
 	NumChannels = 1;
 	Duration = INDEFINITELY_LOOPING_DURATION;
 	bLooping = false;
-	std::atomic_store(&Buffer, MoveTemp(InBuffer));
+	FScopeLock Lock(&BufferLock);
+	Buffer = MoveTemp(InBuffer);
 }
 
 int32 UBridgeSpeechSoundWave::OnGeneratePCMAudio(TArray<uint8>& OutAudio, int32 NumSamples)
 {
-	std::shared_ptr<eb::SpeechBuffer> Local = std::atomic_load(&Buffer);
 	OutAudio.SetNumZeroed(NumSamples * sizeof(float));
-	if (Local)
+	FScopeLock Lock(&BufferLock);
+	if (Buffer)
 	{
-		Local->pull(reinterpret_cast<float*>(OutAudio.GetData()), static_cast<size_t>(NumSamples));
+		Buffer->pull(reinterpret_cast<float*>(OutAudio.GetData()), static_cast<size_t>(NumSamples));
 	}
 	// Always a full block: silence keeps the voice playing between segments.
 	return NumSamples;

@@ -3,6 +3,7 @@
 #pragma once
 
 #include "CoreMinimal.h"
+#include "HAL/CriticalSection.h"
 #include "Sound/SoundWaveProcedural.h"
 
 #include <memory>
@@ -28,6 +29,8 @@ public:
 	}
 
 private:
-	// Shared with the component; std::atomic_load/store guard the handoff between threads.
+	// Shared with the component. The lock is only contended when the buffer is set or
+	// cleared (BeginPlay / EndPlay); the samples themselves pass through the lock-free ring.
+	FCriticalSection BufferLock;
 	std::shared_ptr<eb::SpeechBuffer> Buffer;
 };
