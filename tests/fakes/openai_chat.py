@@ -27,6 +27,14 @@ Fault modes (``fault=``):
   does when a stream fails server-side).
 - ``"empty"``: a well-formed stream whose content is empty.
 
+Tool calls (``tool_calls=``): a list of ``(name, arguments_json)`` (or a function of the
+request body returning one) streamed after the content the way the API does: per call, a
+first ``delta.tool_calls`` fragment with ``index``, ``id``, ``type`` and the name (and empty
+arguments), then the JSON arguments cut into small pieces, and a last chunk with
+``finish_reason: "tool_calls"``. A reply of only tool calls has ``content: null``.
+``hold_before_finish`` (a trio.Event) keeps the reply open before its last chunk until set,
+so a test can prove the client acted on something before the reply ended.
+
 When `api_key` is set, a request without ``Authorization: Bearer <api_key>`` gets a 401.
 The server records every request (`requests`) and notices when a client goes away in the
 middle of a reply (`client_gone`, an Event, and `early_closes`); `inflight` counts the
@@ -155,6 +163,9 @@ async def fake_openai_chat(
     first_token_delay: float = 0.0,
     tokens_per_s: float | None = None,
     on_request: Callable[[FakeRequest], None] | None = None,
+    tool_calls: list[tuple[str, str]] | Callable[[dict[str, Any]], list[tuple[str, str]]] | None = None,
+    tool_piece_chars: int = 4,
+    hold_before_finish: trio.Event | None = None,
 ) -> AsyncIterator[FakeOpenAIChat]:
     if fault not in FAULTS:
         raise ValueError(f"unknown fault {fault!r}; one of {FAULTS}")
@@ -205,11 +216,14 @@ async def fake_openai_chat(
         created = int(time.time())
         name = body.get("model", model)
         await res.start(200, {"content-type": "text/event-stream; charset=utf-8"})
-        await watch.write(res, sse(chunk(name, created, {"role": "assistant", "content": ""})))
+        calls = (tool_calls(body) if callable(tool_calls) else tool_calls) or []
+        text = reply(body) if callable(reply) else reply
+        first_content: str | None = "" if text or not calls else None
+        await watch.write(res, sse(chunk(name, created, {"role": "assistant", "content": first_content})))
         if fault == "hang":
             await hang(res)
             return
-        pieces = [] if fault == "empty" else split_tokens(reply(body) if callable(reply) else reply)
+        pieces = [] if fault == "empty" else split_tokens(text)
         if fault == "drop":
             pieces = pieces[: max(1, len(pieces) // 2)]
         elif fault in ("malformed", "stream_error"):
@@ -230,7 +244,16 @@ async def fake_openai_chat(
             await watch.write(res, sse({"error": {"message": "The server had an error while processing your request.", "type": "server_error", "param": None, "code": None}}))
             await res.end()
             return
-        await watch.write(res, sse(chunk(name, created, {}, "stop")))
+        for index, (tool, arguments) in enumerate(calls):
+            head = {"index": index, "id": f"call_fake{index}", "type": "function", "function": {"name": tool, "arguments": ""}}
+            await watch.write(res, sse(chunk(name, created, {"tool_calls": [head]})))
+            for at in range(0, len(arguments), tool_piece_chars):
+                piece = {"index": index, "function": {"arguments": arguments[at : at + tool_piece_chars]}}
+                await pace(1, 0, tokens_per_s)
+                await watch.write(res, sse(chunk(name, created, {"tool_calls": [piece]})))
+        if hold_before_finish is not None:  # the reply stays open until the test says so
+            await hold_before_finish.wait()
+        await watch.write(res, sse(chunk(name, created, {}, "tool_calls" if calls else "stop")))
         if (body.get("stream_options") or {}).get("include_usage"):
             usage = {"prompt_tokens": 10, "completion_tokens": len(pieces), "total_tokens": 10 + len(pieces)}
             await watch.write(res, sse({**chunk(name, created, {}), "choices": [], "usage": usage}))

@@ -17,11 +17,12 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator
 from contextlib import aclosing
+from typing import Any
 
 import httpx
 import trio
 
-from bridge.providers.base import ProviderError
+from bridge.providers.base import ProviderError, ToolCall
 from bridge.providers.http import error_message_from_body, transport_error
 from bridge.providers.llm._common import empty_reply, malformed, redacted
 from bridge.providers.llm._sse import SSEDecoder
@@ -32,8 +33,19 @@ DRAIN_S = 0.5
 
 def read_chat_event(provider: str, data: str) -> tuple[str, str | None, bool]:
     """One SSE payload -> (content, finish_reason, reply is over). Raises ProviderError."""
+    text, _, finish, done = read_chat_chunk(provider, data)
+    return text, finish, done
+
+
+def read_chat_chunk(provider: str, data: str) -> tuple[str, list[dict[str, Any]], str | None, bool]:
+    """One SSE payload -> (content, tool-call fragments, finish_reason, reply is over).
+
+    Tool-call fragments are the chunk's ``delta.tool_calls`` items as sent
+    (``{index, id?, function: {name?, arguments?}}``): a call's name comes in its first
+    fragment and its JSON arguments are cut across the following ones.
+    """
     if data.strip() == "[DONE]":
-        return "", None, True
+        return "", [], None, True
     try:
         obj = json.loads(data)
     except ValueError as exc:
@@ -46,6 +58,7 @@ def read_chat_event(provider: str, data: str) -> tuple[str, str | None, bool]:
     if not isinstance(choices, list):
         raise malformed(provider, "a chunk without `choices`")
     text, finish = "", None
+    tools: list[dict[str, Any]] = []
     for choice in choices:
         if not isinstance(choice, dict) or choice.get("index", 0) not in (0, "0"):
             continue
@@ -53,13 +66,58 @@ def read_chat_event(provider: str, data: str) -> tuple[str, str | None, bool]:
         content = delta.get("content") if isinstance(delta, dict) else None
         if isinstance(content, str):
             text += content
+        calls = delta.get("tool_calls") if isinstance(delta, dict) else None
+        if isinstance(calls, list):
+            tools.extend(c for c in calls if isinstance(c, dict))
         finish = choice.get("finish_reason") or finish
-    return text, finish, finish is not None
+    return text, tools, finish, finish is not None
 
 
-async def chat_deltas(response: httpx.Response, provider: str, secret: str | None) -> AsyncIterator[str]:
-    """The reply's text pieces as they arrive; ProviderError (never naming `secret`) on faults."""
+class ToolCallAssembler:
+    """Joins streamed tool-call fragments into complete `ToolCall`s.
+
+    A call is complete when a fragment of another index starts (models stream calls one
+    after another) or the reply ends; `feed` returns the calls the fragments completed.
+    """
+
+    def __init__(self, provider: str) -> None:
+        self.provider = provider
+        self._index: Any = None
+        self._name = ""
+        self._id: str | None = None
+        self._args: list[str] = []
+
+    def feed(self, fragments: list[dict[str, Any]]) -> list[ToolCall]:
+        done: list[ToolCall] = []
+        for fragment in fragments:
+            index = fragment.get("index", 0)
+            if index != self._index:
+                done.extend(self.finish())
+                self._index = index
+            function = fragment.get("function") or {}
+            if not isinstance(function, dict):
+                raise malformed(self.provider, "a tool call whose `function` is not an object")
+            if isinstance(fragment.get("id"), str):
+                self._id = fragment["id"]
+            if isinstance(function.get("name"), str):
+                self._name += function["name"]
+            if isinstance(function.get("arguments"), str):
+                self._args.append(function["arguments"])
+        return done
+
+    def finish(self) -> list[ToolCall]:
+        if self._index is None:
+            return []
+        call = ToolCall(self._name, "".join(self._args), self._id)
+        self._index, self._name, self._id, self._args = None, "", None, []
+        return [call] if call.name else []
+
+
+async def chat_deltas(response: httpx.Response, provider: str, secret: str | None) -> AsyncIterator[str | ToolCall]:
+    """The reply's text pieces (and complete tool calls) as they arrive; ProviderError (never
+    naming `secret`) on faults."""
     decoder = SSEDecoder()
+    tools = ToolCallAssembler(provider)
     got_text = False
     finish: str | None = None
     done = False
@@ -67,10 +125,13 @@ async def chat_deltas(response: httpx.Response, provider: str, secret: str | Non
         async with aclosing(response.aiter_bytes()) as chunks:
             async for raw in chunks:
                 for event in decoder.feed(raw):
-                    text, finish, done = read_chat_event(provider, event.data)
+                    text, fragments, finish, done = read_chat_chunk(provider, event.data)
                     if text:
                         got_text = True
                         yield text
+                    for call in tools.feed(fragments):
+                        got_text = True
+                        yield call
                     if done:
                         break
                 if done:  # [DONE] or finish_reason: the reply is complete
@@ -83,10 +144,16 @@ async def chat_deltas(response: httpx.Response, provider: str, secret: str | Non
                         pass
         if not done:  # a clean end of body; its last event may lack the blank line
             for event in decoder.close():
-                text, finish, done = read_chat_event(provider, event.data)
+                text, fragments, finish, done = read_chat_chunk(provider, event.data)
                 if text:
                     got_text = True
                     yield text
+                for call in tools.feed(fragments):
+                    got_text = True
+                    yield call
+        for call in tools.finish():
+            got_text = True
+            yield call
     except httpx.HTTPError as exc:
         raise redacted(transport_error(provider, exc), secret) from None
     except ProviderError as exc:

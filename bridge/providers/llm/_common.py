@@ -85,7 +85,7 @@ CLOSE_TIMEOUT_S = 2.0
 
 
 @asynccontextmanager
-async def closing_deltas(deltas: AsyncGenerator[str, None]) -> AsyncIterator[AsyncGenerator[str, None]]:
+async def closing_deltas(deltas: AsyncGenerator[Any, None]) -> AsyncIterator[AsyncGenerator[Any, None]]:
     """Hand out a delta stream and close it on the way out, even when the turn was cancelled.
 
     Shielded and bounded: a cancelled turn must still close the upstream response, or the

@@ -17,7 +17,9 @@ game never waits on a hidden backoff.
 
 Options: `model`, `base_url`, `api_key` / `api_key_env`, `timeout` (s, each wait for bytes),
 `connect_timeout`, `max_retries`, `max_retry_after`, `temperature`, `max_tokens`, `top_p`,
-`stop`, and `extra_body` (a table merged into the request, for a server's own extras).
+`stop`, `extra_body` (a table merged into the request, for a server's own extras), and `tools`
+(default true: a character's registered actions are offered as function tools and the
+streamed tool calls are read; false lists them in the prompt for the inline syntax).
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from typing import Any
 
 import trio
 
-from bridge.providers.base import ConfigError, LLMRequest, ProviderError
+from bridge.providers.base import ConfigError, LLMRequest, ProviderError, ToolCall
 from bridge.providers.http import make_client, open_stream
 from bridge.providers.llm._chat_stream import chat_deltas
 from bridge.providers.llm._common import CLOSE_TIMEOUT_S, closing_deltas, openai_messages, redacted, sampling
@@ -52,6 +54,9 @@ class OpenAIChatLLM:
     ) -> None:
         self.name = "openai"
         self.module = name
+        #: Registered actions go out as `tools` (option `tools = false` for a compatible
+        #: server that refuses them: the actions are then listed in the prompt instead).
+        self.supports_tools = bool(options.get("tools", True))
         self.model = model
         self._api_key = api_key
         self._options = options
@@ -62,16 +67,19 @@ class OpenAIChatLLM:
 
     def _body(self, request: LLMRequest) -> dict[str, Any]:
         extra = self._options.get("extra_body") or {}
-        return {
+        body = {
             **{k: v for k, v in extra.items() if k not in ("messages", "stream")},
             "model": str(request.options.get("model") or self.model),
             "messages": openai_messages(request.messages),
             "stream": True,
             **sampling(self._options, request.options),
         }
+        if request.tools and self.supports_tools:
+            body["tools"] = [dict(tool) for tool in request.tools]
+        return body
 
     @asynccontextmanager
-    async def stream(self, request: LLMRequest) -> AsyncIterator[AsyncIterator[str]]:
+    async def stream(self, request: LLMRequest) -> AsyncIterator[AsyncIterator[str | ToolCall]]:
         async with AsyncExitStack() as stack:
             try:
                 response = await stack.enter_async_context(
