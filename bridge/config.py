@@ -90,6 +90,8 @@ class BridgeConfig:
     modules: dict[str, ModuleSpec] = field(default_factory=lambda: dict(BUILTIN_MODULES))
     characters: dict[str, CharacterConfig] = field(default_factory=lambda: dict(DEFAULT_CHARACTERS))
     source: str = "built-in default"
+    #: The `[world]` table (scenes, hearing, reply policy); checked by `bridge.world.scenes`.
+    world: dict[str, Any] = field(default_factory=dict)
 
     def with_server(self, **changes: Any) -> "BridgeConfig":
         return replace(self, server=replace(self.server, **changes))
@@ -205,7 +207,8 @@ def parse_config(data: dict[str, Any], source: str) -> BridgeConfig:
         if characters_t
         else dict(DEFAULT_CHARACTERS)
     )
-    config = BridgeConfig(server=server, limits=limits, modules=modules, characters=characters, source=source)
+    world = _table(data, "world", where)
+    config = BridgeConfig(server=server, limits=limits, modules=modules, characters=characters, source=source, world=dict(world))
     return config
 
 

@@ -229,6 +229,29 @@ def turn_timing() -> Schema:
     )
 
 
+def scene_result(key: str) -> Schema:
+    """The success payload of scene.utterance (`replies`) and scene.converse (`lines`)."""
+    line = obj(
+        {
+            "entity": name("The entity that spoke."),
+            "speaker": string("Its display name."),
+            "status": enum(["success", "error"], "How its turn ended."),
+            "reply": string("Its full reply."),
+            "spoken": string("What it said (the heard part, if cut short)."),
+            "code": enum(ERROR_CODES, "Why its turn failed."),
+            "message": string("The failure, in words."),
+        },
+        ["entity", "speaker", "status"],
+    )
+    properties: dict[str, Schema] = {
+        key: array(line, "The lines said, in order (answers and reactions)."),
+        "interrupted": boolean("True when a newer player line in the scene cut this short."),
+    }
+    if key == "replies":
+        properties["heard_by"] = array(string(), "The entities that heard the player's line.")
+    return obj(properties, [key, "interrupted"])
+
+
 def vector(description: str) -> Schema:
     return obj(
         {"x": {"type": "number"}, "y": {"type": "number"}, "z": {"type": "number"}},
@@ -598,6 +621,54 @@ def _events() -> list[EventSpec]:
             obj(movement_scene()),
             any_reply,
         ),
+        EventSpec(
+            "scene.join",
+            "client",
+            "Puts the entity into a named scene (shared by the clients of one scope), at a position.",
+            obj({"scene": name("The scene's name, chosen by the game."), "position": vector("Where the entity stands (for hearing range).")}, ["scene"]),
+            obj({"scene": name("The scene."), "members": array(string(), "Entities in the scene now (of every client).")}, ["scene", "members"]),
+        ),
+        EventSpec(
+            "scene.leave",
+            "client",
+            "Takes the entity out of a scene (or of every scene when `scene` is left out).",
+            obj({"scene": name("The scene to leave.")}, nullable=True),
+            obj({"left": array(string(), "The scenes the entity left.")}, ["left"]),
+        ),
+        EventSpec(
+            "scene.utterance",
+            "client",
+            "The player says something in a scene: those in range hear it, the bridge picks who answers.",
+            obj(
+                {
+                    "scene": name("The scene."),
+                    "text": string("What is said.", min_length=1),
+                    "kind": enum(UTTERANCE_KINDS[:3], "As for user.utterance (default verbal)."),
+                    "speaker": name("Who says it, when not the player."),
+                    "to": name("The entity (or display name) the line is addressed to."),
+                    "position": vector("Where the speaker stands (for hearing range)."),
+                },
+                ["scene", "text"],
+            ),
+            scene_result("replies"),
+            entity_scoped=False,
+        ),
+        EventSpec(
+            "scene.converse",
+            "client",
+            "Starts a conversation between characters of a scene, which those in range overhear.",
+            obj(
+                {
+                    "scene": name("The scene."),
+                    "participants": array(name(), "Entities (or display names) who talk, in speaking order.", min_items=2),
+                    "topic": string("What they talk about.", max_length=500),
+                    "turns": integer("Lines in all (default 4, at most the bridge's max_converse_turns).", minimum=1, maximum=100),
+                },
+                ["scene", "participants"],
+            ),
+            scene_result("lines"),
+            entity_scoped=False,
+        ),
         # ------------------------------------------------------------ bridge -> client
         EventSpec(
             "ai.text",
@@ -730,6 +801,21 @@ def _events() -> list[EventSpec]:
                     "final": boolean("True for the segment's last transcript."),
                 },
                 ["text", "final"],
+            ),
+            any_reply,
+        ),
+        EventSpec(
+            "scene.heard",
+            "bridge",
+            "The entity heard a line said in its scene (and remembers it with the speaker's name).",
+            obj(
+                {
+                    "scene": name("The scene."),
+                    "speaker": string("Who said it (a display name, or the player's)."),
+                    "text": string("What was said."),
+                    "kind": enum(UTTERANCE_KINDS[:3], "The utterance kind."),
+                },
+                ["scene", "speaker", "text"],
             ),
             any_reply,
         ),

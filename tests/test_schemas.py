@@ -80,7 +80,13 @@ DRAFT_BRIDGE_TYPES = frozenset(
     }
 )
 DRAFT_TYPES = DRAFT_CLIENT_TYPES | DRAFT_BRIDGE_TYPES
-NOT_ENTITY_SCOPED = frozenset({"session.hello", "scene.loaded", "error"})
+# Types added after the draft (multi-character scenes, issue 14).
+ADDED_CLIENT_TYPES = frozenset({"scene.join", "scene.leave", "scene.utterance", "scene.converse"})
+ADDED_BRIDGE_TYPES = frozenset({"scene.heard"})
+CLIENT_TYPES = DRAFT_CLIENT_TYPES | ADDED_CLIENT_TYPES
+BRIDGE_TYPES = DRAFT_BRIDGE_TYPES | ADDED_BRIDGE_TYPES
+ALL_TYPES = CLIENT_TYPES | BRIDGE_TYPES
+NOT_ENTITY_SCOPED = frozenset({"session.hello", "scene.loaded", "scene.utterance", "scene.converse", "error"})
 BINARY_FIELDS = {"stt.audio": {"audio"}, "stt.transcribe": {"audio"}, "ai.speech.audio": {"audio"}}
 
 
@@ -178,9 +184,9 @@ JSON_TYPES = {"null", "boolean", "object", "array", "number", "string", "integer
 # --------------------------------------------------------------------------- the files
 
 
-def test_every_draft_type_has_a_schema_and_nothing_else_does() -> None:
+def test_every_type_has_a_schema_and_nothing_else_does() -> None:
     files = {p.name[: -len(".json")] for p in EVENTS_DIR.glob("*.json")}
-    assert files == DRAFT_TYPES, f"missing: {sorted(DRAFT_TYPES - files)}; extra: {sorted(files - DRAFT_TYPES)}"
+    assert files == ALL_TYPES, f"missing: {sorted(ALL_TYPES - files)}; extra: {sorted(files - ALL_TYPES)}"
 
 
 def test_type_list_matches_the_draft_when_it_is_available() -> None:
@@ -196,11 +202,11 @@ def test_type_list_matches_the_draft_when_it_is_available() -> None:
 
 def test_directions_agree_with_the_bridge() -> None:
     """`x-direction` must match the bridge's own list of client requests."""
-    client = {t for t in DRAFT_TYPES if load_schema(t)["x-direction"] == "client"}
-    assert client == DRAFT_CLIENT_TYPES == set(CLIENT_REQUESTS)
+    client = {t for t in ALL_TYPES if load_schema(t)["x-direction"] == "client"}
+    assert client == CLIENT_TYPES == set(CLIENT_REQUESTS)
 
 
-@pytest.mark.parametrize("event_type", sorted(DRAFT_TYPES))
+@pytest.mark.parametrize("event_type", sorted(ALL_TYPES))
 def test_file_is_self_contained_and_compiles(event_type: str) -> None:
     raw = (EVENTS_DIR / f"{event_type}.json").read_text()
     schema = json.loads(raw)
@@ -211,7 +217,7 @@ def test_file_is_self_contained_and_compiles(event_type: str) -> None:
     fastjsonschema.compile(schema)  # raises on anything it cannot compile
 
 
-@pytest.mark.parametrize("event_type", sorted(DRAFT_TYPES))
+@pytest.mark.parametrize("event_type", sorted(ALL_TYPES))
 def test_file_uses_only_2020_12_keywords(event_type: str) -> None:
     """A keyword check that runs without `jsonschema`: catches typos and draft-7 forms."""
     for path, node in walk_schemas(load_schema(event_type)):
@@ -232,7 +238,7 @@ def test_file_uses_only_2020_12_keywords(event_type: str) -> None:
             assert node["enum"] and len({json.dumps(v) for v in node["enum"]}) == len(node["enum"]), path
 
 
-@pytest.mark.parametrize("event_type", sorted(DRAFT_TYPES))
+@pytest.mark.parametrize("event_type", sorted(ALL_TYPES))
 def test_file_passes_the_2020_12_metaschema(event_type: str) -> None:
     jsonschema = pytest.importorskip("jsonschema", reason="jsonschema is not installed in .venv")
     jsonschema.Draft202012Validator.check_schema(load_schema(event_type))
@@ -240,14 +246,14 @@ def test_file_passes_the_2020_12_metaschema(event_type: str) -> None:
 
 def test_content_encoding_marks_exactly_the_binary_fields() -> None:
     found: dict[str, set[str]] = {}
-    for event_type in DRAFT_TYPES:
+    for event_type in ALL_TYPES:
         for path, node in walk_schemas(load_schema(event_type)):
             if isinstance(node, dict) and "contentEncoding" in node:
                 assert {k: node[k] for k in ("type", "contentEncoding")} == {"type": "string", "contentEncoding": "base64"}
                 found.setdefault(event_type, set()).add(path.rsplit("/", 1)[1])
     assert found == BINARY_FIELDS
     registry = SchemaRegistry(SCHEMAS)
-    assert {t: set(registry.binary_fields(t)) for t in DRAFT_TYPES if registry.binary_fields(t)} == BINARY_FIELDS
+    assert {t: set(registry.binary_fields(t)) for t in ALL_TYPES if registry.binary_fields(t)} == BINARY_FIELDS
 
 
 def test_committed_files_match_the_generator() -> None:
@@ -271,7 +277,7 @@ def test_asyncapi_document_is_valid_yaml_and_covers_every_event() -> None:
     assert doc["asyncapi"] == "3.0.0"
     (channel_name, channel), = doc["channels"].items()
     messages = channel["messages"]
-    assert set(messages) == DRAFT_TYPES
+    assert set(messages) == ALL_TYPES
     for event_type, message in messages.items():
         target = SCHEMAS / message["payload"]["schema"]["$ref"]
         assert target.resolve() == (EVENTS_DIR / f"{event_type}.json").resolve() and target.is_file()
@@ -293,7 +299,7 @@ def test_asyncapi_document_is_valid_yaml_and_covers_every_event() -> None:
         assert len(types) == 1, name
         (receive if op["action"] == "receive" else send).update(types)
     # From the bridge's point of view: it receives the client requests and sends the rest.
-    assert receive == DRAFT_CLIENT_TYPES and send == DRAFT_BRIDGE_TYPES
+    assert receive == CLIENT_TYPES and send == BRIDGE_TYPES
     assert channel_name == "events" and doc["servers"]["local"]["protocol"] == "ws"
 
 
@@ -303,8 +309,8 @@ def test_asyncapi_document_is_valid_yaml_and_covers_every_event() -> None:
 def test_docs_cover_every_type_and_every_error_code() -> None:
     text = DOCS.read_text()
     seen_new = {event["type"] for _, event in EXAMPLES if status_of(event) == "new"}
-    assert seen_new == DRAFT_TYPES, f"no example for: {sorted(DRAFT_TYPES - seen_new)}"
-    for event_type in DRAFT_TYPES:
+    assert seen_new == ALL_TYPES, f"no example for: {sorted(ALL_TYPES - seen_new)}"
+    for event_type in ALL_TYPES:
         assert f"### `{event_type}`" in text, f"no section for {event_type}"
     for code in ErrorCode:
         assert f"| `{code.value}` |" in text, f"error code {code.value} is not explained"
@@ -411,7 +417,7 @@ def test_envelope_is_checked(where: str, event: dict[str, Any]) -> None:
         assert not is_valid({k: v for k, v in event.items() if k != key}, event["type"])
 
 
-@pytest.mark.parametrize("event_type", sorted(DRAFT_TYPES))
+@pytest.mark.parametrize("event_type", sorted(ALL_TYPES))
 def test_entity_is_required_except_on_error_replies(event_type: str) -> None:
     event = next(e for _, e in EXAMPLES if e["type"] == event_type and status_of(e) == "new")
     bare = {k: v for k, v in event.items() if k != "entity"}
@@ -442,6 +448,11 @@ REQUIRED_NEW: dict[str, set[str] | None] = {
     "stt.transcribe": {"audio", "format"},
     "movement.actions": {"actions"},
     "movement.scene": set(),
+    "scene.join": {"scene"},
+    "scene.leave": None,
+    "scene.utterance": {"scene", "text"},
+    "scene.converse": {"scene", "participants"},
+    "scene.heard": {"scene", "speaker", "text"},
     "ai.text": {"delta"},
     "ai.speech.start": {"speech", "text", "sample_rate", "encoding"},
     "ai.speech.audio": {"speech", "seq", "t", "audio"},
@@ -459,7 +470,7 @@ REQUIRED_NEW: dict[str, set[str] | None] = {
     "error": {"code", "message"},
 }
 REQUIRED_SUCCESS: dict[str, set[str] | None] = {
-    **{t: None for t in DRAFT_TYPES},
+    **{t: None for t in ALL_TYPES},
     "session.hello": {"session", "server", "protocol", "characters", "limits", "audio_out", "audio_in"},
     "entity.init": {"character", "display_name", "modules"},
     "user.utterance": {"reply", "spoken"},
@@ -469,10 +480,14 @@ REQUIRED_SUCCESS: dict[str, set[str] | None] = {
     "chat.clear": {"cleared"},
     "stt.transcribe": {"text"},
     "movement.actions.request": {"actions"},
+    "scene.join": {"scene", "members"},
+    "scene.leave": {"left"},
+    "scene.utterance": {"replies", "interrupted"},
+    "scene.converse": {"lines", "interrupted"},
 }
 
 
-@pytest.mark.parametrize("event_type", sorted(DRAFT_TYPES))
+@pytest.mark.parametrize("event_type", sorted(ALL_TYPES))
 def test_required_payload_fields_are_as_specified(event_type: str) -> None:
     for status, table in (("new", REQUIRED_NEW), ("success", REQUIRED_SUCCESS)):
         schema = payload_schema(event_type, status)
@@ -485,7 +500,7 @@ def test_required_payload_fields_are_as_specified(event_type: str) -> None:
             assert schema["type"] == "object" and set(schema.get("required", [])) == expected, (event_type, status)
 
 
-@pytest.mark.parametrize("event_type", sorted(DRAFT_TYPES))
+@pytest.mark.parametrize("event_type", sorted(ALL_TYPES))
 def test_error_replies_carry_a_listed_code_and_a_message(event_type: str) -> None:
     base = {"type": event_type, "id": "x", "entity": "npc", "status": "error"}
     for code in ErrorCode:

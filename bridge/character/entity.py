@@ -53,6 +53,7 @@ class Turn:
     interrupt_played_ms: int | None = None
     announce: bool = True  # False for turns nobody asked for (speech from the mic): no replies
     timing: TurnTiming = field(default_factory=TurnTiming)
+    final: Event | None = None  # the final reply, sent or not (scenes read it from unannounced turns)
 
     @property
     def id(self) -> str:
@@ -167,6 +168,7 @@ class Entity:
                     )
                 raise
             assert final is not None
+            turn.final = final
             if turn.announce:
                 await self.outbox.put(final)
         except ClientGone:

@@ -25,6 +25,10 @@ CLIENT_REQUESTS = frozenset(
         "stt.transcribe",
         "movement.actions",
         "movement.scene",
+        "scene.join",
+        "scene.leave",
+        "scene.utterance",
+        "scene.converse",
     }
 )
 
@@ -34,7 +38,7 @@ CLIENT_REQUESTS = frozenset(
 BRIDGE_REQUESTS = frozenset({"movement.perform", "movement.scene.request", "movement.actions.request"})
 
 #: Requests that do not name an entity.
-SESSION_SCOPED = frozenset({"session.hello", "scene.loaded"})
+SESSION_SCOPED = frozenset({"session.hello", "scene.loaded", "scene.utterance", "scene.converse"})
 
 #: Requests that carry user text, checked against `max_text_chars`.
 TEXT_FIELDS = ("text",)

@@ -20,6 +20,8 @@ from bridge.protocol.envelope import Event
 from bridge.protocol.schema import SchemaRegistry, registry
 from bridge.providers.base import ConfigError
 from bridge.providers.registry import create_provider
+from bridge.world.hearing import SceneSettings
+from bridge.world.scenes import SceneHub
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +39,8 @@ class BridgeApp:
         self.memory: Any = None  # bridge.memory.HistoryStore once opened
         #: Called with every event any connection sends (the test suite validates them all).
         self.outbound_hook: Callable[[Event], None] | None = None
+        #: Every scene of the process, shared by the connections (multiplayer scenes).
+        self.scenes = SceneHub(SceneSettings.from_mapping(config.world))
 
     def character(self, name: str) -> CharacterConfig | None:
         return self.config.characters.get(name)

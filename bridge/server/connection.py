@@ -29,6 +29,7 @@ from bridge.providers.base import ConfigError
 from bridge.server.app import BridgeApp
 from bridge.server.outbox import Outbox
 from bridge.world.engine import EngineRequests
+from bridge.world import scenes
 from bridge.world.entity_world import EntityWorld
 
 log = logging.getLogger(__name__)
@@ -70,6 +71,7 @@ class Connection:
                     await self._read()
                 finally:
                     for entity in list(self.entities.values()):
+                        self.app.scenes.leave((self.session_id, entity.name))
                         entity.close()
                     self.outbox.close()
                     # The writer drains what is queued (final replies), bounded in time.
@@ -215,7 +217,7 @@ class Connection:
             )
         character = self._character_from(event)
         runtime = CharacterRuntime(self.app, character, self.session.hello or {})
-        runtime.world = EntityWorld(name, self.engine_requests, character.options)
+        runtime.world = EntityWorld(name, self.engine_requests, character.options, character.display_name)
         entity = Entity(name, runtime, self.outbox, turn_policy=character.turn_policy)
         assert self._nursery is not None
         await self._nursery.start(entity.run, name=f"entity:{name}")
@@ -228,6 +230,7 @@ class Connection:
     async def _on_entity_remove(self, event: Event) -> Event:
         entity = self._entity(event)
         del self.entities[entity.name]
+        self.app.scenes.leave((self.session_id, entity.name))
         entity.close()
         return event.reply("success", {})
 
@@ -330,3 +333,66 @@ class Connection:
         self._world(event).update_scene(event.payload or {})
         return event.reply("success", {})
 
+
+    # -------------------------------------------------------------- scenes
+
+    @property
+    def scope(self) -> str:
+        return str((self.session.hello or {}).get("scope") or "default")
+
+    def _bad(self, event: Event, message: str) -> ProtocolError:
+        return ProtocolError(ErrorCode.BAD_EVENT, message, event_type=event.type, event_id=event.id, entity=event.entity)
+
+    async def _on_scene_join(self, event: Event) -> Event:
+        entity = self._entity(event)
+        payload = event.payload or {}
+        member = scenes.SceneMember((self.session_id, entity.name), entity, scenes.position_of(payload.get("position")))
+        scene = self.app.scenes.join(self.scope, str(payload["scene"]), member)
+        return event.reply("success", {"scene": scene.name, "members": [m.entity_name for m in scene.members.values()]})
+
+    async def _on_scene_leave(self, event: Event) -> Event:
+        entity = self._entity(event)
+        name = (event.payload or {}).get("scene")
+        left = self.app.scenes.leave((self.session_id, entity.name), str(name) if name else None)
+        return event.reply("success", {"left": left})
+
+    def _scene(self, event: Event) -> scenes.Scene:
+        name = str((event.payload or {}).get("scene"))
+        scene = self.app.scenes.get(self.scope, name)
+        if scene is None:
+            raise self._bad(event, f"no scene {name!r} in scope {self.scope!r}; entities join one with scene.join first")
+        return scene
+
+    def _run_scene(self, event: Event, work: Any) -> None:
+        """Run a scene request in the connection's nursery; it ends with exactly one reply."""
+
+        async def run() -> None:
+            try:
+                reply = event.reply("success", await work)
+            except ValueError as exc:
+                reply = event.error_reply(ErrorCode.BAD_EVENT, str(exc))
+            except Exception as exc:  # a bug of ours: one request fails, not the session
+                log.exception("%s %s failed", event.type, event.id)
+                reply = event.error_reply(ErrorCode.INTERNAL, f"internal error: {type(exc).__name__}")
+            try:
+                await self.outbox.put(reply)
+            except ClientGone:
+                pass
+
+        assert self._nursery is not None
+        self._nursery.start_soon(run, name=f"{event.type}:{event.id}")
+
+    async def _on_scene_utterance(self, event: Event) -> Event | None:
+        scene = self._scene(event)
+        await self.outbox.put(event.reply("pending"))
+        self._run_scene(event, scenes.say(self.app.scenes, scene, event, self.session_id))
+        return None
+
+    async def _on_scene_converse(self, event: Event) -> Event | None:
+        scene = self._scene(event)
+        participants = (event.payload or {}).get("participants") or []
+        if len(participants) < 2:
+            raise self._bad(event, "scene.converse needs at least two participants")
+        await self.outbox.put(event.reply("pending"))
+        self._run_scene(event, scenes.converse(self.app.scenes, scene, event, self.session_id))
+        return None

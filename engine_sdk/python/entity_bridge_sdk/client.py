@@ -315,6 +315,44 @@ class BridgeClient:
         async for event in self._all_receive:
             yield event
 
+    # ----------------------------------------------------------------- scenes
+
+    async def scene_say(
+        self,
+        scene: str,
+        text: str,
+        *,
+        to: str | None = None,
+        speaker: str | None = None,
+        position: Mapping[str, float] | None = None,
+        kind: str = "verbal",
+        timeout: float | None = 120.0,
+        check: bool = True,
+    ) -> TurnResult:
+        """`scene.utterance`: say something in a scene; returns when the answer (and any
+        reactions) are over. The outputs of every speaker on this connection are collected."""
+        payload: dict[str, Any] = {"scene": scene, "text": text, "kind": kind}
+        if to is not None:
+            payload["to"] = to
+        if speaker is not None:
+            payload["speaker"] = speaker
+        if position is not None:
+            payload["position"] = dict(position)
+        return await self.turn("scene.utterance", payload, timeout=timeout, check=check)
+
+    async def start_scene_say(self, scene: str, text: str, **fields: Any) -> str:
+        """Send a `scene.utterance` without waiting; `wait(id)` collects it."""
+        return await self.send("scene.utterance", {"scene": scene, "text": text, **fields}, collect=True)
+
+    async def converse(self, scene: str, participants: list[str], topic: str | None = None, turns: int | None = None, *, timeout: float | None = 300.0, check: bool = True) -> TurnResult:
+        """`scene.converse`: characters of a scene talk with each other (the player overhears)."""
+        payload: dict[str, Any] = {"scene": scene, "participants": list(participants)}
+        if topic is not None:
+            payload["topic"] = topic
+        if turns is not None:
+            payload["turns"] = turns
+        return await self.turn("scene.converse", payload, timeout=timeout, check=check)
+
     # ----------------------------------------------------------------- bridge requests
 
     def handle(self, type_: str, handler: RequestHandler | None) -> None:
@@ -441,6 +479,17 @@ class EntityHandle:
 
     async def remove(self) -> Event:
         return await self.client.request("entity.remove", {}, entity=self.name)
+
+    async def join_scene(self, scene: str, position: Mapping[str, float] | None = None) -> Event:
+        """`scene.join`: enter a named scene (again, to move to a new position)."""
+        payload: dict[str, Any] = {"scene": scene}
+        if position is not None:
+            payload["position"] = dict(position)
+        return await self.client.request("scene.join", payload, entity=self.name)
+
+    async def leave_scene(self, scene: str | None = None) -> Event:
+        """`scene.leave`: leave one scene, or every scene."""
+        return await self.client.request("scene.leave", {"scene": scene} if scene else {}, entity=self.name)
 
     async def register_actions(self, actions: list[Mapping[str, Any]]) -> Event:
         """`movement.actions`: what the character may do; the bridge may then send `movement.perform`."""
