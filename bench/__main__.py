@@ -9,6 +9,7 @@ from bench import (
     countenance_accuracy,
     embedded_stack,
     roundtrip,
+    scene,
     speech_capacity,
     speech_latency,
     stt_wer,
@@ -19,7 +20,7 @@ from bench.common import machine, table
 
 def main() -> None:
     rows: list[tuple[str, str]] = []
-    for module in (codec, roundtrip, speech_latency, speech_capacity, viseme_accuracy, countenance_accuracy, stt_wer, embedded_stack):
+    for module in (codec, roundtrip, scene, speech_latency, speech_capacity, viseme_accuracy, countenance_accuracy, stt_wer, embedded_stack):
         rows += module.main([])
         print()
     print(table(rows, f"Entity Bridge benchmarks, {datetime.date.today()} ({machine()})"))

@@ -199,6 +199,28 @@ class HistoryStore:
         await self._run(insert)
         return message
 
+    async def add_many(self, lines: list[tuple[str, str, str, str, str, HistoryRole]]) -> int:
+        """Append several lines, each ``(character, scope, speaker, text, kind, role)``, in one
+        transaction and one worker-thread hop: a line heard by a crowd is one commit, not one
+        per listener. Returns how many were written."""
+        if not lines:
+            return 0
+        at = int(time.time() * 1000)
+        for line in lines:
+            if line[5] not in ("user", "assistant"):
+                raise ValueError(f"role must be 'user' or 'assistant', not {line[5]!r}")
+
+        def insert(conn: sqlite3.Connection) -> int:
+            with _transaction(conn):
+                conn.executemany(
+                    "INSERT INTO messages (character, scope, speaker, role, text, kind, at, interrupted)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, 0)",
+                    [(c, sc, sp, role, text, kind, at) for c, sc, sp, text, kind, role in lines],
+                )
+            return len(lines)
+
+        return await self._run(insert)
+
     async def recent(self, character: str, scope: str, limit: int) -> list[HistoryMessage]:
         """The newest ``limit`` lines of this conversation, oldest first."""
         if limit <= 0:

@@ -42,6 +42,8 @@ class SceneSettings:
     max_chain: int = 2
     chain_cooldown_s: float = 1.0
     max_converse_turns: int = 20
+    #: Send `scene.heard` to members who hear a line (their memory gets it either way).
+    heard_events: bool = True
 
     @classmethod
     def from_mapping(cls, table: Mapping[str, Any], where: str = "[world]") -> "SceneSettings":
@@ -58,6 +60,8 @@ class SceneSettings:
             value = getattr(settings, name)
             if not isinstance(value, (int, float)) or isinstance(value, bool) or value < 0:
                 raise ConfigError(f"{where}: {name} must be a number >= 0")
+        if not isinstance(settings.heard_events, bool):
+            raise ConfigError(f"{where}: heard_events must be true or false")
         for name in ("max_replies_per_utterance", "max_chain", "max_converse_turns"):
             value = getattr(settings, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 0:

@@ -133,12 +133,20 @@ class _Run:
     exchange: _Exchange | None = None
 
     async def remember(self, listeners: list[SceneMember], speaker: str, text: str, kind: str) -> None:
-        """Listeners who do not answer still hear: memory with the speaker's name, and an event."""
+        """Listeners who do not answer still hear: memory with the speaker's name, and an event.
+
+        Memory is kept per character and scope, so entities playing the same character share
+        one history: the line is written once for them.
+        """
+        if not listeners:
+            return
+        conversations = {(m.entity.runtime.name, m.entity.runtime.scope): None for m in listeners}
+        memory = await listeners[0].entity.runtime.memory()
+        await memory.add_many([(name, scope, speaker, text, kind, "user") for name, scope in conversations])
+        if not self.settings.heard_events:
+            return
+        heard = {"scene": self.scene.name, "speaker": speaker, "text": text, "kind": kind}
         for member in listeners:
-            runtime = member.entity.runtime
-            memory = await runtime.memory()
-            await memory.add(runtime.name, runtime.scope, speaker, text, kind, role="user")
-            heard = {"scene": self.scene.name, "speaker": speaker, "text": text, "kind": kind}
             try:
                 await member.entity.outbox.put(Event("scene.heard", member.entity.outbox.next_id(), heard, entity=member.entity_name, ref=self.request.id))
             except ClientGone:
@@ -156,9 +164,19 @@ class _Run:
             return ""
         self.exchange.speaking = (member, turn)
         try:
-            await turn.done.wait()
+            await _finished(member.entity, turn)
+        except trio.Cancelled:
+            # A newer line took the floor and interrupted this speaker: record what it said.
+            with trio.move_on_after(TAKE_FLOOR_TIMEOUT_S) as wait:
+                wait.shield = True
+                await _finished(member.entity, turn)
+            self._record(entry, turn)
+            raise
         finally:
             self.exchange.speaking = None
+        return self._record(entry, turn)
+
+    def _record(self, entry: dict[str, Any], turn: Turn) -> str:
         final = turn.final
         payload = (final.payload if final is not None else None) or {}
         if final is not None and final.status == "success":
@@ -193,9 +211,21 @@ class _Run:
             speaker = nxt
 
 
+async def _finished(entity: Entity, turn: Turn) -> None:
+    """Wait for a turn to end; also returns when its entity was removed before it started."""
+    while not turn.done.is_set():
+        with trio.move_on_after(1.0):
+            await turn.done.wait()
+        if entity.closed and entity.current is not turn:
+            return
+
+
 async def _exclusive(run: _Run, body: Any) -> bool:
     """Run `body` as the scene's one exchange; True if a newer line interrupted it."""
-    await run.scene.take_floor()
+    for _ in range(3):  # two lines at once: each stops whatever runs, the last one wins
+        if run.scene.exchange is None:
+            break
+        await run.scene.take_floor()
     exchange = _Exchange(trio.CancelScope())
     run.exchange = exchange
     run.scene.exchange = exchange

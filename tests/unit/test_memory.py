@@ -170,3 +170,14 @@ async def test_cancelled_write_finishes_before_the_cancel_returns(
             await store.add("c", "s", "Player", "never", "verbal")
         await store.add("c", "s", "Player", "after", "verbal")
         assert [m.text for m in await store.recent("c", "s", 10)] == ["cut off", "after"]
+
+
+async def test_add_many_writes_every_line_in_one_call() -> None:
+    async with await HistoryStore.open(":memory:") as store:
+        written = await store.add_many([("rhys", "s", "Player", "Hello all", "verbal", "user"), ("mira", "s", "Player", "Hello all", "verbal", "user")])
+        assert written == 2
+        assert [(m.speaker, m.text, m.role) for m in await store.recent("rhys", "s", 10)] == [("Player", "Hello all", "user")]
+        assert [(m.speaker, m.text) for m in await store.recent("mira", "s", 10)] == [("Player", "Hello all")]
+        assert await store.add_many([]) == 0
+        with pytest.raises(ValueError):
+            await store.add_many([("rhys", "s", "x", "y", "verbal", "narrator")])  # type: ignore[list-item]
