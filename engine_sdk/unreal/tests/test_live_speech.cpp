@@ -296,3 +296,32 @@ TEST_CASE("live: the bridge's movement.perform is answered by the game's handler
     CHECK(turn.event.payload.get("performed").at(0).str_or("message").find("no handler") != std::string::npos);
     CHECK(s.errors.empty());
 }
+
+TEST_CASE("live: a refused hello (wrong token) is final: no reconnect loop; the right token works") {
+    BridgeProcess bridge(std::string(EB_SDK_DIR) + "/tests/bridge-token.toml");
+    REQUIRE(bridge.start());
+    eb::ClientOptions wrong = LiveSession::options(bridge.url(), Value(), 100);
+    wrong.token = "not-the-token";
+    Live s(wrong);
+    Reply queued;
+    bool queued_done = false;
+    s.client->connect();
+    s.client->say("npc", "hello?", [&](const Reply& r) {  // queued until the hello succeeds
+        queued = r;
+        queued_done = true;
+    });
+    REQUIRE(s.run([&] { return queued_done; }, 10000));
+    CHECK(queued.code == "unauthorized");
+    REQUIRE(!s.errors.empty());
+    CHECK(s.errors.front().rfind("unauthorized", 0) == 0);
+    s.run([] { return false; }, 1000);  // backoff is 100 ms: a retry loop would show here
+    CHECK(s.client->state() == Client::State::Closed);
+    CHECK(s.client->connection_count() == 1);
+
+    eb::ClientOptions right = LiveSession::options(bridge.url());
+    right.token = "sdk-test-token";
+    Live ok(right);
+    REQUIRE(ok.connect());
+    CHECK(ok.init("npc", "parrot").ok);
+    bridge.stop();
+}
