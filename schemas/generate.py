@@ -279,6 +279,7 @@ def movement_actions() -> Schema:
 
 def movement_scene() -> dict[str, Schema]:
     return {
+        "scene": name("Optional: the scene the entity is in; it joins it (as with scene.join) at its own position in `characters`."),
         "characters": array(
             obj(
                 {

@@ -196,3 +196,18 @@ async def test_scene_errors_get_one_clear_reply() -> None:
             assert left.payload["left"] == ["road"]
             gone = await client.request("scene.utterance", {"scene": "road", "text": "hi"}, check=False)
             assert gone.payload["code"] == "bad_event"
+
+
+async def test_movement_scene_with_a_scene_name_joins_it_at_the_entitys_own_position() -> None:
+    lines = {"rhys": ["Rhys here."], "mira": ["Mira here."]}
+    async with start_bridge(config(lines)) as running:
+        async with BridgeClient.connect(running.url) as client:
+            rhys = await client.init_entity("r", "rhys")
+            mira = await client.init_entity("m", "mira")
+            characters = [{"name": "r", "position": {"x": 0.0, "y": 0.0}}, {"name": "Mira", "position": {"x": 40.0, "y": 0.0}}]
+            await rhys.update_scene(characters, scene="square")
+            joined = await mira.update_scene(characters, scene="square")
+            assert joined.payload == {"scene": "square", "members": ["r", "m"]}
+            result = await client.scene_say("square", "Anyone?", position={"x": 39.0, "y": 0.0})
+    assert result.payload["heard_by"] == ["m"], "Rhys, 39 m away, is out of range"
+    assert [r["entity"] for r in result.payload["replies"]] == ["m"]

@@ -330,7 +330,14 @@ class Connection:
         return event.reply("success", {"actions": sorted(world.catalog.actions)})
 
     async def _on_movement_scene(self, event: Event) -> Event:
-        self._world(event).update_scene(event.payload or {})
+        world = self._world(event)
+        payload = event.payload or {}
+        world.update_scene(payload)
+        if payload.get("scene"):
+            entity = self._entity(event)
+            member = scenes.SceneMember((self.session_id, entity.name), entity, scenes.position_of(world.own_position()))
+            scene = self.app.scenes.join(self.scope, str(payload["scene"]), member)
+            return event.reply("success", {"scene": scene.name, "members": [m.entity_name for m in scene.members.values()]})
         return event.reply("success", {})
 
 

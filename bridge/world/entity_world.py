@@ -50,6 +50,14 @@ class EntityWorld:
         self.scene = scene
         self.scene_at = trio.current_time()
 
+    def own_position(self) -> Any:
+        """The entity's own position in the scene it was given, if it is listed there."""
+        names = {self.entity.casefold(), self.display_name.casefold()}
+        for item in self.scene.get("characters") or ():
+            if isinstance(item, Mapping) and str(item.get("name", "")).casefold() in names:
+                return item.get("position")
+        return None
+
     def perception(self) -> str | None:
         return describe(self.scene, [self.entity, self.display_name], max_items=self.perception_max_items)
 
