@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 MAX_QUEUED_TURNS = 8
 #: Bound on the clean-up a cancelled turn may do (interrupted events, memory write).
 CLEANUP_TIMEOUT_S = 2.0
+REMOVED_MESSAGE = "the entity was removed or the connection closed"
 
 
 class TurnFailed(Exception):
@@ -102,10 +103,24 @@ class Entity:
             async with trio.open_nursery() as nursery:
                 self.nursery = nursery  # background work of the entity (transcriptions)
                 task_status.started()
-                async with self._queue_receive:
+                try:
                     async for turn, handler in self._queue_receive:
                         await self._run_turn(turn, handler)
+                finally:
+                    self._refuse_queued()
+                    self._queue_receive.close()
                 nursery.cancel_scope.cancel()
+
+    def _refuse_queued(self) -> None:
+        """Turns still waiting when the entity goes get their one final reply too."""
+        while True:
+            try:
+                turn, _ = self._queue_receive.receive_nowait()
+            except (trio.WouldBlock, trio.EndOfChannel, trio.ClosedResourceError):
+                return
+            if turn.announce:
+                self.outbox.put_nowait(turn.request.error_reply(ErrorCode.CANCELLED, REMOVED_MESSAGE))
+            turn.done.set()
 
     def close(self) -> None:
         """Cancel everything the entity is doing (entity.remove, disconnect)."""
@@ -160,12 +175,11 @@ class Entity:
             try:
                 async with trio.open_nursery() as nursery:
                     nursery.start_soon(body, name=f"turn:{self.name}:{request.id}")
-            except trio.Cancelled:
+            except BaseException as exc:
                 # Cancelled from outside (entity.remove, disconnect): still one final reply.
-                if turn.announce:
-                    self.outbox.put_nowait(
-                        request.error_reply(ErrorCode.CANCELLED, "the entity was removed or the connection closed")
-                    )
+                # The nursery hands the Cancelled on wrapped in an exception group.
+                if turn.announce and final is None and only_cancelled(exc):
+                    self.outbox.put_nowait(request.error_reply(ErrorCode.CANCELLED, REMOVED_MESSAGE))
                 raise
             assert final is not None
             turn.final = final
@@ -201,6 +215,16 @@ class Entity:
                 if extra:
                     error.update(extra)
         return request.reply("error", error)
+
+
+def only_cancelled(exc: BaseException) -> bool:
+    """Is `exc` a trio.Cancelled, or a group (of groups) holding nothing else?"""
+    if isinstance(exc, trio.Cancelled):
+        return True
+    if isinstance(exc, BaseExceptionGroup):
+        _, rest = exc.split(trio.Cancelled)
+        return rest is None
+    return False
 
 
 def _meaningful(exc: BaseException) -> BaseException:

@@ -8,6 +8,13 @@ and stops; in `push_to_talk` mode the utterance is what lies between `stt.listen
 the character turns it off, answered as a verbal `user.utterance` whose outputs carry the
 transcript's id as `ref`.
 
+Bounds (issue 11): an entity has at most `MAX_PENDING_TRANSCRIPTIONS` transcriptions
+running or queued, one-shot and microphone together; more are refused with `busy` (an
+utterance from the microphone is then dropped, and said so). Microphone audio may run at
+most `MIC_MAX_AHEAD_S` ahead of real time (counted from the first chunk of a listen
+session); chunks beyond that are refused with `rate_limited`: a stream pushed far faster
+than it can be recorded is a recording, and belongs in `stt.transcribe`.
+
 Barge-in: speech that starts while the character is talking interrupts it (policy
 `barge_in = "interrupt"`, the default) once it has lasted `barge_in_min_ms`, so a cough
 does not cut the character off; `barge_in = "ignore"` lets the character finish.
@@ -18,6 +25,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import trio
 
 from bridge.character.ports import ClientGone
 from bridge.character.turns import handler_for
@@ -31,6 +39,8 @@ if TYPE_CHECKING:
     from bridge.character.entity import Entity
 
 STT_RATE = 16000
+MAX_PENDING_TRANSCRIPTIONS = 2
+MIC_MAX_AHEAD_S = 5.0
 VAD_OPTION_KEYS = ("threshold", "min_speech_ms", "min_silence_ms", "pad_ms")
 
 
@@ -47,6 +57,9 @@ class Listener:
         self._ptt: PushToTalkBuffer | None = None
         self._speech_started_at: int | None = None
         self._barged = False
+        self.pending = 0  # transcriptions running or waiting for the inference limiter
+        self._mic_started_at: float | None = None  # trio time of the session's first chunk
+        self._mic_samples = 0  # input-rate samples received since then
         options = self.runtime.config.options
         self.barge_in = str(options.get("barge_in", "interrupt"))
         self.barge_in_min_ms = int(options.get("barge_in_min_ms", 300))
@@ -62,6 +75,8 @@ class Listener:
         self.expected_seq = None
         self._resampler = MicResampler(self.audio_in_rate)
         self._speech_started_at = None
+        self._mic_started_at = None
+        self._mic_samples = 0
         if mode == "vad":
             vad_module = self.runtime.config.modules.get("vad")
             if not vad_module:
@@ -109,7 +124,22 @@ class Listener:
             raise self._error(event, ErrorCode.BAD_EVENT, f"stt.audio chunks {expected}..{seq - 1} are missing; carrying on from {seq}")
         if seq is not None:
             self.expected_seq = seq + 1
+        self._check_real_time(event, len(data) // 2)
         await self._handle(self._feed(data))
+
+    def _check_real_time(self, event: Event, samples: int) -> None:
+        """Refuse a chunk that would put the stream over MIC_MAX_AHEAD_S ahead of real time."""
+        now = trio.current_time()
+        if self._mic_started_at is None:
+            self._mic_started_at = now
+        ahead = (self._mic_samples + samples) / self.audio_in_rate - (now - self._mic_started_at)
+        if ahead > MIC_MAX_AHEAD_S:
+            raise self._error(
+                event, ErrorCode.RATE_LIMITED,
+                f"microphone audio is arriving {ahead:.1f} s ahead of real time (at most {MIC_MAX_AHEAD_S:g}); "
+                "chunk dropped. Send it as it is recorded, or send a recording with stt.transcribe",
+            )
+        self._mic_samples += samples
 
     def _feed(self, data: bytes) -> list[Any]:
         assert self._resampler is not None
@@ -136,11 +166,16 @@ class Listener:
         if samples.size > self.max_audio_s * rate:
             raise self._error(event, ErrorCode.TOO_LARGE, f"audio is longer than {self.max_audio_s} s")
         stt = await self._stt(event)
-        audio16 = resample(samples, rate, STT_RATE) if rate != STT_RATE else samples
+        if self.pending >= MAX_PENDING_TRANSCRIPTIONS:
+            raise self._error(event, ErrorCode.BUSY, self._busy_message())
+        self.pending += 1
         try:
+            audio16 = resample(samples, rate, STT_RATE) if rate != STT_RATE else samples
             transcript = await stt.transcribe(audio16, STT_RATE)
         except ProviderError as exc:
             return event.error_reply(exc.code, exc.message)
+        finally:
+            self.pending -= 1
         result: dict[str, Any] = {"text": transcript.text}
         if transcript.words:
             result["words"] = [{"word": w.text, "start_ms": int(w.start_ms), "end_ms": int(w.end_ms)} for w in transcript.words]
@@ -197,16 +232,35 @@ class Listener:
         self._barged = True
         self.entity.interrupt()
 
+    def _busy_message(self) -> str:
+        return (
+            f"{self.pending} transcriptions of entity {self.entity.name!r} are still running "
+            f"(at most {MAX_PENDING_TRANSCRIPTIONS}); wait for one to finish"
+        )
+
     def _transcribe_soon(self, audio: np.ndarray) -> None:
         nursery = self.entity.nursery
-        if nursery is not None:
-            nursery.start_soon(self._transcribe_and_answer, audio, name=f"stt:{self.entity.name}")
+        if nursery is None:
+            return
+        if self.pending >= MAX_PENDING_TRANSCRIPTIONS:
+            nursery.start_soon(self._refuse_utterance, name=f"stt:{self.entity.name}")
+            return
+        self.pending += 1
+        nursery.start_soon(self._transcribe_and_answer, audio, name=f"stt:{self.entity.name}")
+
+    async def _refuse_utterance(self) -> None:
+        try:
+            await self._emit("error", {"code": str(ErrorCode.BUSY), "message": "utterance dropped: " + self._busy_message()})
+        except ClientGone:
+            pass
 
     async def _transcribe_and_answer(self, audio: np.ndarray) -> None:
         try:
             await self._transcribe_and_answer_inner(audio)
         except ClientGone:
             pass  # the client left while we listened: nothing to tell anyone
+        finally:
+            self.pending -= 1
 
     async def _transcribe_and_answer_inner(self, audio: np.ndarray) -> None:
         module = self.runtime.config.modules.get("stt")

@@ -21,7 +21,7 @@ from bridge.config import CharacterConfig
 from bridge.providers.base import ProviderError
 from bridge.speech.countenance import MoodSmoother, expression_for
 from bridge.speech.segmenter import Segmenter
-from bridge.speech.speaker import AudioOut, Speaker
+from bridge.speech.speaker import AudioOut, Speaker, client_ms
 
 log = logging.getLogger(__name__)
 
@@ -122,7 +122,7 @@ class CharacterRuntime:
         for segment in speaker.segments:
             if segment.speech == speech:
                 if played_ms is not None:
-                    segment.played_ms = float(played_ms)
+                    segment.played_ms = client_ms(played_ms)
                 if done:
                     segment.done = True
                     segment.played_ms = segment.sent_ms

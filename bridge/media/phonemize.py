@@ -1,9 +1,13 @@
 """Text to IPA phonemes, per word and with espeak-ng's own durations, via libespeak-ng.
 
 The library comes from the `espeakng_loader` wheel (it ships the .so and its data), bound
-here with ctypes. espeak-ng keeps all its state in globals and is not reentrant, so every
-call goes through one process-wide lock; callers on trio should run these functions in a
-worker thread (`trio.to_thread.run_sync`).
+here with ctypes. libespeak-ng corrupts memory on some inputs (a long voice variant, long
+runs without spaces), so it never runs in the bridge process: the public functions here
+send each call to a worker process (`native_pool`, `native_worker`), which loads the
+library once and runs `_Engine`. A crash there is an `EspeakError` for that call only.
+Before a call leaves, the voice is checked against the engine's own voice list and the
+text is normalised (`normalise_text`): defence in depth, so the known crashers never reach
+the library at all. The functions block; callers on trio run them in a worker thread.
 
 Durations come from actually synthesizing the text with phoneme events turned on: espeak
 reports each phoneme's sample position as it renders it, which is the only place its
@@ -11,20 +15,23 @@ timing model is exposed. Rendering is fast (about 1 ms per second of speech here
 audio is simply thrown away when only the timing is wanted. The espeak TTS module reuses
 `synthesize()` for its audio.
 
-Piper bundles its own, statically linked espeak-ng; that copy has separate globals and its
-own lock, so the two never interfere.
+Piper bundles its own, statically linked espeak-ng; that copy has separate globals and runs
+in the same workers (`piper_phonemes`), so the two never interfere.
 """
 
 from __future__ import annotations
 
 import bisect
 import ctypes
+import os
 import threading
-from collections.abc import Callable
+import unicodedata
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from bridge.media import native_pool
 from bridge.providers.base import TimedUnit
 
 DEFAULT_VOICE = "en-us"
@@ -101,6 +108,20 @@ class EspeakSynthesis:
         return 1000.0 * self.samples.size / self.sample_rate
 
 
+class _Voice(ctypes.Structure):
+    _fields_ = [
+        ("name", ctypes.c_char_p),
+        ("languages", ctypes.c_void_p),
+        ("identifier", ctypes.c_char_p),
+        ("gender", ctypes.c_ubyte),
+        ("age", ctypes.c_ubyte),
+        ("variant", ctypes.c_ubyte),
+        ("xx1", ctypes.c_ubyte),
+        ("score", ctypes.c_int),
+        ("spare", ctypes.c_void_p),
+    ]
+
+
 class _EventId(ctypes.Union):
     _fields_ = [("number", ctypes.c_int), ("name", ctypes.c_char_p), ("string", ctypes.c_char * 8)]
 
@@ -141,7 +162,7 @@ class _Job:
 
 
 class _Engine:
-    """The loaded library. Only ever used with `_LOCK` held."""
+    """The loaded library. Only ever created inside a worker process, used one call at a time."""
 
     def __init__(self) -> None:
         try:
@@ -168,6 +189,9 @@ class _Engine:
         lib.espeak_Synth.restype = ctypes.c_int
         lib.espeak_TextToPhonemes.argtypes = [ctypes.POINTER(ctypes.c_void_p), ctypes.c_int, ctypes.c_int]
         lib.espeak_TextToPhonemes.restype = ctypes.c_char_p
+        lib.espeak_ListVoices.argtypes = [ctypes.c_void_p]
+        lib.espeak_ListVoices.restype = ctypes.POINTER(ctypes.POINTER(_Voice))
+        self.data_path = data_path
         options = _INIT_PHONEME_EVENTS | _INIT_PHONEME_IPA | _INIT_DONT_EXIT
         rate = lib.espeak_Initialize(_AUDIO_OUTPUT_SYNCHRONOUS, 100, data_path.encode(), options)
         if rate <= 0:
@@ -232,6 +256,27 @@ class _Engine:
             raise EspeakError(f"espeak_Synth failed (status {status})")
         return job
 
+    def voices(self) -> tuple[list[str], list[str]]:
+        """Every name espeak answers to (voice names, identifiers, language codes) and the
+        variant names (`en-us+f3`), all lower case."""
+        names: set[str] = set()
+        table = self.lib.espeak_ListVoices(None)
+        i = 0
+        while table[i]:
+            voice = table[i].contents
+            for value in (voice.name, voice.identifier):
+                if value:
+                    names.add(value.decode("utf-8", "replace").lower())
+            pointer = voice.languages
+            while pointer and ctypes.c_ubyte.from_address(pointer).value:  # priority byte, name, NUL
+                language = ctypes.string_at(pointer + 1)
+                names.add(language.decode("utf-8", "replace").lower())
+                pointer += 2 + len(language)
+            i += 1
+        variants_dir = os.path.join(self.data_path, "voices", "!v")
+        variants = sorted(f.lower() for f in os.listdir(variants_dir)) if os.path.isdir(variants_dir) else []
+        return sorted(names), variants
+
     def text_to_phonemes(self, text: str) -> list[str]:
         buffer = ctypes.create_string_buffer(text.encode("utf-8") + b"\0")
         pointer = ctypes.c_void_p(ctypes.addressof(buffer))
@@ -243,7 +288,9 @@ class _Engine:
         return clauses
 
 
-_LOCK = threading.Lock()
+# --------------------------------------------------------------------------- in the worker
+# `_Engine` is only ever created inside a worker process (`native_worker` calls these).
+
 _ENGINE: _Engine | None = None
 
 
@@ -254,10 +301,145 @@ def _engine() -> _Engine:
     return _ENGINE
 
 
+def native_info() -> tuple[int, list[str], list[str]]:
+    """(sample rate, voice names, variant names) of the loaded library."""
+    engine = _engine()
+    names, variants = engine.voices()
+    return engine.sample_rate, names, variants
+
+
+def native_phonemes(text: str, voice: str) -> list[str]:
+    engine = _engine()
+    engine.set_voice(voice)
+    return engine.text_to_phonemes(text)
+
+
+def native_synth(
+    text: str, voice: str, params: tuple[int, int, int, int, int], keep_audio: bool,
+    should_stop: Callable[[], bool] | None,
+) -> tuple[bytes, int, list[tuple[int, int, int, int, str]], bool]:
+    """(audio, sample count, events, aborted); the audio is empty unless `keep_audio`."""
+    engine = _engine()
+    engine.set_voice(voice)
+    engine.set_params(*params)
+    job = engine.synth(text, should_stop)
+    audio = b"".join(job.audio)
+    events = [(e.kind, e.text_position, e.length, e.sample, e.phoneme) for e in job.events]
+    return (audio if keep_audio else b""), len(audio) // 2, events, job.aborted
+
+
+# --------------------------------------------------------------------------- in the bridge
+
+MAX_VOICE_NAME = 64
+MAX_RUN = 48  # longest stretch without a space that reaches the library (see normalise_text)
+MAX_SPELLED = 8  # longest chain of spelled letters ("u.s.a.") that reaches it
+# espeak renders ~1000x faster than real time (4000 characters in ~0.3 s): a call that
+# takes longer than this, even on a loaded machine, is hung and its worker is replaced.
+_TIMEOUT_BASE_S = 5.0
+_TIMEOUT_PER_CHAR_S = 0.001
+_INFO: tuple[int, frozenset[str], frozenset[str]] | None = None
+_INFO_LOCK = threading.Lock()
+
+
+def _call(op: str, *args: object, should_stop: Callable[[], bool] | None = None) -> object:
+    size = sum(len(a) for a in args if isinstance(a, str))
+    timeout = _TIMEOUT_BASE_S + _TIMEOUT_PER_CHAR_S * size
+    try:
+        return native_pool.pool().call(op, *args, timeout=timeout, should_stop=should_stop)
+    except native_pool.WorkerCrashed as exc:
+        raise EspeakError(f"failed on this input ({exc})") from None
+    except native_pool.WorkerError as exc:
+        raise EspeakError(str(exc)) from None
+
+
+def warm_up(piper_config: str | None = None) -> None:
+    """Start every worker and load the library (or piper's phonemizer for that voice) in
+    each, so the first requests do not wait for it. Raises EspeakError."""
+    try:
+        if piper_config is None:
+            native_pool.pool().warm("espeak_info")
+        else:
+            native_pool.pool().warm("piper_phonemes", piper_config, "a")
+    except native_pool.WorkerCrashed as exc:
+        raise EspeakError(str(exc)) from None
+
+
+def _info() -> tuple[int, frozenset[str], frozenset[str]]:
+    global _INFO
+    with _INFO_LOCK:
+        if _INFO is None:
+            rate, names, variants = _call("espeak_info")  # type: ignore[misc]
+            _INFO = (int(rate), frozenset(names), frozenset(variants))
+        return _INFO
+
+
 def sample_rate() -> int:
     """espeak-ng's output rate (22050 Hz for its voices)."""
-    with _LOCK:
-        return _engine().sample_rate
+    return _info()[0]
+
+
+def check_voice(voice: str) -> str:
+    """`voice` if espeak-ng has it ("en-us", "English (America)", "gmw/en-US", each with an
+    optional "+variant" such as "en-us+f3"); raises EspeakError otherwise.
+
+    Checked here, never by trying: an unknown or overlong variant is one of the inputs
+    that corrupt the library's memory.
+    """
+    if not isinstance(voice, str) or not voice or len(voice) > MAX_VOICE_NAME:
+        raise EspeakError(f"espeak-ng voice names are 1..{MAX_VOICE_NAME} characters, got {str(voice)[:80]!r}")
+    _, names, variants = _info()
+    base, plus, variant = voice.partition("+")
+    if base.lower() not in names:
+        raise EspeakError(f"espeak-ng has no voice {base!r} (try 'en-us' or 'en-gb')")
+    if plus and variant.lower() not in variants:
+        raise EspeakError(f"espeak-ng has no voice variant {variant!r} (e.g. 'f3', 'm2', 'klatt')")
+    return voice
+
+
+def normalise_text(text: str, max_run: int = MAX_RUN, max_letters: int = MAX_SPELLED) -> tuple[str, list[int]]:
+    """Text safe for a phonemizer, and for each of its characters the index in `text`.
+
+    - Control, format, surrogate and unassigned characters become spaces (one for one).
+    - A chain of more than `max_letters` spelled letters (a letter followed by a dot, as in
+      "u.s.a.", spaces allowed between) gets " - " after every `max_letters`: espeak reads
+      such a chain as one word, and piper's copy overflows a buffer at about 97 letters
+      ("a." * 100, or "u.s. " * 49, kills it; see tests/data/phonemizer_crashers.txt).
+    - A run of more than `max_run` characters without whitespace is broken with a space.
+
+    Inserted characters map to the character after them, so word spans can be traced back
+    to the caller's text.
+    """
+    out: list[str] = []
+    origin: list[int] = []
+    run = 0
+    letters = 0
+    length = len(text)
+    for index, char in enumerate(text):
+        if unicodedata.category(char) in ("Cc", "Cf", "Cs", "Co", "Cn") and char not in "\n\t":
+            char = " "
+        spelled = (
+            char.isalpha() and index + 1 < length and text[index + 1] == "."
+            and (index == 0 or not text[index - 1].isalpha())
+        )
+        if spelled:
+            letters += 1
+            if letters > max_letters:
+                out.extend(" - ")
+                origin.extend((index, index, index))
+                letters, run = 1, 0
+        elif not char.isspace() and char != "." and letters:
+            letters = 0
+        if char.isspace():
+            run = 0
+        else:
+            if run >= max_run:
+                out.append(" ")
+                origin.append(index)
+                run = 0
+            run += 1
+        out.append(char)
+        origin.append(index)
+    return "".join(out), origin
 
 
 def phoneme_string(text: str, voice: str = DEFAULT_VOICE) -> str:
@@ -266,10 +448,8 @@ def phoneme_string(text: str, voice: str = DEFAULT_VOICE) -> str:
     Cheaper than `phonemize` (nothing is rendered); stress (ˈ ˌ) and length (ː) marks
     are included as espeak writes them.
     """
-    with _LOCK:
-        engine = _engine()
-        engine.set_voice(voice)
-        return " ".join(c for c in engine.text_to_phonemes(text) if c)
+    clauses = _call("espeak_phonemes", normalise_text(text)[0], check_voice(voice))
+    return " ".join(c for c in clauses if c)  # type: ignore[union-attr]
 
 
 def phoneme_clauses(text: str, voice: str = DEFAULT_VOICE) -> list[str]:
@@ -279,10 +459,8 @@ def phoneme_clauses(text: str, voice: str = DEFAULT_VOICE) -> list[str]:
     Clauses are where espeak pauses (commas, full stops), which is what a caller placing
     the words on audio by its silences needs.
     """
-    with _LOCK:
-        engine = _engine()
-        engine.set_voice(voice)
-        return [c for c in engine.text_to_phonemes(text) if c.strip()]
+    clauses = _call("espeak_phonemes", normalise_text(text)[0], check_voice(voice))
+    return [c for c in clauses if c.strip()]  # type: ignore[union-attr]
 
 
 def synthesize(
@@ -295,21 +473,26 @@ def synthesize(
     volume: int = DEFAULT_VOLUME,
     word_gap: int = 0,
     should_stop: Callable[[], bool] | None = None,
+    keep_audio: bool = True,
 ) -> EspeakSynthesis:
     """Render `text` with espeak-ng and return the audio with its phoneme and word timeline.
 
-    `should_stop` is polled after every audio buffer espeak hands over (about 100 ms of
-    audio); when it returns True synthesis stops early and the result has
-    ``aborted=True``. Blocks: call from a worker thread under trio.
+    `should_stop` is polled while the worker renders; when it returns True the worker stops
+    after its current audio buffer (about 100 ms of audio) and the result has
+    ``aborted=True``. Word spans index `text` as given. Blocks: call from a worker thread
+    under trio.
     """
-    with _LOCK:
-        engine = _engine()
-        engine.set_voice(voice)
-        engine.set_params(rate, pitch, pitch_range, volume, word_gap)
-        job = engine.synth(text, should_stop)
-        rate_hz = engine.sample_rate
-    samples = np.frombuffer(b"".join(job.audio), dtype=np.int16).copy()
-    phonemes, words, sentence_starts = _timeline(text, job.events, samples.size, rate_hz)
+    spoken, origin = normalise_text(text)
+    params = (rate, pitch, pitch_range, volume, word_gap)
+    audio, total, raw, aborted = _call(  # type: ignore[misc]
+        "espeak_synth", spoken, check_voice(voice), params, keep_audio, should_stop=should_stop
+    )
+    rate_hz = sample_rate()
+    samples = np.frombuffer(audio, dtype=np.int16).copy()
+    events = [_RawEvent(*event) for event in raw]
+    phonemes, words, sentence_starts = _timeline(spoken, events, total, rate_hz)
+    if spoken != text:
+        words = _trace_back(words, text, origin)
     return EspeakSynthesis(
         text=text,
         samples=samples,
@@ -317,18 +500,38 @@ def synthesize(
         phonemes=phonemes,
         words=words,
         sentence_starts=sentence_starts,
-        aborted=job.aborted,
+        aborted=aborted,
     )
 
 
+def piper_phonemes(config_path: str, text: str) -> list[list[str]]:
+    """piper's phonemes per sentence for the voice whose piper config is `config_path`,
+    computed in a worker (piper's static espeak-ng is as fragile as ours); text normalised.
+
+    `PiperVoice.phonemize` is replaced by this for the voices the bridge loads.
+    """
+    return _call("piper_phonemes", config_path, normalise_text(text)[0])  # type: ignore[return-value]
+
+
+def _trace_back(words: Sequence[WordPhonemes], text: str, origin: Sequence[int]) -> list[WordPhonemes]:
+    """Word spans in the normalised text, moved back onto the caller's text."""
+    traced: list[WordPhonemes] = []
+    for word in words:
+        if word.char_start >= len(origin) or word.char_end <= word.char_start:
+            continue
+        start = origin[word.char_start]
+        end = origin[min(word.char_end, len(origin)) - 1] + 1
+        traced.append(WordPhonemes(text[start:end], start, end, word.phonemes))
+    return traced
+
+
 def phonemize(text: str, voice: str = DEFAULT_VOICE, *, rate: int = DEFAULT_RATE_WPM) -> EspeakSynthesis:
-    """Phonemes per word with espeak-ng's durations (the audio is rendered, then dropped).
+    """Phonemes per word with espeak-ng's durations (the audio is rendered in the worker,
+    then dropped there, so it never crosses the pipe).
 
     The result's ``samples`` is empty; everything else is as `synthesize` gives it.
     """
-    result = synthesize(text, voice, rate=rate)
-    result.samples = np.zeros(0, dtype=np.int16)
-    return result
+    return synthesize(text, voice, rate=rate, keep_audio=False)
 
 
 def _timeline(

@@ -14,7 +14,9 @@ and no server. Why these settings:
   on every line buys nothing a chat history needs.
 
 All SQLite work runs in a worker thread (``trio.to_thread.run_sync``) on the one
-connection, serialized by a ``trio.Lock``. The thread is not abandoned on cancellation:
+connection, serialized by a ``trio.Lock``, under the store's own thread limiter: trio's
+default one is shared with whatever else runs threads, and a backlog there (dozens of
+queued transcriptions, say) must never make a turn wait for its history. The thread is not abandoned on cancellation:
 a cancelled turn waits the millisecond it takes for its write to finish, so a row is
 either fully written or never started and no thread touches the connection afterwards.
 
@@ -143,6 +145,7 @@ class HistoryStore:
         self._conn: sqlite3.Connection | None = conn
         self.path = path
         self._lock = trio.Lock()
+        self._limiter = trio.CapacityLimiter(1)  # the lock already serialises: one thread
 
     @classmethod
     async def open(cls, path: str | PathLike[str]) -> HistoryStore:
@@ -252,14 +255,14 @@ class HistoryStore:
         async with self._lock:
             conn, self._conn = self._conn, None
             if conn is not None:
-                await trio.to_thread.run_sync(conn.close)
+                await trio.to_thread.run_sync(conn.close, limiter=self._limiter)
 
     async def _run(self, work: Callable[[sqlite3.Connection], _T]) -> _T:
         async with self._lock:
             conn = self._conn
             if conn is None:
                 raise HistoryError(f"chat history {self.path} is closed")
-            return await trio.to_thread.run_sync(work, conn)
+            return await trio.to_thread.run_sync(work, conn, limiter=self._limiter)
 
 
 class _transaction:

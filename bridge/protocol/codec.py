@@ -44,7 +44,29 @@ def decode(data: bytes | str) -> dict[str, Any]:
         raise ProtocolError(ErrorCode.BAD_FRAME, f"cannot decode {kind} frame: {exc}") from None
     if not isinstance(obj, dict):
         raise ProtocolError(ErrorCode.BAD_FRAME, f"a frame must hold one map (an event), not {type(obj).__name__}")
+    if isinstance(data, str) and "\\u" in data and any(has_lone_surrogate(obj.get(k)) for k in ("id", "type", "entity")):
+        # The envelope itself is not text: nothing can address a reply to it.
+        raise ProtocolError(ErrorCode.BAD_FRAME, f"the frame's envelope {SURROGATE_MESSAGE}")
     return obj
+
+
+SURROGATE_MESSAGE = "holds a lone surrogate escape (such as \\ud800), which is not Unicode text"
+
+
+def has_lone_surrogate(value: object, depth: int = 0) -> bool:
+    """JSON's "\\ud800" escape can name half a surrogate pair, which is not Unicode text:
+    nothing downstream (MessagePack, UTF-8, SQLite) can encode it. A pair is joined by the
+    JSON decoder, so any surrogate left in a string is a lone one. (MessagePack's decoder
+    already refuses them as invalid UTF-8.)"""
+    if isinstance(value, str):
+        return any("\ud800" <= c <= "\udfff" for c in value)
+    if depth > 200:
+        return False  # deeper than the decoder lets through anyway
+    if isinstance(value, dict):
+        return any(has_lone_surrogate(k, depth + 1) or has_lone_surrogate(v, depth + 1) for k, v in value.items())
+    if isinstance(value, list):
+        return any(has_lone_surrogate(v, depth + 1) for v in value)
+    return False
 
 
 def decode_base64_fields(wire: dict[str, Any], fields: Iterable[str]) -> None:

@@ -123,6 +123,10 @@ class ProtocolSession:
                     event_id=event_id,
                 )
             if isinstance(data, str):
+                if "\\u" in data and codec.has_lone_surrogate(wire.get("payload")):
+                    raise ProtocolError(
+                        ErrorCode.BAD_EVENT, f"the payload {codec.SURROGATE_MESSAGE}", event_type=event_type, event_id=event_id
+                    )
                 codec.decode_base64_fields(wire, self.schemas.binary_fields(event_type))
             self.schemas.validate(wire)
             event = Event.from_wire(wire)

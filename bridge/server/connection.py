@@ -118,6 +118,7 @@ class Connection:
             data = await self.ws.recv()
         except ConnectionClosed:
             return False
+        event: Event | None = None
         try:
             event = self.session.receive(data)
             await self._dispatch(event)
@@ -136,7 +137,13 @@ class Connection:
         except Exception as exc:  # a bug of ours must cost one request, not the session
             log.exception("handling a frame failed")
             self._errors += 1
-            crash = ProtocolError(ErrorCode.INTERNAL, f"internal error: {type(exc).__name__}")
+            crash = ProtocolError(  # answered in kind when it was a request: its one final reply
+                ErrorCode.INTERNAL,
+                f"internal error: {type(exc).__name__}",
+                event_type=event.type if event is not None else None,
+                event_id=event.id if event is not None else None,
+                entity=event.entity if event is not None else None,
+            )
             self.outbox.put_nowait(self.session.error_event(crash, self._errors), self.session.framing_for(data))
         return True
 
@@ -314,6 +321,9 @@ class Connection:
                 reply = await listener.transcribe(event)
             except ProtocolError as exc:
                 reply = self.session.error_event(exc, 0)
+            except Exception as exc:  # a bug of ours: still this request's one final reply
+                log.exception("stt.transcribe failed")
+                reply = event.error_reply(ErrorCode.INTERNAL, f"internal error: {type(exc).__name__}")
             self.outbox.put_nowait(reply)
 
         assert entity.nursery is not None

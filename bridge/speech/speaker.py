@@ -367,7 +367,7 @@ class Speaker:
                 continue
             reported = played_ms if played_ms is not None else segment.played_ms
             if reported is not None:
-                played = float(reported)
+                played = client_ms(reported)
             elif self.audio.lead_ms <= 0:
                 played = segment.sent_ms
             else:
@@ -380,6 +380,16 @@ class Speaker:
             return segment, played, " ".join(p for p in parts if p)
         last = self.segments[-1] if self.segments else None
         return last, (last.sent_ms if last else 0.0), " ".join(p for p in parts if p)
+
+
+def client_ms(value: float | int) -> float:
+    """A time the client reported, as a float that cannot break arithmetic: an integer too
+    big for a float saturates to infinity (it still means "all of it"), NaN counts as 0."""
+    try:
+        ms = float(value)
+    except OverflowError:
+        return math.inf if value > 0 else -math.inf
+    return 0.0 if math.isnan(ms) else ms
 
 
 def heard_prefix(segment: SpokenSegment, played_ms: float) -> str:

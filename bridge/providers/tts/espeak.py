@@ -4,10 +4,12 @@ It needs no model and renders about a thousand times faster than real time, so a
 character can still talk (and move its lips: espeak reports every phoneme's position)
 when nothing better is configured or a cloud voice is down.
 
-The whole text is rendered in one worker-thread call and handed out one piece per
-sentence. espeak polls a stop callback after every ~100 ms of audio it produces; the
-callback checks the abandon flag and the trio task's cancellation, so a cancelled request
-stops the library mid-text rather than finishing it.
+The whole text is rendered in one call (a worker thread waiting on a native worker
+process, see `media/native_pool.py`: a crash of libespeak-ng is a `backend_error` for this
+request only) and handed out one piece per sentence. The worker checks for a stop after
+every ~100 ms of audio it produces; the waiting thread sends one when the abandon flag is
+set or the trio task is cancelled, so a cancelled request stops the library mid-text
+rather than finishing it. Voice names are checked against espeak-ng's own voice list.
 
 Options (config, overridable per request): `voice` (espeak-ng voice, default "en-us"),
 `rate` (words per minute, 80..450, default 175), `pitch` (0..99), `range` (0..99),
@@ -58,6 +60,10 @@ def _settings(options: Mapping[str, Any], where: str) -> _Settings:
     voice = options.get("voice", phonemize.DEFAULT_VOICE)
     if not isinstance(voice, str) or not voice:
         raise ConfigError(f"{where}: `voice` must be an espeak-ng voice name such as 'en-us', got {voice!r}")
+    try:
+        phonemize.check_voice(voice)
+    except phonemize.EspeakError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
     return _Settings(voice=voice, **values)
 
 
@@ -172,7 +178,7 @@ def create(spec: ModuleSpec) -> EspeakTTS:
     """Build the module from `[modules.NAME]`; checks options and that the library loads."""
     settings = _settings(spec.options, f"module {spec.name!r} (tts/espeak)")
     try:
-        phonemize.sample_rate()
+        phonemize.warm_up()
         phonemize.phoneme_string("a", settings.voice)
     except phonemize.EspeakError as exc:
         raise ConfigError(f"module {spec.name!r} (tts/espeak): {exc}") from exc

@@ -22,12 +22,14 @@ import unicodedata
 from collections.abc import AsyncIterator, Iterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import trio
 
+from bridge.media import phonemize
 from bridge.providers.base import ConfigError, ProviderError, SpeechAudio, TimedUnit, TTSRequest
 from bridge.providers.registry import ModuleSpec
 
@@ -49,7 +51,11 @@ def default_model_paths() -> tuple[Path, Path]:
 
 
 def load_voice(model: Path, config: Path) -> Any:
-    """Load (once per process) a piper voice with alignment output; blocks ~1 s."""
+    """Load (once per process) a piper voice with alignment output; blocks ~1 s.
+
+    The voice's phonemizer (piper's static libespeak-ng, which some texts crash) is
+    replaced by a call into a worker process; only the ONNX model runs here.
+    """
     key = (str(model), str(config))
     with _VOICES_LOCK:
         voice = _VOICES.get(key)
@@ -57,8 +63,17 @@ def load_voice(model: Path, config: Path) -> Any:
             from piper import PiperVoice
 
             voice = PiperVoice.load(model, config_path=config, include_alignments=True)
+            voice.phonemize = partial(_phonemize_in_worker, str(config))
+            phonemize.warm_up(str(config))
             _VOICES[key] = voice
         return voice
+
+
+def _phonemize_in_worker(config: str, text: str) -> list[list[str]]:
+    try:
+        return phonemize.piper_phonemes(config, text)
+    except phonemize.EspeakError as exc:
+        raise ProviderError("backend_error", f"piper's phonemizer {exc}") from None
 
 
 @dataclass(frozen=True, slots=True)
@@ -247,6 +262,8 @@ class PiperTTS:
                     item = next(pieces)
                 except StopIteration:
                     return
+                except ProviderError as exc:
+                    item = exc
                 except Exception as exc:
                     item = ProviderError("backend_error", f"piper failed: {type(exc).__name__}: {exc}")
                 if abandon.is_set() or _host_cancelled():
