@@ -50,16 +50,7 @@ SCENARIOS = sorted((CORPUS / "scenarios").glob("*.json"))
 # Bad frames the bridge's decoder accepts although the protocol refuses them (reported, not
 # fixed here: bridge code is not this test's to change). strict: the day the bridge refuses
 # one, this list must shrink.
-KNOWN_ACCEPTED = {
-    "ext/timestamp32": "codec.decode passes timestamp=0, so msgpack returns Timestamp objects instead of calling ext_hook",
-    "ext/timestamp64": "same: timestamps bypass _no_ext",
-    "ext/timestamp96": "same: timestamps bypass _no_ext",
-    "ext/timestamp32-in-payload": "same: timestamps bypass _no_ext",
-    "depth/65": "no nesting limit of 64: msgpack-python's own stack limit is 1024",
-    "depth/100": "no nesting limit of 64: msgpack-python's own stack limit is 1024",
-    "depth/maps-65": "no nesting limit of 64: msgpack-python's own stack limit is 1024",
-    "key/bin-in-payload": "strict_map_key=True still allows bin (bytes) keys; only the envelope's schema catches them there",
-}
+KNOWN_ACCEPTED: dict[str, str] = {}  # bad frames the bridge still accepts (none since issue 11)
 
 
 def typed(value: Any) -> str:

@@ -196,6 +196,8 @@ class WorkerPool:
 
         try:
             write_frame(worker.to_worker, (op, args))
+            if should_stop is not None:
+                poll()  # already stopped: tell the worker before it renders anything
             reply = read_frame(worker.from_worker, time.monotonic() + timeout, poll if should_stop else None)
             status, value = reply
             healthy = True

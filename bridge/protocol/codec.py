@@ -28,8 +28,31 @@ class Framing(Enum):
         return cls.JSON if isinstance(data, str) else cls.MSGPACK
 
 
+MAX_DEPTH = 64  # containers, the frame's own map counting as 1 (docs/protocol.md)
+
+
 def _no_ext(code: int, data: bytes) -> Any:
     raise ValueError(f"MessagePack extension type {code} is not part of the protocol")
+
+
+def _check_tree(value: Any, depth: int = 1) -> None:
+    """What msgpack's options cannot refuse: nesting deeper than MAX_DEPTH, map keys that are
+    not strings (strict_map_key lets `bin` keys through), and timestamps (msgpack decodes
+    ext type -1 itself, so `ext_hook` never sees it). Recursion stops at MAX_DEPTH + 1."""
+    if isinstance(value, dict):
+        if depth > MAX_DEPTH:
+            raise ValueError(f"nesting is deeper than {MAX_DEPTH} containers")
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise ValueError(f"map keys must be strings, not {type(key).__name__}")
+            _check_tree(item, depth + 1)
+    elif isinstance(value, list):
+        if depth > MAX_DEPTH:
+            raise ValueError(f"nesting is deeper than {MAX_DEPTH} containers")
+        for item in value:
+            _check_tree(item, depth + 1)
+    elif isinstance(value, msgpack.Timestamp):
+        raise ValueError("MessagePack extension type -1 (timestamp) is not part of the protocol")
 
 
 def decode(data: bytes | str) -> dict[str, Any]:
@@ -37,8 +60,10 @@ def decode(data: bytes | str) -> dict[str, Any]:
     try:
         if isinstance(data, str):
             obj = json.loads(data)
+            _check_tree(obj)
         else:
-            obj = msgpack.unpackb(data, raw=False, ext_hook=_no_ext, timestamp=0, strict_map_key=True)
+            obj = msgpack.unpackb(data, raw=False, ext_hook=_no_ext, strict_map_key=True)
+        _check_tree(obj)
     except (ValueError, TypeError, msgpack.ExtraData, msgpack.FormatError, msgpack.StackError, RecursionError) as exc:
         kind = "JSON" if isinstance(data, str) else "MessagePack"
         raise ProtocolError(ErrorCode.BAD_FRAME, f"cannot decode {kind} frame: {exc}") from None

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import numpy as np
@@ -94,16 +93,17 @@ async def test_speed_and_noise_options(piper_voice: object) -> None:
 async def test_cancelling_stops_the_worker_thread(piper_voice: object) -> None:
     tts = create_provider(spec())
     received: list[SpeechAudio] = []
-    started = time.perf_counter()
     with trio.move_on_after(0.3) as scope:
         async with tts.synthesize(TTSRequest(LONG)) as stream:
             async for piece in stream:
                 received.append(piece)
-    waited = time.perf_counter() - started
     assert scope.cancelled_caught
     assert len(received) < 12  # the text has 12 sentences
     assert tts.workers_running == 0  # the thread had returned before the cancel completed
-    assert waited < 1.5  # at most the sentence in progress was finished
+    # At most the sentence in progress was finished (plus the one waiting in the hand-over
+    # channel). Counted in sentences, not seconds: on a loaded machine one sentence can take
+    # longer than any fixed wall-clock bound (it took 2.4 s at load 14).
+    assert tts.steps_run <= len(received) + 2, (tts.steps_run, len(received))
     steps = tts.steps_run
     await trio.sleep(0.5)
     assert tts.steps_run == steps  # and nothing kept synthesizing afterwards
