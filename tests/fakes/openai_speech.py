@@ -24,7 +24,6 @@ A wrong key is refused 401 with a message that repeats the key back: clients mus
 
 from __future__ import annotations
 
-import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -38,6 +37,10 @@ from tests.fakes.stt_support import hang_until_disconnect
 from tests.fakes.tts_tone import MS_PER_CHAR, Pace, encode, split_even, tone
 
 FAULTS = (None, "status", "rate_limit", "hang", "hang_mid", "drop", "garbage")
+#: Sent by the "garbage" fault: a proxy's error page labelled as audio. Plain ASCII has no
+#: 0xFF byte, so it holds no MP3/AAC frame sync (random bytes did, now and then, and
+#: decoded as a few frames of MP3) and no container magic (RIFF, OggS, fLaC).
+GARBAGE = b"<html><body><h1>502 Bad Gateway</h1><p>upstream sent no audio</p></body></html>\n" * 50
 MODELS = ("tts-1", "tts-1-hd", "gpt-4o-mini-tts")
 VOICES = ("alloy", "ash", "ballad", "coral", "echo", "fable", "nova", "onyx", "sage", "shimmer", "verse")
 PCM_RATE = 24000
@@ -166,7 +169,7 @@ async def fake_openai_speech(
             if fmt == "pcm":
                 await res.send_json(200, _error("upstream produced no audio", "server_error"))
             else:
-                await res.send(200, os.urandom(4000), {"content-type": CONTENT_TYPES[fmt]})
+                await res.send(200, GARBAGE, {"content-type": CONTENT_TYPES[fmt]})
             return
 
         samples = tone(text, PCM_RATE, ms_per_char)
