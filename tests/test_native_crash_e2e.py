@@ -100,6 +100,9 @@ async def test_a_hung_or_killed_worker_is_replaced(tmp_path: Path) -> None:
             assert len(left) == 1  # the hung one was killed and reaped
             os.kill(left[0], signal.SIGKILL)  # the idle one dies too
             os.kill(left[0], signal.SIGCONT)
+            with trio.fail_after(10):  # dead (a zombie until the bridge reaps it)
+                while Path(f"/proc/{left[0]}/stat").read_text().split(") ", 1)[1][0] != "Z":
+                    await trio.sleep(0.01)
             again = await robot.speak("Back again.", timeout=60)
             assert again.reply.status == "success" and again.of_type("ai.speech.audio")
             assert not set(native_workers(proc.pid)) & set(workers)  # both were replaced

@@ -8,6 +8,8 @@ none of a bounded fuzz batch) may kill a worker, and a worker that does die is r
 from __future__ import annotations
 
 import ast
+import os
+import signal
 from pathlib import Path
 
 import pytest
@@ -46,6 +48,17 @@ def test_a_crash_costs_its_own_call_and_the_worker_is_replaced(pool: native_pool
     assert pool.crashes == before + 1
     audio, samples, events, aborted = pool.call("espeak_synth", "still here", "en-us", (175, 50, 50, 100, 0), True)
     assert samples > 1000 and len(audio) == 2 * samples and events and not aborted
+
+
+def test_a_worker_killed_while_idle_costs_nobody_anything(pool: native_pool.WorkerPool) -> None:
+    pool.warm("espeak_info")
+    pids = pool.idle_pids()
+    assert len(pids) == 2
+    for pid in pids:
+        os.kill(pid, signal.SIGKILL)  # no waiting: the next call may find them not yet dead
+    for _ in range(3):
+        assert pool.call("espeak_phonemes", "still here", "en-us")
+    assert not set(pool.idle_pids()) & set(pids)
 
 
 def test_the_crashers_crash_raw_and_are_harmless_normalised(pool: native_pool.WorkerPool) -> None:

@@ -21,6 +21,7 @@ from __future__ import annotations
 import os
 import pickle
 import select
+import signal
 import struct
 import subprocess
 import sys
@@ -37,6 +38,10 @@ STOP = "stop"  # the one message a worker reads while it is busy
 
 class WorkerCrashed(RuntimeError):
     """The worker process died, hung or sent garbage while handling this call."""
+
+
+class _KilledFromOutside(Exception):
+    """The worker was SIGKILLed by someone else while a call was under way."""
 
 
 class WorkerError(RuntimeError):
@@ -183,7 +188,21 @@ class WorkerPool:
 
         Raises `WorkerError` when the operation failed cleanly there, `WorkerCrashed` when the
         worker died, hung past `timeout` seconds, or answered nonsense (it is replaced).
+        A worker killed from outside (SIGKILL: an operator, the OOM killer) while the call
+        was on its way did not fail because of the input: the call is tried again (on a fresh
+        worker at the latest after `size` tries). A crash of its own (SIGSEGV, SIGABRT) is
+        never retried.
         """
+        attempts = self.size + 1  # every existing worker may have been killed at once
+        for attempt in range(attempts):
+            try:
+                return self._call_once(op, args, timeout, should_stop)
+            except _KilledFromOutside as exc:
+                if attempt == attempts - 1:
+                    raise WorkerCrashed(str(exc)) from None
+        raise AssertionError("unreachable")
+
+    def _call_once(self, op: str, args: tuple[Any, ...], timeout: float, should_stop: Callable[[], bool] | None) -> Any:
         worker = self._acquire()
         healthy = False
         stop_sent = False
@@ -204,15 +223,17 @@ class WorkerPool:
         except (EOFError, OSError, TimeoutError, ValueError, pickle.UnpicklingError, TypeError) as exc:
             if isinstance(exc, TimeoutError):
                 worker.proc.kill()
-                what = f"did not answer within {timeout:.1f} s (killed)"
-            else:
-                try:
-                    worker.proc.wait(timeout=1.0)
-                except subprocess.TimeoutExpired:
-                    worker.proc.kill()
-                what = worker.exit_description()
-            worker.proc.wait()
-            raise WorkerCrashed(f"native worker {what} during {op}") from None
+                worker.proc.wait()
+                raise WorkerCrashed(f"native worker did not answer within {timeout:.1f} s (killed) during {op}") from None
+            try:
+                worker.proc.wait(timeout=1.0)
+            except subprocess.TimeoutExpired:
+                worker.proc.kill()
+                worker.proc.wait()
+            what = f"native worker {worker.exit_description()} during {op}"
+            if worker.proc.returncode == -signal.SIGKILL:
+                raise _KilledFromOutside(what) from None
+            raise WorkerCrashed(what) from None
         finally:
             worker.calls += 1
             self._release(worker, healthy)
@@ -220,6 +241,11 @@ class WorkerPool:
             return value
         kind, message = value
         raise WorkerError(kind, message)
+
+    def idle_pids(self) -> list[int]:
+        """Process ids of the idle workers (for tests and monitoring)."""
+        with self._cond:
+            return [worker.proc.pid for worker in self._idle]
 
     def warm(self, op: str, *args: Any, timeout: float = 60.0) -> None:
         """Start every worker and run `op` once in each, so no request pays for a cold
