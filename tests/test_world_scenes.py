@@ -211,3 +211,49 @@ async def test_movement_scene_with_a_scene_name_joins_it_at_the_entitys_own_posi
             result = await client.scene_say("square", "Anyone?", position={"x": 39.0, "y": 0.0})
     assert result.payload["heard_by"] == ["m"], "Rhys, 39 m away, is out of range"
     assert [r["entity"] for r in result.payload["replies"]] == ["m"]
+
+
+def llm_pick_config(director: list[str] | None, **world: Any) -> Any:
+    data = {
+        "server": {"history_path": ":memory:"},
+        "world": {"chain_cooldown_s": 0, "max_chain": 0, "reply_rule": "llm", "reply_llm": "director", **world},
+        "modules": {
+            **{f"llm_{c}": {"kind": "llm", "provider": "echo", "replies": [f"{c} answers."]} for c in ("rhys", "mira", "tom")},
+            "director": {"kind": "llm", "provider": "echo", **({"replies": director} if director else {"fail": "down"})},
+        },
+        "characters": {c: {"display_name": c.capitalize(), "modules": {"llm": f"llm_{c}", **NO_SPEECH}} for c in ("rhys", "mira", "tom")},
+    }
+    return make_config(data)
+
+
+async def scene_of_three(cfg: Any, text: str) -> Any:
+    async with start_bridge(cfg) as running:
+        async with BridgeClient.connect(running.url) as client:
+            for i, c in enumerate(("rhys", "mira", "tom")):
+                handle = await client.init_entity(c, c)
+                await handle.join_scene("hall", {"x": float(i * 3), "y": 0.0})
+            return await client.scene_say("hall", text, position={"x": 0.0, "y": 0.0})
+
+
+async def test_reply_rule_llm_lets_an_llm_pick_who_answers() -> None:
+    picked = await scene_of_three(llm_pick_config(["I would say Tom, he knows the roads."]), "Which road is safest?")
+    assert [r["entity"] for r in picked.payload["replies"]] == ["tom"], "the LLM's pick, not the nearest (rhys)"
+    addressed_line = await scene_of_three(llm_pick_config(["Tom"]), "Mira, which road is safest?")
+    assert [r["entity"] for r in addressed_line.payload["replies"]] == ["mira"], "an addressed member still answers"
+
+
+async def test_reply_rule_llm_falls_back_to_the_nearest() -> None:
+    nobody = await scene_of_three(llm_pick_config(["Nobody should answer that."]), "Which road?")
+    assert [r["entity"] for r in nobody.payload["replies"]] == ["rhys"]
+    failing = await scene_of_three(llm_pick_config(None), "Which road?")
+    assert [r["entity"] for r in failing.payload["replies"]] == ["rhys"]
+
+
+def test_reply_llm_must_name_an_llm_module() -> None:
+    import pytest
+
+    from bridge.providers.base import ConfigError
+    from bridge.server.app import BridgeApp
+
+    with pytest.raises(ConfigError, match="reply_llm names 'nope'"):
+        BridgeApp(make_config({"world": {"reply_rule": "llm", "reply_llm": "nope"}, "characters": {"rhys": {"modules": {"llm": "echo"}}}}))

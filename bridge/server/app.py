@@ -40,7 +40,10 @@ class BridgeApp:
         #: Called with every event any connection sends (the test suite validates them all).
         self.outbound_hook: Callable[[Event], None] | None = None
         #: Every scene of the process, shared by the connections (multiplayer scenes).
-        self.scenes = SceneHub(SceneSettings.from_mapping(config.world))
+        settings = SceneSettings.from_mapping(config.world)
+        if settings.reply_llm and (config.modules.get(settings.reply_llm) is None or config.modules[settings.reply_llm].kind != "llm"):
+            raise ConfigError(f"[world] reply_llm names {settings.reply_llm!r}, which is not a configured llm module")
+        self.scenes = SceneHub(settings, self.provider)
 
     def character(self, name: str) -> CharacterConfig | None:
         return self.config.characters.get(name)

@@ -10,7 +10,9 @@ tested and changed on its own, and so the 20-character bench can time the routin
   (entity or display name), else the first member whose display name appears as a word in
   the text. Otherwise the rule `reply_rule` picks among the hearers: `nearest` (to the
   speaker; members without a position come last, then in joining order) or `recent` (the
-  member who last talked with this speaker, else nearest). At most
+  member who last talked with this speaker, else nearest) or `llm` (the LLM module `reply_llm`
+  is asked which hearer answers, from their names and the line; if it names none of them, or
+  fails, the nearest answers). At most
   `max_replies_per_utterance` members answer (default 1: a crowd does not talk at once).
 - **Reactions (chains).** After a character speaks, another member answers it only when the
   line addresses them by name (`chain_rule = "addressed"`, the default), or the nearest hearer
@@ -27,7 +29,7 @@ from typing import Any, Protocol
 
 from bridge.providers.base import ConfigError
 
-REPLY_RULES = ("nearest", "recent")
+REPLY_RULES = ("nearest", "recent", "llm")
 CHAIN_RULES = ("addressed", "nearest")
 
 
@@ -44,6 +46,10 @@ class SceneSettings:
     max_converse_turns: int = 20
     #: Send `scene.heard` to members who hear a line (their memory gets it either way).
     heard_events: bool = True
+    #: The LLM module that picks who answers under `reply_rule = "llm"`.
+    reply_llm: str = ""
+    #: How long the pick may take before the nearest answers instead.
+    reply_llm_timeout_s: float = 3.0
 
     @classmethod
     def from_mapping(cls, table: Mapping[str, Any], where: str = "[world]") -> "SceneSettings":
@@ -54,9 +60,11 @@ class SceneSettings:
         settings = cls(**{k: table[k] for k in table})
         if settings.reply_rule not in REPLY_RULES:
             raise ConfigError(f"{where}: reply_rule must be one of {', '.join(REPLY_RULES)}")
+        if settings.reply_rule == "llm" and not (isinstance(settings.reply_llm, str) and settings.reply_llm):
+            raise ConfigError(f"{where}: reply_rule = \"llm\" needs reply_llm, the name of an llm module")
         if settings.chain_rule not in CHAIN_RULES:
             raise ConfigError(f"{where}: chain_rule must be one of {', '.join(CHAIN_RULES)}")
-        for name in ("hearing_radius_m", "chain_cooldown_s"):
+        for name in ("hearing_radius_m", "chain_cooldown_s", "reply_llm_timeout_s"):
             value = getattr(settings, name)
             if not isinstance(value, (int, float)) or isinstance(value, bool) or value < 0:
                 raise ConfigError(f"{where}: {name} must be a number >= 0")
@@ -161,3 +169,23 @@ def reactor(members: Sequence[Listener], settings: SceneSettings, text: str, spe
     if settings.chain_rule == "nearest":
         return by_distance(members, speaker_position)[0]
     return None
+
+
+def pick_prompt(members: Sequence[Listener], text: str, speaker: str) -> str:
+    """The question put to the `reply_llm` module: who of these answers this line?"""
+    names = ", ".join(m.display_name for m in members)
+    return (
+        f"In a game scene, {speaker} says: \"{text}\"\nThe characters who heard it: {names}.\n"
+        "Which one of them answers? Reply with the name only."
+    )
+
+
+def parse_pick(members: Sequence[Listener], reply: str) -> Listener | None:
+    """The member the LLM named in `reply` (the first name that appears), or None."""
+    lowered = reply.casefold()
+    found = []
+    for member in members:
+        match = re.search(rf"\b{re.escape(member.display_name.casefold())}\b", lowered)
+        if match:
+            found.append((match.start(), member))
+    return min(found, key=lambda f: f[0])[1] if found else None

@@ -30,7 +30,8 @@ from bridge.character.ports import ClientGone
 from bridge.character.turns import handler_for
 from bridge.protocol.envelope import Event
 from bridge.protocol.errors import ProtocolError
-from bridge.world.hearing import SceneSettings, answerers, hearers, reactor
+from bridge.providers.base import ChatMessage, LLMRequest, ProviderError
+from bridge.world.hearing import SceneSettings, addressed, answerers, hearers, parse_pick, pick_prompt, reactor
 
 log = logging.getLogger(__name__)
 
@@ -90,9 +91,32 @@ class Scene:
 class SceneHub:
     """Every scene of the bridge process."""
 
-    def __init__(self, settings: SceneSettings) -> None:
+    def __init__(self, settings: SceneSettings, provider: Any = None) -> None:
         self.settings = settings
         self.scenes: dict[tuple[str, str], Scene] = {}
+        self.provider = provider  # async (module name) -> provider, for reply_rule = "llm"
+
+    async def pick(self, members: list[SceneMember], text: str, speaker: str) -> SceneMember | None:
+        """Ask the `reply_llm` module who answers; None (the nearest answers) if it names nobody."""
+        if self.provider is None or not members:
+            return None
+        prompt = pick_prompt(members, text, speaker)
+        request = LLMRequest(messages=[ChatMessage("user", prompt)], new_message=prompt, character="scene", scope="scene")
+        reply: list[str] = []
+        with trio.move_on_after(self.settings.reply_llm_timeout_s):
+            try:
+                llm = await self.provider(self.settings.reply_llm)
+                async with llm.stream(request) as deltas:
+                    async for delta in deltas:
+                        if isinstance(delta, str):
+                            reply.append(delta)
+            except ProviderError as exc:
+                log.warning("reply_llm %s failed (%s); the nearest answers", self.settings.reply_llm, exc.message)
+                return None
+        choice = parse_pick(members, "".join(reply))
+        if choice is None:
+            log.info("reply_llm named none of %s in %r; the nearest answers", [m.display_name for m in members], "".join(reply)[:80])
+        return choice
 
     def join(self, scope: str, name: str, member: SceneMember) -> Scene:
         scene = self.scenes.setdefault((scope, name), Scene(name, scope))
@@ -255,6 +279,10 @@ async def say(hub: SceneHub, scene: Scene, request: Event, connection: str) -> d
         heard_by.extend(m.entity_name for m in heard)
         partner_key = scene.last_partner.get(str(speaker or ""))
         picked = answerers(heard, hub.settings, text, position, to=payload.get("to"), last_partner=partner_key)
+        if hub.settings.reply_rule == "llm" and picked and not payload.get("to") and addressed(heard, text) is None:
+            choice = await hub.pick(heard, text, str(speaker or "the player"))
+            if choice is not None:
+                picked = [choice, *[m for m in picked if m is not choice]][: len(picked)]
         await run.remember([m for m in heard if m not in picked], str(speaker or "Player"), text, kind)
         last: tuple[SceneMember, str] | None = None
         for member in picked:

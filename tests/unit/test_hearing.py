@@ -69,3 +69,14 @@ def test_reactor() -> None:
 def test_bad_settings_are_refused(table: dict, why: str) -> None:
     with pytest.raises(ConfigError, match=why):
         SceneSettings.from_mapping(table)
+
+
+def test_llm_pick_parsing_and_settings() -> None:
+    from bridge.world.hearing import parse_pick, pick_prompt
+
+    assert "Captain Rhys, Mira" in pick_prompt([GUARD, MERCHANT], "Hello?", "Player")
+    assert parse_pick([GUARD, MERCHANT], "Mira should, not Captain Rhys") is MERCHANT
+    assert parse_pick([GUARD, MERCHANT], "captain rhys.") is GUARD
+    assert parse_pick([GUARD, MERCHANT], "the baker") is None
+    with pytest.raises(ConfigError, match="reply_llm"):
+        SceneSettings.from_mapping({"reply_rule": "llm"})
