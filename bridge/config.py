@@ -84,8 +84,42 @@ class ServerConfig:
 
 
 @dataclass(frozen=True)
+class HarmonyLinkEntity:
+    """How one Harmony Link entity id maps onto us: its character and its audio output type."""
+
+    character: str
+    output_type: str = "file"  # "file": audio_file (VNGE, VTS); "base64": audio (ProjectP)
+
+
+@dataclass(frozen=True)
+class HarmonyLinkConfig:
+    """`[compat.harmony_link]`: the second, off-by-default listener speaking Harmony Link's JSON API."""
+
+    enabled: bool = False
+    host: str = "127.0.0.1"
+    port: int = 28080
+    working_dir: str = "harmony-tmp"
+    output_type: str = "file"
+    sample_rate: int = 22050
+    allowed_clients: tuple[str, ...] = ()
+    default_character: str | None = None
+    entities: dict[str, HarmonyLinkEntity] = field(default_factory=dict)
+
+    def entity(self, entity_id: str, characters: dict[str, "CharacterConfig"]) -> HarmonyLinkEntity | None:
+        """The mapping of an entity id: configured, else a character of that name, else the default."""
+        if entity_id in self.entities:
+            return self.entities[entity_id]
+        if entity_id in characters:
+            return HarmonyLinkEntity(entity_id, self.output_type)
+        if self.default_character:
+            return HarmonyLinkEntity(self.default_character, self.output_type)
+        return None
+
+
+@dataclass(frozen=True)
 class BridgeConfig:
     server: ServerConfig = field(default_factory=ServerConfig)
+    harmony_link: HarmonyLinkConfig = field(default_factory=HarmonyLinkConfig)
     limits: Limits = field(default_factory=Limits)
     modules: dict[str, ModuleSpec] = field(default_factory=lambda: dict(BUILTIN_MODULES))
     characters: dict[str, CharacterConfig] = field(default_factory=lambda: dict(DEFAULT_CHARACTERS))
@@ -208,7 +242,57 @@ def parse_config(data: dict[str, Any], source: str) -> BridgeConfig:
         else dict(DEFAULT_CHARACTERS)
     )
     world = _table(data, "world", where)
-    config = BridgeConfig(server=server, limits=limits, modules=modules, characters=characters, source=source, world=dict(world))
+    harmony_link = _parse_harmony_link(_table(_table(data, "compat", where), "harmony_link", f"{where} [compat]"), characters, where)
+    config = BridgeConfig(server=server, harmony_link=harmony_link, limits=limits, modules=modules, characters=characters, source=source, world=dict(world))
+    return config
+
+
+def _parse_harmony_link(table: dict[str, Any], characters: dict[str, CharacterConfig], where: str) -> HarmonyLinkConfig:
+    where = f"{where} [compat.harmony_link]"
+    output_types = ("file", "base64")
+    enabled = table.get("enabled", False)
+    port = table.get("port", HarmonyLinkConfig.port)
+    rate = table.get("sample_rate", HarmonyLinkConfig.sample_rate)
+    if not isinstance(enabled, bool):
+        raise ConfigError(f"{where}: `enabled` must be true or false")
+    if not isinstance(port, int) or not 0 <= port <= 65535:
+        raise ConfigError(f"{where}: port must be 0..65535")
+    if not isinstance(rate, int) or not 8000 <= rate <= 48000:
+        raise ConfigError(f"{where}: sample_rate must be 8000..48000")
+    clients = table.get("allowed_clients", [])
+    if not isinstance(clients, list) or not all(isinstance(c, str) for c in clients):
+        raise ConfigError(f"{where}: allowed_clients must be a list of IP addresses")
+    output_type = _str(table, "output_type", where, "file")
+    if output_type not in output_types:
+        raise ConfigError(f"{where}: output_type must be one of {', '.join(output_types)}")
+    default = _str(table, "default_character", where)
+    if default is not None and default not in characters:
+        raise ConfigError(f"{where}: default_character {default!r} is not a configured character")
+    entities: dict[str, HarmonyLinkEntity] = {}
+    for entity_id, t in _table(table, "entities", where).items():
+        ewhere = f"{where} entities.{entity_id}"
+        if isinstance(t, str):
+            t = {"character": t}
+        if not isinstance(t, dict) or t.get("character") not in characters:
+            raise ConfigError(f"{ewhere}: `character` must name a configured character")
+        etype = _str(t, "output_type", ewhere, output_type)
+        if etype not in output_types:
+            raise ConfigError(f"{ewhere}: output_type must be one of {', '.join(output_types)}")
+        entities[entity_id] = HarmonyLinkEntity(str(t["character"]), str(etype))
+    config = HarmonyLinkConfig(
+        enabled=enabled,
+        host=_str(table, "host", where, "127.0.0.1") or "127.0.0.1",
+        port=port,
+        working_dir=_str(table, "working_dir", where, "harmony-tmp") or "harmony-tmp",
+        output_type=str(output_type),
+        sample_rate=rate,
+        allowed_clients=tuple(clients),
+        default_character=default,
+        entities=entities,
+    )
+    # Harmony Link plugins cannot send a token: off loopback, only listed clients may connect.
+    if enabled and not ServerConfig(host=config.host).is_loopback and not config.allowed_clients:
+        raise ConfigError(f"{where}: listening on {config.host} (not loopback) needs allowed_clients (the plugins cannot send a token)")
     return config
 
 

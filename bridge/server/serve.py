@@ -7,6 +7,7 @@ what tests start in their own nursery, so tests drive exactly the server users r
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 from collections.abc import Callable
@@ -33,6 +34,15 @@ class RunningBridge:
     server: Server
     host: str
     port: int
+    #: The Harmony Link listener (`[compat.harmony_link]`), None when it is off.
+    harmony_link: Server | None = None
+
+    @property
+    def harmony_link_url(self) -> str | None:
+        if self.harmony_link is None:
+            return None
+        host, port = self.harmony_link.listeners[0].socket.getsockname()[:2]
+        return f"ws://{host}:{port}"
 
     @property
     def url(self) -> str:
@@ -40,6 +50,8 @@ class RunningBridge:
         return f"ws://{host}:{self.port}"
 
     async def aclose(self) -> None:
+        if self.harmony_link is not None:
+            await self.harmony_link.aclose()
         await self.server.aclose()
 
 
@@ -109,4 +121,9 @@ async def serve_bridge(
         sockname = server.listeners[0].socket.getsockname()
         running = RunningBridge(app=app, server=server, host=host, port=sockname[1])
         log.info("listening on %s", running.url)
+        if app.config.harmony_link.enabled:  # imported only when on: EEP/1 pays nothing otherwise
+            from bridge.server.harmony_link import serve_harmony_link
+
+            running.harmony_link = await nursery.start(functools.partial(serve_harmony_link, app))
+            log.info("Harmony Link plugins: listening on %s", running.harmony_link_url)
         task_status.started(running)

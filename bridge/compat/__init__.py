@@ -1,0 +1,1 @@
+"""Other wire protocols translated onto our entities and turns (Harmony Link)."""

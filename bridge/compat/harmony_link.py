@@ -1,0 +1,370 @@
+"""Harmony Link's JSON event API translated onto EEP/1 events: the sans-I/O core.
+
+Harmony Link plugins (VNGE, VTube Studio, ProjectP's Unity connector) open one WebSocket per
+entity and exchange JSON text frames of exactly four keys (`event_id`, `event_type`,
+`status`, `payload`); see /work/shared/harmony-link-wire.md and docs/harmony-link.md. This
+module turns their events into the EEP/1 `Event`s our entities and turns already handle,
+and the EEP/1 events a turn emits back into theirs, so a Harmony Link entity is one of our
+entities driven by the same turn machinery. It does no I/O: the socket glue
+(`bridge.server.harmony_link`) receives frames, performs the `Step`s returned here (start an
+entity, submit a request, write a WAV file) and sends the frames.
+
+Speech is whole-utterance in their API: the PCM chunks of each segment (one sentence or
+clause) are collected and go out as one AI_SPEECH when the segment ends.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bridge.config import CharacterConfig, HarmonyLinkConfig
+from bridge.media.pcm import encode_wav
+from bridge.protocol.envelope import Event
+
+#: The VTS plugin's websockets client refuses frames over 1 MiB (its default max_size).
+MAX_FRAME_BYTES = 1024 * 1024
+#: Status strings the plugins compare with (Events-API.md's "DONE" is not what they read).
+NEW, PENDING, SUCCESS, ERROR = "NEW", "PENDING", "SUCCESS", "ERROR"
+ENVELOPE_KEYS = ("event_id", "event_type", "status", "payload")
+UTTERANCE_KINDS = {
+    "UTTERANCE_VERBAL": "verbal",
+    "UTTERANCE_NONVERBAL": "nonverbal",
+    "UTTERANCE_COMBINED": "combined",
+    "UTTERANCE_NONVERBAL_DELAYED": "nonverbal_delayed",
+}
+#: Events a plugin may send before INIT_ENTITY succeeded.
+BEFORE_INIT = {"INIT_ENTITY"}
+
+
+class HarmonyLinkError(Exception):
+    """A plugin event we cannot take: answered with an ERROR event, the socket stays open."""
+
+    def __init__(self, message: str, event_id: str = "", event_type: str = "ERROR") -> None:
+        super().__init__(message)
+        self.message = message
+        self.event_id = event_id
+        self.event_type = event_type
+
+
+@dataclass(slots=True)
+class HLEvent:
+    """One Harmony Link event; `to_text()` always writes exactly the four keys."""
+
+    event_id: str
+    event_type: str
+    status: str
+    payload: Any = None
+
+    def to_text(self) -> str:
+        return json.dumps(
+            {"event_id": self.event_id, "event_type": self.event_type, "status": self.status, "payload": self.payload},
+            ensure_ascii=False,
+        )
+
+
+def parse_event(data: str | bytes) -> HLEvent:
+    """One received frame as an event; raises HarmonyLinkError with a readable message.
+
+    Extra keys in what a plugin sends are ignored (their own decoder is strict, ours need
+    not be); `status` defaults to NEW and `payload` to null as the asyncapi document allows.
+    """
+    if isinstance(data, bytes):
+        raise HarmonyLinkError("Harmony Link events are JSON in WebSocket text frames; got a binary frame")
+    try:
+        wire = json.loads(data)
+    except ValueError as exc:
+        raise HarmonyLinkError(f"not JSON: {exc}") from None
+    if not isinstance(wire, dict):
+        raise HarmonyLinkError(f"an event is a JSON object with {', '.join(ENVELOPE_KEYS)}; got a {type(wire).__name__}")
+    event_id, event_type, status = wire.get("event_id"), wire.get("event_type"), wire.get("status", NEW)
+    if not isinstance(event_id, str):
+        raise HarmonyLinkError("event_id must be a string", "", event_type if isinstance(event_type, str) else "ERROR")
+    if not isinstance(event_type, str) or not event_type:
+        raise HarmonyLinkError("event_type must be a non-empty string", event_id)
+    if not isinstance(status, str):
+        raise HarmonyLinkError("status must be a string such as NEW", event_id, event_type)
+    return HLEvent(event_id, event_type, status, wire.get("payload"))
+
+
+def error_event(exc: HarmonyLinkError) -> HLEvent:
+    return HLEvent(exc.event_id, exc.event_type, ERROR, {"message": exc.message})
+
+
+# ------------------------------------------------------------------- steps for the glue
+
+
+@dataclass
+class Send:
+    """Send this event to the plugin (after writing `write`, when set, to disk)."""
+
+    event: HLEvent
+    write: tuple[Path, bytes] | None = None
+
+
+@dataclass
+class InitEntity:
+    """Create our entity for this plugin socket, then send `Translator.init_succeeded()`."""
+
+    entity_id: str
+    character: CharacterConfig
+    event_id: str
+
+
+@dataclass
+class Submit:
+    """Hand an EEP/1 request to the entity (a turn, playback.done, the microphone...)."""
+
+    request: Event
+
+
+@dataclass
+class DeleteFile:
+    """Remove an audio file the bridge wrote, now that the plugin played it."""
+
+    path: Path
+
+
+Step = Send | InitEntity | Submit | DeleteFile
+
+
+@dataclass
+class _Collecting:
+    text: str
+    sample_rate: int
+    chunks: list[bytes] = field(default_factory=list)
+
+
+@dataclass
+class _Origin:
+    """Which plugin event an EEP request came from, to answer under its id and type."""
+
+    event_id: str
+    event_type: str
+
+
+class Translator:
+    """The state of one plugin socket (one entity): requests in, events out."""
+
+    def __init__(self, settings: HarmonyLinkConfig, characters: dict[str, CharacterConfig]) -> None:
+        self.settings = settings
+        self.characters = characters
+        self.entity_id: str | None = None
+        self.character: CharacterConfig | None = None
+        self.output_type = settings.output_type
+        self.working_dir = Path(settings.working_dir)
+        self._ids = 0
+        self._origins: dict[str, _Origin] = {}
+        self._collecting: dict[str, _Collecting] = {}
+        self._files: dict[str, str] = {}  # audio_file path -> our speech id
+        self.token = uuid.uuid4().hex[:8]  # keeps file names of two bridges apart
+
+    # ------------------------------------------------------------ plugin -> bridge
+
+    def hello(self) -> dict[str, Any]:
+        """The EEP/1 session settings of a Harmony Link entity: unpaced, no visemes.
+
+        `lead_ms` 0 means the speaker does not pace audio in real time: a whole segment is
+        wanted as fast as the voice makes it, since it goes out in one piece anyway.
+        """
+        return {
+            "audio_out": {"encoding": "pcm_s16le", "sample_rate": self.settings.sample_rate, "chunk_ms": 200, "lead_ms": 0},
+            "audio_in": {"encoding": "pcm_s16le", "sample_rate": 16000},
+            "visemes": "none",
+        }
+
+    def receive(self, event: HLEvent) -> list[Step]:
+        """What to do about one plugin event; raises HarmonyLinkError for a bad one."""
+        kind = event.event_type
+        if self.entity_id is None and kind not in BEFORE_INIT:
+            raise HarmonyLinkError(f"send INIT_ENTITY on this socket before {kind}", event.event_id, kind)
+        handler = getattr(self, "_on_" + kind.lower(), None)
+        if handler is None:
+            raise HarmonyLinkError(f"unknown or unsupported event_type {kind!r}", event.event_id, kind)
+        steps: list[Step] = handler(event)
+        return steps
+
+    def _request(self, event: HLEvent, type_: str, payload: dict[str, Any]) -> Submit:
+        self._ids += 1
+        request = Event(type_, f"h{self._ids}", payload, entity=self.entity_id)
+        self._origins[request.id] = _Origin(event.event_id, event.event_type)
+        return Submit(request)
+
+    def _on_init_entity(self, event: HLEvent) -> list[Step]:
+        payload = event.payload if isinstance(event.payload, dict) else {}
+        entity_id = payload.get("entity_id", payload.get("character_id"))
+        if not isinstance(entity_id, str) or not entity_id:
+            raise HarmonyLinkError("INIT_ENTITY needs payload.entity_id (a string)", event.event_id, event.event_type)
+        if self.entity_id is not None:
+            if entity_id == self.entity_id:
+                return [Send(self.init_succeeded(event.event_id))]
+            raise HarmonyLinkError(
+                f"this socket already drives entity {self.entity_id!r}; open one socket per entity", event.event_id, event.event_type
+            )
+        mapping = self.settings.entity(entity_id, self.characters)
+        if mapping is None:
+            raise HarmonyLinkError(
+                f"no character for entity {entity_id!r}: add [compat.harmony_link.entities.{entity_id}] character = ... "
+                f"(configured characters: {', '.join(sorted(self.characters))})",
+                event.event_id,
+                event.event_type,
+            )
+        self.output_type = mapping.output_type
+        self.character = self.characters[mapping.character]
+        return [InitEntity(entity_id, self.character, event.event_id)]
+
+    def init_succeeded(self, event_id: str) -> HLEvent:
+        """Only SUCCESS counts: the plugins mark an entity failed on any other status."""
+        return HLEvent(event_id, "INIT_ENTITY", SUCCESS, None)
+
+    def entity_started(self, entity_id: str) -> None:
+        self.entity_id = entity_id
+
+    def _on_environment_loaded(self, event: HLEvent) -> list[Step]:
+        return [Send(HLEvent(event.event_id, event.event_type, SUCCESS, None))]
+
+    def _on_user_utterance(self, event: HLEvent) -> list[Step]:
+        payload = event.payload
+        if not isinstance(payload, dict):
+            raise HarmonyLinkError("USER_UTTERANCE needs payload {type, content}", event.event_id, event.event_type)
+        kind = UTTERANCE_KINDS.get(str(payload.get("type", "UTTERANCE_VERBAL")))
+        content = payload.get("content")
+        if kind is None:
+            raise HarmonyLinkError(f"unknown utterance type {payload.get('type')!r}; one of {', '.join(UTTERANCE_KINDS)}", event.event_id, event.event_type)
+        if not isinstance(content, str) or not content.strip():
+            raise HarmonyLinkError("USER_UTTERANCE needs a non-empty content string", event.event_id, event.event_type)
+        return [self._request(event, "user.utterance", {"kind": kind, "text": content})]
+
+    def _on_tts_generate_speech(self, event: HLEvent) -> list[Step]:
+        payload = event.payload
+        text = payload.get("content") if isinstance(payload, dict) else payload  # docs show a bare string
+        if not isinstance(text, str) or not text.strip():
+            raise HarmonyLinkError("TTS_GENERATE_SPEECH needs payload {type, content} or a string", event.event_id, event.event_type)
+        return [self._request(event, "tts.say", {"text": text})]
+
+    def _on_tts_playback_done(self, event: HLEvent) -> list[Step]:
+        path = event.payload.get("audio_file") if isinstance(event.payload, dict) else event.payload
+        speech = self._files.pop(path, None) if isinstance(path, str) else None
+        if speech is None:
+            # Never delete a path we did not write ourselves.
+            raise HarmonyLinkError(f"TTS_PLAYBACK_DONE names no audio_file of ours: {path!r}", event.event_id, event.event_type)
+        return [DeleteFile(Path(path)), self._request(event, "playback.done", {"speech": speech})]
+
+    def _on_chat_history(self, event: HLEvent) -> list[Step]:
+        return [self._request(event, "chat.history", {"limit": 50})]
+
+    def history_event(self, origin_id: str, messages: list[dict[str, Any]]) -> HLEvent:
+        """CHAT_HISTORY's reply: [{"Name", "Message"}] oldest first, as the plugins read it."""
+        assert self.character is not None
+        names = {self.character.name: self.character.display_name}  # memory keeps the character's id
+        rows = [{"Name": names.get(str(m.get("speaker")), str(m.get("speaker", ""))), "Message": str(m.get("text", ""))} for m in messages]
+        return HLEvent(origin_id, "CHAT_HISTORY", SUCCESS, rows)
+
+    # ------------------------------------------------------------ bridge -> plugin
+
+    def outbound(self, event: Event) -> list[Send]:
+        """The plugin events for one EEP/1 event a turn (or the entity) sent; often none."""
+        origin = self._origins.get(event.id) if event.status != "new" else None
+        if event.status in ("pending",):
+            return []
+        if event.status in ("success", "error"):
+            self._origins.pop(event.id, None)
+            if origin is None:
+                return []
+            if event.status == "error":
+                message = str((event.payload or {}).get("message", "failed"))
+                return [Send(HLEvent(origin.event_id, origin.event_type, ERROR, {"message": message}))]
+            if event.type == "chat.history":
+                return [Send(self.history_event(origin.event_id, list((event.payload or {}).get("messages", []))))]
+            return []
+        handler = getattr(self, "_out_" + event.type.replace(".", "_"), None)
+        return handler(event) if handler is not None else []
+
+    def _new_id(self, prefix: str) -> str:
+        self._ids += 1
+        return f"{prefix}_{self._ids}"
+
+    def _out_ai_speech_start(self, event: Event) -> list[Send]:
+        p = event.payload or {}
+        self._collecting[str(p["speech"])] = _Collecting(str(p.get("text", "")), int(p.get("sample_rate", self.settings.sample_rate)))
+        return []
+
+    def _out_ai_speech_audio(self, event: Event) -> list[Send]:
+        p = event.payload or {}
+        segment = self._collecting.get(str(p.get("speech")))
+        if segment is not None:
+            segment.chunks.append(bytes(p.get("audio", b"")))
+        return []
+
+    def _out_ai_speech_interrupted(self, event: Event) -> list[Send]:
+        self._collecting.pop(str((event.payload or {}).get("speech")), None)
+        return []
+
+    def _out_ai_speech_end(self, event: Event) -> list[Send]:
+        speech = str((event.payload or {}).get("speech"))
+        segment = self._collecting.pop(speech, None)
+        if segment is None:
+            return []
+        samples = np.frombuffer(b"".join(segment.chunks), dtype="<i2")
+        wav = encode_wav(samples, segment.sample_rate)
+        payload: dict[str, Any] = {"type": "UTTERANCE_VERBAL", "content": segment.text, "audio_type": "wav"}
+        out_id = self._new_id("ai_speech")
+        if self.output_type == "base64":
+            payload["audio"] = base64.b64encode(wav).decode("ascii")
+            sent = HLEvent(out_id, "AI_SPEECH", SUCCESS, payload)
+            if len(sent.to_text().encode()) >= MAX_FRAME_BYTES:
+                # A frame the plugins cannot take; say so instead of sending it.
+                payload["audio"] = ""
+                return [Send(sent), Send(HLEvent(out_id, "AI_SPEECH", ERROR, {"message": f"speech {speech} is too long for one frame as base64; use output_type = \"file\""}))]
+            return [Send(sent)]
+        path = (self.working_dir / f"{self.entity_id}-{self.token}-{speech}.wav").resolve()
+        payload["audio_file"] = str(path)
+        self._files[str(path)] = speech
+        return [Send(HLEvent(out_id, "AI_SPEECH", SUCCESS, payload), write=(path, wav))]
+
+    def _no_audio(self) -> dict[str, Any]:
+        return {"audio": ""} if self.output_type == "base64" else {"audio_file": ""}
+
+    def _out_ai_action(self, event: Event) -> list[Send]:
+        text = str((event.payload or {}).get("text", ""))
+        payload = {"type": "UTTERANCE_NONVERBAL", "content": text, **self._no_audio()}
+        return [Send(HLEvent(self._new_id("ai_action"), "AI_ACTION", SUCCESS, payload))]
+
+    def _out_ai_status(self, event: Event) -> list[Send]:
+        p = event.payload or {}
+        c = self.character
+        assert c is not None
+        payload = {
+            "gender": str(c.options.get("gender", "")),
+            "name": c.display_name,
+            "mood": str(p.get("mood", "neutral")),
+            "behaviour": str(p.get("behaviour", "")),
+            "persona": c.persona,
+            "status_message": str(p.get("behaviour", "")),
+        }
+        return [Send(HLEvent(self._new_id("ai_status"), "AI_STATUS", SUCCESS, payload))]
+
+    def _out_ai_countenance(self, event: Event) -> list[Send]:
+        p = event.payload or {}
+        payload = {"emotional_state": str(p.get("emotion", "neutral")), "facial_expression": str(p.get("expression") or p.get("emotion", "neutral"))}
+        return [Send(HLEvent(self._new_id("countenance"), "AI_COUNTENANCE_UPDATE", SUCCESS, payload))]
+
+    def _out_error(self, event: Event) -> list[Send]:
+        p = event.payload or {}
+        origin = self._origins.get(str(p.get("ref", "")))
+        event_id, event_type = (origin.event_id, origin.event_type) if origin else (event.id, "ERROR")
+        return [Send(HLEvent(event_id, event_type, ERROR, {"message": str(p.get("message", ""))}))]
+
+    # ------------------------------------------------------------ clean-up
+
+    def leftover_files(self) -> list[Path]:
+        """Audio files never reported played (the socket closed first): the glue removes them."""
+        files = [Path(p) for p in self._files]
+        self._files.clear()
+        return files

@@ -1,0 +1,227 @@
+"""The Harmony Link listener: thin socket glue around `bridge.compat.harmony_link.Translator`.
+
+Started by `serve_bridge` only when `[compat.harmony_link] enabled = true`, and imported only
+then, so EEP/1 connections pay nothing for it when it is off. Each plugin socket drives one
+entity, built exactly as `entity.init` builds one (`CharacterRuntime`, `EntityWorld`,
+`Entity`) and driven through the same turns (`handler_for`, `Entity.submit`). The socket's
+one writer is our `Outbox`, whose "session" here encodes an EEP/1 event into the plugin
+events it becomes; a WAV file is written just before the event that names it is sent.
+"""
+
+from __future__ import annotations
+
+import functools
+import ipaddress
+import logging
+from pathlib import Path
+from typing import Any
+
+import trio
+from websockets.exceptions import ConnectionClosed
+from websockets.http11 import Request, Response
+from websockets.trio.server import Server, ServerConnection, serve
+
+from bridge.character.entity import Entity
+from bridge.character.ports import ClientGone
+from bridge.character.runtime import CharacterRuntime
+from bridge.character.turns import handler_for
+from bridge.compat.harmony_link import (
+    DeleteFile,
+    HarmonyLinkError,
+    InitEntity,
+    Send,
+    Step,
+    Submit,
+    Translator,
+    error_event,
+    parse_event,
+)
+from bridge.protocol.envelope import Event
+from bridge.protocol.errors import ProtocolError
+from bridge.server.app import BridgeApp
+from bridge.server.outbox import Outbox
+from bridge.world.engine import EngineRequests
+from bridge.world.entity_world import EntityWorld
+
+log = logging.getLogger(__name__)
+
+#: Harmony Link's own clientconnectionbuffer (8192000): what a plugin may send us in a frame.
+MAX_INBOUND_BYTES = 8192000
+TURN_TYPES = ("user.utterance", "tts.say")
+
+
+class _Frames:
+    """The Outbox's encoder: an EEP/1 event becomes the plugin events it maps to."""
+
+    def __init__(self, translator: Translator) -> None:
+        self.translator = translator
+
+    def encode(self, item: Event | list[Send], framing: Any = None) -> list[Send]:
+        return self.translator.outbound(item) if isinstance(item, Event) else item
+
+
+def _write_file(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".part")
+    tmp.write_bytes(data)
+    tmp.replace(path)  # the plugin never sees half a file
+
+
+class HarmonyLinkConnection:
+    """One plugin socket: one entity."""
+
+    def __init__(self, app: BridgeApp, ws: Any) -> None:
+        self.app = app
+        self.ws = ws
+        self.translator = Translator(app.config.harmony_link, app.config.characters)
+        hook = app.outbound_hook
+
+        def inspect(item: Any) -> None:
+            if hook is not None and isinstance(item, Event):
+                hook(item)  # the EEP/1 events of our turns still match schemas/
+
+        self.outbox = Outbox(
+            _Frames(self.translator),  # type: ignore[arg-type]
+            app.config.limits.outbound_queue,
+            self.abort,
+            stall_timeout=app.config.limits.client_stall_ms / 1000,
+            inspect=inspect,
+        )
+        self.engine_requests = EngineRequests(self.outbox)
+        self.entity: Entity | None = None
+        self._nursery: trio.Nursery | None = None
+
+    async def run(self) -> None:
+        self.app.connections += 1
+        try:
+            async with trio.open_nursery() as nursery:
+                self._nursery = nursery
+                nursery.start_soon(self._write, name="harmony-link writer")
+                try:
+                    while await self._receive_one():
+                        pass
+                finally:
+                    if self.entity is not None:
+                        self.entity.close()
+                    self.outbox.close()
+                    nursery.cancel_scope.deadline = trio.current_time() + 2
+        finally:
+            self.app.connections -= 1
+            for path in self.translator.leftover_files():
+                path.unlink(missing_ok=True)
+
+    def abort(self) -> None:
+        stream = getattr(self.ws, "stream", None)
+        if stream is not None and self._nursery is not None:
+            self._nursery.start_soon(trio.aclose_forcefully, stream)
+        if self._nursery is not None:
+            self._nursery.cancel_scope.cancel()
+
+    async def _write(self) -> None:
+        async def send(items: list[Send]) -> None:
+            for item in items:
+                if item.write is not None:
+                    await trio.to_thread.run_sync(_write_file, *item.write)
+                await self.ws.send(item.event.to_text())
+
+        try:
+            await self.outbox.run_writer(send)  # type: ignore[arg-type]
+        except (ConnectionClosed, trio.BrokenResourceError, trio.ClosedResourceError):
+            pass
+
+    async def _receive_one(self) -> bool:
+        try:
+            data = await self.ws.recv()
+        except ConnectionClosed:
+            return False
+        event_id, event_type = "", "ERROR"
+        try:
+            event = parse_event(data)
+            event_id, event_type = event.event_id, event.event_type
+            for step in self.translator.receive(event):
+                await self._perform(step)
+        except HarmonyLinkError as exc:
+            return await self._reply_error(exc)
+        except ProtocolError as exc:  # e.g. busy: the turn machinery refused the request
+            return await self._reply_error(HarmonyLinkError(exc.message, event_id, event_type))
+        except ClientGone:
+            return False
+        except Exception as exc:  # a bug of ours costs one event, never the plugin's socket
+            log.exception("handling a Harmony Link event failed")
+            return await self._reply_error(HarmonyLinkError(f"internal error: {type(exc).__name__}", event_id, event_type))
+        return True
+
+    async def _reply_error(self, exc: HarmonyLinkError) -> bool:
+        try:
+            await self.outbox.put([Send(error_event(exc))])  # type: ignore[arg-type]
+        except ClientGone:
+            return False
+        return True
+
+    async def _perform(self, step: Step) -> None:
+        if isinstance(step, Send):
+            await self.outbox.put([step])  # type: ignore[arg-type]
+        elif isinstance(step, InitEntity):
+            await self._init(step)
+        elif isinstance(step, DeleteFile):
+            await trio.to_thread.run_sync(functools.partial(step.path.unlink, missing_ok=True))
+        elif isinstance(step, Submit):
+            await self._submit(step.request)
+
+    async def _init(self, step: InitEntity) -> None:
+        runtime = CharacterRuntime(self.app, step.character, self.translator.hello())
+        runtime.world = EntityWorld(step.entity_id, self.engine_requests, step.character.options)
+        entity = Entity(step.entity_id, runtime, self.outbox, turn_policy=step.character.turn_policy)
+        assert self._nursery is not None
+        await self._nursery.start(entity.run, name=f"entity:{step.entity_id}")
+        self.entity = entity
+        self.translator.entity_started(step.entity_id)
+        await self.outbox.put([Send(self.translator.init_succeeded(step.event_id))])  # type: ignore[arg-type]
+
+    async def _submit(self, request: Event) -> None:
+        entity = self.entity
+        assert entity is not None  # the translator refuses everything before INIT_ENTITY
+        if request.type in TURN_TYPES:
+            entity.submit(request, handler_for(entity.runtime, request))
+        elif request.type == "playback.done":
+            entity.runtime.playback(str((request.payload or {}).get("speech")), None, True)
+        elif request.type == "chat.history":
+            runtime = entity.runtime
+            memory = await runtime.memory()
+            messages = await memory.recent(runtime.name, runtime.scope, int((request.payload or {}).get("limit") or 50))
+            await self.outbox.put(request.reply("success", {"messages": [m.to_payload() for m in messages]}))
+
+
+def _client_allowed(app: BridgeApp, address: Any) -> bool:
+    host = address[0] if isinstance(address, tuple) else str(address)
+    try:
+        if ipaddress.ip_address(host).is_loopback:
+            return True
+    except ValueError:
+        return False
+    return host in app.config.harmony_link.allowed_clients
+
+
+async def serve_harmony_link(app: BridgeApp, *, task_status: trio.TaskStatus[Server] = trio.TASK_STATUS_IGNORED) -> None:
+    """Listen for Harmony Link plugins on `[compat.harmony_link]` host:port until cancelled."""
+    settings = app.config.harmony_link
+
+    async def handler(ws: ServerConnection) -> None:
+        await HarmonyLinkConnection(app, ws).run()
+
+    async def process_request(connection: ServerConnection, request: Request) -> Response | None:
+        if not _client_allowed(app, connection.remote_address):
+            log.warning("refused a Harmony Link client from %s (not in allowed_clients)", connection.remote_address)
+            return connection.respond(403, "this client is not in [compat.harmony_link] allowed_clients\n")
+        return None
+
+    await serve(
+        handler,
+        settings.port,
+        host=settings.host,
+        compression=None,
+        process_request=process_request,
+        max_size=MAX_INBOUND_BYTES,
+        max_queue=64,
+        task_status=task_status,
+    )

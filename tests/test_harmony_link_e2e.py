@@ -1,0 +1,213 @@
+"""Harmony Link plugins against the real bridge: the second listener, over a real WebSocket.
+
+The client is `tests/harmony_link_client.py`, written from the wire notes (JSON text frames,
+one socket per entity, a strict four-key decoder). The voice is the embedded piper voice.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import wave
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import trio
+
+from bridge.config import parse_config
+from tests.conftest import ECHO_CONFIG, start_bridge
+from tests.harmony_link_client import plugin
+
+pytestmark = pytest.mark.embedded
+LINE = "Hello there, traveller. The stew is hot tonight."
+
+
+def config(tmp_path: Path, **compat: Any) -> Any:
+    mira = {
+        "display_name": "Mira",
+        "persona": "The innkeeper.",
+        "gender": "female",
+        "modules": {"llm": "scripted", "tts": "steady_piper", "stt": "none", "vad": "none", "countenance": "tags"},
+        "expressions": {"happy": "smile_big"},
+    }
+    data = {
+        **ECHO_CONFIG,
+        "modules": {
+            **ECHO_CONFIG["modules"],
+            "scripted": {"kind": "llm", "provider": "echo", "replies": [f"*waves* [happy] {LINE}"]},
+            "steady_piper": {"kind": "tts", "provider": "piper", "noise_scale": 1e-4, "noise_w": 1e-4},
+        },
+        "characters": {
+            **ECHO_CONFIG["characters"],
+            "mira": mira,
+            # one segment for a whole long line: too long for a single base64 frame
+            "orator": {**mira, "segmenter": {"clause_split": False, "max_chars": 2000, "first_min_words": 150, "first_max_words": 200}},
+        },
+        "compat": {
+            "harmony_link": {
+                "enabled": True,
+                "port": 0,
+                "working_dir": str(tmp_path / "harmony-tmp"),
+                "entities": {"kaji": {"character": "mira"}, "proj": {"character": "mira", "output_type": "base64"}},
+                **compat,
+            }
+        },
+    }
+    return parse_config(data, "test")
+
+
+def wav_seconds(data: bytes) -> tuple[float, int, np.ndarray]:
+    with wave.open(io.BytesIO(data), "rb") as reader:
+        frames = reader.readframes(reader.getnframes())
+        assert reader.getnchannels() == 1 and reader.getsampwidth() == 2
+        return reader.getnframes() / reader.getframerate(), reader.getframerate(), np.frombuffer(frames, "<i2")
+
+
+async def test_init_utterance_speech_files_and_playback_done(tmp_path: Path) -> None:
+    async with start_bridge(config(tmp_path)) as running:
+        assert running.harmony_link_url is not None
+        async with plugin(running.harmony_link_url) as kaji:
+            init = await kaji.init("kaji")
+            assert (init.event_id, init.status, init.payload) == ("init_entity", "SUCCESS", None)
+            assert not [e for e in kaji.received if e.status == "PENDING"]
+            await kaji.send("ENVIRONMENT_LOADED", {}, "environment_loaded")
+            assert (await kaji.wait_for("ENVIRONMENT_LOADED")).status == "SUCCESS"
+
+            await kaji.send("USER_UTTERANCE", {"type": "UTTERANCE_VERBAL", "content": "hello"}, "utterance_1")
+            speeches = []
+            while " ".join(s.payload["content"] for s in speeches) != LINE:
+                event = await kaji.next(120)
+                if event.event_type == "AI_SPEECH":
+                    speeches.append(event)
+            types = [e.event_type for e in kaji.received]
+            assert "AI_ACTION" in types and types.index("AI_ACTION") < types.index("AI_SPEECH")
+            action = next(e for e in kaji.received if e.event_type == "AI_ACTION")
+            assert action.payload == {"type": "UTTERANCE_NONVERBAL", "content": "waves", "audio_file": ""}
+            face = next(e for e in kaji.received if e.event_type == "AI_COUNTENANCE_UPDATE")
+            assert face.payload == {"emotional_state": "happy", "facial_expression": "smile_big"}
+            status = next(e for e in kaji.received if e.event_type == "AI_STATUS")
+            assert set(status.payload) == {"gender", "name", "mood", "behaviour", "persona", "status_message"}
+            assert (status.payload["name"], status.payload["gender"], status.payload["mood"]) == ("Mira", "female", "happy")
+            assert len(speeches) >= 2, "one AI_SPEECH per sentence, as Harmony Link sends them"
+            for speech in speeches:
+                assert speech.status == "SUCCESS" and speech.payload["type"] == "UTTERANCE_VERBAL"
+                path = Path(speech.payload["audio_file"])
+                assert path.is_file() and path.parent == (tmp_path / "harmony-tmp").resolve()
+                seconds, rate, samples = wav_seconds(path.read_bytes())
+                assert rate == 22050
+                # piper speaks at roughly 50-120 ms per character; silence would fail the RMS check
+                chars = len(speech.payload["content"])
+                assert 0.03 * chars < seconds < 0.2 * chars, (seconds, speech.payload["content"])
+                assert float(np.sqrt(np.mean(samples.astype(np.float64) ** 2))) > 300
+
+            for speech in speeches:
+                await kaji.send("TTS_PLAYBACK_DONE", speech.payload["audio_file"], "playback_done")
+            # The plugin's next request is answered after the playback events were handled.
+            await kaji.send("CHAT_HISTORY", None, "update_history")
+            history = await kaji.wait_for("CHAT_HISTORY")
+            assert history.status == "SUCCESS"
+            assert history.payload[0] == {"Name": "Player", "Message": "hello"}
+            assert history.payload[-1]["Name"] == "Mira" and "stew" in history.payload[-1]["Message"]
+            for speech in speeches:
+                assert not Path(speech.payload["audio_file"]).exists(), "TTS_PLAYBACK_DONE removes the file"
+            assert not [e for e in kaji.received if e.status == "ERROR"]
+
+
+async def test_the_wav_matches_what_eep1_streams_for_the_same_line(tmp_path: Path, connect) -> None:
+    """Same voice, same text: the WAV holds exactly the samples EEP/1 streams in chunks."""
+    async with start_bridge(config(tmp_path)) as running:
+        async with connect(running, audio_out={"encoding": "pcm_s16le", "sample_rate": 22050, "chunk_ms": 40, "lead_ms": 0}, visemes="none") as client:
+            mira = await client.init_entity("mira-1", "mira")
+            result = await mira.speak("The stew is hot tonight.")
+        streamed = np.concatenate([np.frombuffer(e.payload["audio"], "<i2") for e in result.events if e.type == "ai.speech.audio"])
+        async with plugin(running.harmony_link_url) as proj:
+            assert (await proj.init("proj")).status == "SUCCESS"
+            await proj.send("TTS_GENERATE_SPEECH", {"type": "UTTERANCE_VERBAL", "content": "The stew is hot tonight."}, "tts_1")
+            speech = await proj.wait_for("AI_SPEECH", timeout=120)
+    assert "audio_file" not in speech.payload and speech.payload["audio_type"] == "wav"
+    seconds, rate, samples = wav_seconds(base64.b64decode(speech.payload["audio"]))
+    assert rate == 22050
+    assert samples.size == streamed.size
+    # piper's residual noise (noise_scale 1e-4) differs run to run by a few LSB
+    diff = samples.astype(np.float64) - streamed.astype(np.float64)
+    assert np.sqrt(np.mean(diff**2)) < 0.02 * np.sqrt(np.mean(streamed.astype(np.float64) ** 2))
+
+
+async def test_bad_events_get_error_replies_and_the_socket_stays_open(tmp_path: Path) -> None:
+    async with start_bridge(config(tmp_path)) as running:
+        async with plugin(running.harmony_link_url) as p:
+            await p.send("USER_UTTERANCE", {"type": "UTTERANCE_VERBAL", "content": "hi"}, "too_early")
+            early = await p.next()
+            assert (early.event_id, early.event_type, early.status) == ("too_early", "USER_UTTERANCE", "ERROR")
+            assert "INIT_ENTITY" in early.payload["message"]
+
+            await p.send("INIT_ENTITY", {"entity_id": "nobody"}, "init_entity")
+            unknown = await p.next()
+            assert (unknown.event_type, unknown.status) == ("INIT_ENTITY", "ERROR") and "nobody" in unknown.payload["message"]
+            assert (await p.init("kaji")).status == "SUCCESS"
+
+            await p.send_raw("this is not json")
+            assert (await p.next()).status == "ERROR"
+            await p.send_raw(b'{"event_id": "x", "event_type": "AI_STATUS", "status": "NEW", "payload": null}')
+            binary = await p.next()
+            assert binary.status == "ERROR" and "text frames" in binary.payload["message"]
+            await p.send_raw(json.dumps([1, 2]))
+            assert (await p.next()).status == "ERROR"
+            await p.send("NO_SUCH_EVENT", {}, "odd")
+            odd = await p.next()
+            assert (odd.event_id, odd.event_type, odd.status) == ("odd", "NO_SUCH_EVENT", "ERROR")
+            await p.send("USER_UTTERANCE", {"type": "UTTERANCE_SHOUTED", "content": "hi"}, "u_bad")
+            assert "UTTERANCE_SHOUTED" in (await p.next()).payload["message"]
+            await p.send("USER_UTTERANCE", "hello", "u_str")
+            assert (await p.next()).status == "ERROR"
+            await p.send("TTS_PLAYBACK_DONE", "/etc/passwd", "playback_done")
+            refused = await p.next()
+            assert refused.status == "ERROR" and Path("/etc/passwd").exists()
+            # Extra keys from a plugin are ignored, not fatal.
+            await p.send_raw(json.dumps({"event_id": "env", "event_type": "ENVIRONMENT_LOADED", "status": "NEW", "payload": {}, "extra": 1}))
+            assert (await p.next()).status == "SUCCESS"
+            # A frame over 1 MiB (plugins may send up to Harmony Link's 8 MB buffer) is answered, not fatal.
+            await p.send("USER_UTTERANCE", {"type": "UTTERANCE_VERBAL", "content": "", "pad": "x" * (1200 * 1024)}, "big")
+            assert (await p.next()).status == "ERROR"
+            # ...and after all that the socket still drives the entity.
+            await p.send("USER_UTTERANCE", {"type": "UTTERANCE_VERBAL", "content": "hello"}, "u_ok")
+            assert (await p.wait_for("AI_SPEECH", timeout=120)).status == "SUCCESS"
+
+
+async def test_base64_speech_too_long_for_one_frame_is_refused_not_sent(tmp_path: Path) -> None:
+    long_line = " ".join(["The road north runs past the old mill and the river bend"] * 6) + "."
+    async with start_bridge(config(tmp_path, sample_rate=48000, output_type="base64")) as running:
+        async with plugin(running.harmony_link_url) as proj:
+            assert (await proj.init("orator")).status == "SUCCESS"  # a character's own name maps too
+            await proj.send("TTS_GENERATE_SPEECH", long_line, "tts_long")
+            first = await proj.wait_for("AI_SPEECH", timeout=180)
+            # Every frame passed the plugin's 1 MiB limit (checked in Plugin.next); the too
+            # long one went out without audio, followed by an ERROR that says why.
+            if first.payload["audio"] == "":
+                error = await proj.wait_for("AI_SPEECH", "ERROR", timeout=30)
+                assert "output_type" in error.payload["message"]
+            else:
+                pytest.fail(f"expected a segment too long for one base64 frame at 48 kHz, got {len(first.payload['audio'])} bytes of base64")
+
+
+async def test_off_by_default_nothing_listens_nothing_imported() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, trio\n"
+        "from bridge.config import parse_config\n"
+        "from bridge.server.app import BridgeApp\n"
+        "from bridge.server.serve import serve_bridge\n"
+        "async def main():\n"
+        "    async with trio.open_nursery() as n:\n"
+        "        r = await n.start(serve_bridge, BridgeApp(parse_config({'server': {'history_path': ':memory:'}}, 't')), '127.0.0.1', 0)\n"
+        "        print(r.harmony_link is None, 'bridge.server.harmony_link' in sys.modules, 'bridge.compat.harmony_link' in sys.modules)\n"
+        "        await r.aclose(); n.cancel_scope.cancel()\n"
+        "trio.run(main)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    assert out.stdout.split() == ["True", "False", "False"]
