@@ -211,3 +211,89 @@ async def test_off_by_default_nothing_listens_nothing_imported() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
     assert out.stdout.split() == ["True", "False", "False"]
+
+
+# ----------------------------------------------------------------------------- speech in
+
+SENTENCE = "Do you have a room for the night?"
+
+
+def stt_config(tmp_path: Path) -> Any:
+    base = config(tmp_path)
+    data = {
+        **ECHO_CONFIG,
+        "modules": {**ECHO_CONFIG["modules"], "steady_piper": {"kind": "tts", "provider": "piper", "noise_scale": 1e-4, "noise_w": 1e-4}},
+        "characters": {
+            **ECHO_CONFIG["characters"],
+            "ear": {"display_name": "Ear", "modules": {"llm": "echo", "tts": "steady_piper", "stt": "whisper", "vad": "silero", "countenance": "none"}},
+        },
+        "compat": {"harmony_link": {"enabled": True, "port": 0, "working_dir": base.harmony_link.working_dir, "entities": {"proj": {"character": "ear", "output_type": "base64"}}}},
+    }
+    return parse_config(data, "test")
+
+
+async def test_stt_pull_mode_return_vnge_style(tmp_path: Path) -> None:
+    """VNGE/VTS: the bridge pulls ranges of the plugin's ring buffer; result_mode "return"
+    sends the transcript, which the plugin sends back as USER_UTTERANCE; the answer follows."""
+    from tests.speech_samples import speech_sample
+
+    ring = speech_sample(SENTENCE).at_rate(44100).astype("<i2").tobytes()
+    async with start_bridge(stt_config(tmp_path)) as running:
+        async with plugin(running.harmony_link_url) as ear:
+            assert (await ear.init("ear")).status == "SUCCESS"
+            await ear.send("STT_START_LISTEN", {"auto_vad": True, "result_mode": "return", "channels": 1, "bit_depth": 16, "sample_rate": 44100}, "start_listen")
+            pulls = []
+            with trio.fail_after(120):
+                while True:
+                    event = await ear.next(120)
+                    if event.event_type == "STT_FETCH_MICROPHONE":
+                        assert event.status == "SUCCESS"
+                        start, count = event.payload["start_byte"], event.payload["bytes_count"]
+                        assert start == sum(len(p) for p in pulls), "ranges follow each other"
+                        piece = ring[start : start + count]
+                        pulls.append(piece)
+                        await ear.send("STT_FETCH_MICROPHONE_RESULT", {"audio_bytes": base64.b64encode(piece).decode(), "channels": 1, "bit_depth": 16, "sample_rate": 44100}, event.event_id)
+                    elif event.event_type == "STT_OUTPUT_TEXT":
+                        transcript = event
+                        break
+            types = [e.event_type for e in ear.received]
+            assert types.index("STT_SPEECH_STARTED") < types.index("STT_SPEECH_STOPPED") < types.index("STT_OUTPUT_TEXT")
+            assert transcript.payload["type"] == "UTTERANCE_VERBAL"
+            words = transcript.payload["content"].lower()
+            assert "room" in words and "night" in words
+            await ear.send("STT_STOP_LISTEN", {}, "stop_listen")
+            # What VNGE does with the transcript: add entity_id, send it back as an utterance.
+            await ear.send("USER_UTTERANCE", {**transcript.payload, "type": "UTTERANCE_COMBINED", "entity_id": "user"}, "actor_user_VAD_utterance_processed")
+            with trio.fail_after(120):
+                while (event := await ear.next(120)).event_type != "AI_SPEECH":
+                    if event.event_type == "STT_FETCH_MICROPHONE":  # one pull may have been under way
+                        await ear.send("STT_FETCH_MICROPHONE_RESULT", {"audio_bytes": "", "channels": 1, "bit_depth": 16, "sample_rate": 44100}, event.event_id)
+            assert Path(event.payload["audio_file"]).is_file()
+            assert not [e for e in ear.received if e.status == "ERROR"]
+
+
+async def test_stt_push_mode_process_projectp_style(tmp_path: Path) -> None:
+    """ProjectP: STT_START_LISTEN with a null payload, then STT_INPUT_AUDIO pushes; in result_mode
+    "process" the bridge answers the speech itself (no STT_OUTPUT_TEXT to echo back)."""
+    from tests.speech_samples import speech_sample
+
+    audio = speech_sample(SENTENCE).at_rate(16000).astype("<i2").tobytes()
+    async with start_bridge(stt_config(tmp_path)) as running:
+        async with plugin(running.harmony_link_url) as proj:
+            assert (await proj.init("proj")).status == "SUCCESS"
+            await proj.send("STT_START_LISTEN", None, "start_listen")
+            step = 16000 * 2 // 10  # 100 ms
+            for start in range(0, len(audio), step):
+                await proj.send("STT_INPUT_AUDIO", {"AudioBytes": base64.b64encode(audio[start : start + step]).decode()}, "input_audio")
+            speech = await proj.wait_for("AI_SPEECH", timeout=120)
+            types = [e.event_type for e in proj.received]
+            assert "STT_SPEECH_STARTED" in types and "STT_SPEECH_STOPPED" in types and "STT_OUTPUT_TEXT" not in types
+            assert "night" in speech.payload["content"].lower()  # the echo LLM answers with what it heard
+            assert speech.payload["audio"]
+            await proj.send("STT_STOP_LISTEN", None, "stop_listen")
+            await proj.send("STT_STOP_LISTEN", None, "stop_again")
+            assert (await proj.wait_for("STT_STOP_LISTEN")).status == "ERROR"
+            # Not listening: STT_INPUT_AUDIO is a one-shot recording, answered as STT_OUTPUT_TEXT.
+            await proj.send("STT_INPUT_AUDIO", {"audio_bytes": base64.b64encode(audio).decode(), "sample_rate": 16000, "channels": 1}, "one_shot")
+            text = await proj.wait_for("STT_OUTPUT_TEXT", timeout=120)
+            assert text.event_id == "one_shot" and "room" in text.payload["content"].lower()

@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from bridge.media.pcm import SUPPORTED_INPUT_RATES
 from bridge.config import CharacterConfig, HarmonyLinkConfig
 from bridge.media.pcm import encode_wav
 from bridge.protocol.envelope import Event
@@ -131,7 +132,31 @@ class DeleteFile:
     path: Path
 
 
-Step = Send | InitEntity | Submit | DeleteFile
+@dataclass
+class Listen:
+    """Start our microphone listener for this entity (`stt.listen.start` as `request`).
+
+    `sample_rate` is the plugin's microphone rate; `respond` is False in result_mode
+    "return" (the plugin sends the transcript back as USER_UTTERANCE itself); `pull_bytes`
+    set means pull mode: the glue asks the plugin for that many bytes at a time.
+    """
+
+    request: Event
+    sample_rate: int
+    respond: bool
+    pull_bytes: int | None
+
+
+@dataclass
+class MicrophoneData:
+    """The plugin's answer to one of our STT_FETCH_MICROPHONE requests."""
+
+    event_id: str
+    audio: bytes  # mono
+    raw_bytes: int  # what it was on the plugin's side: where the next pull starts
+
+
+Step = Send | InitEntity | Submit | DeleteFile | Listen | MicrophoneData
 
 
 @dataclass
@@ -164,6 +189,11 @@ class Translator:
         self._collecting: dict[str, _Collecting] = {}
         self._files: dict[str, str] = {}  # audio_file path -> our speech id
         self.token = uuid.uuid4().hex[:8]  # keeps file names of two bridges apart
+        self.listening = False
+        self.transcripts_to_plugin = True  # False in result_mode "process": we answer ourselves
+        self.mic_rate = 16000
+        self.mic_channels = 1
+        self._fetches: set[str] = set()
 
     # ------------------------------------------------------------ plugin -> bridge
 
@@ -266,6 +296,83 @@ class Translator:
         rows = [{"Name": names.get(str(m.get("speaker")), str(m.get("speaker", ""))), "Message": str(m.get("text", ""))} for m in messages]
         return HLEvent(origin_id, "CHAT_HISTORY", SUCCESS, rows)
 
+    def _on_stt_start_listen(self, event: HLEvent) -> list[Step]:
+        # ProjectP sends null and then pushes STT_INPUT_AUDIO; VNGE and VTS send the format
+        # and answer our STT_FETCH_MICROPHONE pulls from their ring buffer.
+        payload = event.payload
+        if payload is not None and not isinstance(payload, dict):
+            raise HarmonyLinkError("STT_START_LISTEN needs payload {auto_vad, result_mode, channels, bit_depth, sample_rate} or null", event.event_id, event.event_type)
+        p = payload or {}
+        rate, channels, bits = p.get("sample_rate", 16000), p.get("channels", 1), p.get("bit_depth", 16)
+        mode = p.get("result_mode", "process")
+        if rate not in SUPPORTED_INPUT_RATES:
+            raise HarmonyLinkError(f"sample_rate {rate!r} is not supported; one of {', '.join(map(str, SUPPORTED_INPUT_RATES))}", event.event_id, event.event_type)
+        if bits != 16 or channels not in (1, 2):
+            raise HarmonyLinkError(f"microphone audio must be 16-bit PCM, mono or stereo; got {bits}-bit, {channels} channels", event.event_id, event.event_type)
+        if mode not in ("return", "process"):
+            raise HarmonyLinkError(f"result_mode must be return or process, got {mode!r}", event.event_id, event.event_type)
+        self.listening = True
+        self.mic_rate, self.mic_channels = int(rate), int(channels)
+        self.transcripts_to_plugin = mode == "return"
+        listen_mode = "vad" if p.get("auto_vad", True) else "push_to_talk"
+        submit = self._request(event, "stt.listen.start", {"mode": listen_mode})
+        pull = int(rate) * 2 * int(channels) // 5 if payload is not None else None  # 200 ms a pull
+        return [Listen(submit.request, int(rate), mode == "process", pull)]
+
+    def _on_stt_stop_listen(self, event: HLEvent) -> list[Step]:
+        if not self.listening:
+            raise HarmonyLinkError("not listening: send STT_START_LISTEN first", event.event_id, event.event_type)
+        self.listening = False
+        return [self._request(event, "stt.listen.stop", {})]
+
+    def _mono(self, data: bytes) -> bytes:
+        if self.mic_channels == 1:
+            return data
+        frames = np.frombuffer(data[: len(data) // 4 * 4], dtype="<i2").reshape(-1, 2)
+        return frames.mean(axis=1).astype("<i2").tobytes()
+
+    @staticmethod
+    def _audio_bytes(event: HLEvent) -> bytes:
+        p = event.payload if isinstance(event.payload, dict) else {}
+        if isinstance(p.get("audio_data"), dict):  # the newer app's one-shot shape
+            p = p["audio_data"]
+        encoded = p.get("audio_bytes", p.get("AudioBytes"))
+        if not isinstance(encoded, str):
+            raise HarmonyLinkError(f"{event.event_type} needs payload.audio_bytes (base64 16-bit PCM)", event.event_id, event.event_type)
+        try:
+            data = base64.b64decode(encoded, validate=True)
+        except ValueError:
+            raise HarmonyLinkError(f"{event.event_type}: audio_bytes is not valid base64", event.event_id, event.event_type) from None
+        if len(data) % 2:
+            raise HarmonyLinkError(f"{event.event_type}: {len(data)} bytes is not whole 16-bit samples", event.event_id, event.event_type)
+        return data
+
+    def _on_stt_input_audio(self, event: HLEvent) -> list[Step]:
+        data = self._audio_bytes(event)
+        if self.listening:
+            return [self._request(event, "stt.audio", {"audio": self._mono(data)})]
+        # Not listening: a one-shot recording, answered with STT_OUTPUT_TEXT.
+        p = event.payload if isinstance(event.payload, dict) else {}
+        fmt = p.get("audio_data") if isinstance(p.get("audio_data"), dict) else p
+        rate = fmt.get("sample_rate", 16000)
+        if fmt.get("channels", 1) == 2:
+            frames = np.frombuffer(data[: len(data) // 4 * 4], dtype="<i2").reshape(-1, 2)
+            data = frames.mean(axis=1).astype("<i2").tobytes()
+        return [self._request(event, "stt.transcribe", {"format": "pcm_s16le", "sample_rate": rate, "audio": data})]
+
+    def fetch_request(self, start_byte: int, bytes_count: int) -> HLEvent:
+        """Our pull of the plugin's microphone ring buffer (status SUCCESS: they act on nothing else)."""
+        event_id = self._new_id("fetch_microphone")
+        self._fetches.add(event_id)
+        return HLEvent(event_id, "STT_FETCH_MICROPHONE", SUCCESS, {"start_byte": start_byte, "bytes_count": bytes_count})
+
+    def _on_stt_fetch_microphone_result(self, event: HLEvent) -> list[Step]:
+        if event.event_id not in self._fetches:
+            raise HarmonyLinkError(f"no STT_FETCH_MICROPHONE {event.event_id!r} is waiting for a result", event.event_id, event.event_type)
+        self._fetches.discard(event.event_id)
+        data = self._audio_bytes(event)
+        return [MicrophoneData(event.event_id, self._mono(data), len(data))]
+
     # ------------------------------------------------------------ bridge -> plugin
 
     def outbound(self, event: Event) -> list[Send]:
@@ -282,6 +389,9 @@ class Translator:
                 return [Send(HLEvent(origin.event_id, origin.event_type, ERROR, {"message": message}))]
             if event.type == "chat.history":
                 return [Send(self.history_event(origin.event_id, list((event.payload or {}).get("messages", []))))]
+            if event.type == "stt.transcribe":
+                text = str((event.payload or {}).get("text", ""))
+                return [Send(HLEvent(origin.event_id, "STT_OUTPUT_TEXT", SUCCESS, {"type": "UTTERANCE_VERBAL", "content": text}))]
             return []
         handler = getattr(self, "_out_" + event.type.replace(".", "_"), None)
         return handler(event) if handler is not None else []
@@ -354,6 +464,18 @@ class Translator:
         p = event.payload or {}
         payload = {"emotional_state": str(p.get("emotion", "neutral")), "facial_expression": str(p.get("expression") or p.get("emotion", "neutral"))}
         return [Send(HLEvent(self._new_id("countenance"), "AI_COUNTENANCE_UPDATE", SUCCESS, payload))]
+
+    def _out_stt_speech_started(self, event: Event) -> list[Send]:
+        return [Send(HLEvent(self._new_id("speech_started"), "STT_SPEECH_STARTED", SUCCESS, {}))]
+
+    def _out_stt_speech_stopped(self, event: Event) -> list[Send]:
+        return [Send(HLEvent(self._new_id("speech_stopped"), "STT_SPEECH_STOPPED", SUCCESS, {}))]
+
+    def _out_stt_transcript(self, event: Event) -> list[Send]:
+        if not self.transcripts_to_plugin:
+            return []  # result_mode "process": the bridge answers it; the plugin would send it back
+        text = str((event.payload or {}).get("text", ""))
+        return [Send(HLEvent(self._new_id("stt_output"), "STT_OUTPUT_TEXT", SUCCESS, {"type": "UTTERANCE_VERBAL", "content": text}))]
 
     def _out_error(self, event: Event) -> list[Send]:
         p = event.payload or {}

@@ -22,6 +22,7 @@ from websockets.http11 import Request, Response
 from websockets.trio.server import Server, ServerConnection, serve
 
 from bridge.character.entity import Entity
+from bridge.character.listener import Listener
 from bridge.character.ports import ClientGone
 from bridge.character.runtime import CharacterRuntime
 from bridge.character.turns import handler_for
@@ -29,6 +30,8 @@ from bridge.compat.harmony_link import (
     DeleteFile,
     HarmonyLinkError,
     InitEntity,
+    Listen,
+    MicrophoneData,
     Send,
     Step,
     Submit,
@@ -45,6 +48,10 @@ from bridge.world.entity_world import EntityWorld
 
 log = logging.getLogger(__name__)
 
+#: How long the plugin may take to answer one STT_FETCH_MICROPHONE before we stop pulling.
+PULL_TIMEOUT_S = 10.0
+#: Pause before asking again when the plugin's ring buffer had nothing new.
+PULL_IDLE_S = 0.1
 #: Harmony Link's own clientconnectionbuffer (8192000): what a plugin may send us in a frame.
 MAX_INBOUND_BYTES = 8192000
 TURN_TYPES = ("user.utterance", "tts.say")
@@ -89,6 +96,7 @@ class HarmonyLinkConnection:
         )
         self.engine_requests = EngineRequests(self.outbox)
         self.entity: Entity | None = None
+        self._pulls: dict[str, trio.MemorySendChannel[MicrophoneData]] = {}
         self._nursery: trio.Nursery | None = None
 
     async def run(self) -> None:
@@ -167,6 +175,53 @@ class HarmonyLinkConnection:
             await trio.to_thread.run_sync(functools.partial(step.path.unlink, missing_ok=True))
         elif isinstance(step, Submit):
             await self._submit(step.request)
+        elif isinstance(step, Listen):
+            await self._listen(step)
+        elif isinstance(step, MicrophoneData):
+            waiting = self._pulls.pop(step.event_id, None)
+            if waiting is not None:
+                waiting.send_nowait(step)  # else: a late answer after we stopped pulling
+
+    async def _listen(self, step: Listen) -> None:
+        entity = self.entity
+        assert entity is not None
+        entity.listener = Listener(entity, step.sample_rate, self.app.config.limits.max_audio_buffer_s)
+        entity.listener.respond = step.respond
+        await self.outbox.put(await entity.listener.start(step.request))
+        if step.pull_bytes is not None:
+            assert entity.nursery is not None
+            entity.nursery.start_soon(self._pull, entity, entity.listener, step.pull_bytes, name=f"harmony-link mic pull:{entity.name}")
+
+    async def _pull(self, entity: Entity, listener: Listener, count: int) -> None:
+        """Pull mode: ask the plugin for its ring buffer, one range after the other, while listening.
+
+        The next pull goes out only when the previous one was answered, as Harmony Link does.
+        """
+        position = 0
+        while self.translator.listening and entity.listener is listener:
+            request = self.translator.fetch_request(position, count)
+            send, receive = trio.open_memory_channel[MicrophoneData](1)
+            self._pulls[request.event_id] = send
+            try:
+                await self.outbox.put([Send(request)])  # type: ignore[arg-type]
+                with trio.move_on_after(PULL_TIMEOUT_S):
+                    answer = await receive.receive()
+                    position += answer.raw_bytes
+                    if answer.audio and self.translator.listening:
+                        chunk = Event("stt.audio", self.outbox.next_id(), {"audio": answer.audio}, entity=entity.name)
+                        try:
+                            await listener.audio(chunk)
+                        except ProtocolError as exc:
+                            log.warning("microphone audio from %s refused: %s", entity.name, exc.message)
+                    if not answer.raw_bytes:
+                        await trio.sleep(PULL_IDLE_S)
+                    continue
+                log.warning("%s did not answer STT_FETCH_MICROPHONE in %.0f s: stopped pulling", entity.name, PULL_TIMEOUT_S)
+                return
+            except ClientGone:
+                return
+            finally:
+                self._pulls.pop(request.event_id, None)
 
     async def _init(self, step: InitEntity) -> None:
         runtime = CharacterRuntime(self.app, step.character, self.translator.hello())
@@ -185,11 +240,31 @@ class HarmonyLinkConnection:
             entity.submit(request, handler_for(entity.runtime, request))
         elif request.type == "playback.done":
             entity.runtime.playback(str((request.payload or {}).get("speech")), None, True)
+        elif request.type == "stt.listen.stop" and entity.listener is not None:
+            await self.outbox.put(await entity.listener.stop(request))
+        elif request.type == "stt.audio" and entity.listener is not None:
+            await entity.listener.audio(request)
+        elif request.type == "stt.transcribe":
+            await self._transcribe(entity, request)
         elif request.type == "chat.history":
             runtime = entity.runtime
             memory = await runtime.memory()
             messages = await memory.recent(runtime.name, runtime.scope, int((request.payload or {}).get("limit") or 50))
             await self.outbox.put(request.reply("success", {"messages": [m.to_payload() for m in messages]}))
+
+    async def _transcribe(self, entity: Entity, request: Event) -> None:
+        """A one-shot recording: transcribed in the entity's nursery, not in the reader."""
+        listener = entity.listener or Listener(entity, 16000, self.app.config.limits.max_audio_buffer_s)
+
+        async def run() -> None:
+            try:
+                reply = await listener.transcribe(request)
+            except ProtocolError as exc:
+                reply = request.error_reply(exc.code, exc.message)
+            self.outbox.put_nowait(reply)
+
+        assert entity.nursery is not None
+        entity.nursery.start_soon(run, name=f"stt.transcribe:{entity.name}")
 
 
 def _client_allowed(app: BridgeApp, address: Any) -> bool:
