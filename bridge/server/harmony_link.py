@@ -225,7 +225,7 @@ class HarmonyLinkConnection:
 
     async def _init(self, step: InitEntity) -> None:
         runtime = CharacterRuntime(self.app, step.character, self.translator.hello())
-        runtime.world = EntityWorld(step.entity_id, self.engine_requests, step.character.options)
+        runtime.world = EntityWorld(step.entity_id, self.engine_requests, step.character.options, step.character.display_name)
         entity = Entity(step.entity_id, runtime, self.outbox, turn_policy=step.character.turn_policy)
         assert self._nursery is not None
         await self._nursery.start(entity.run, name=f"entity:{step.entity_id}")
