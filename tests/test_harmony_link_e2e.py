@@ -297,3 +297,50 @@ async def test_stt_push_mode_process_projectp_style(tmp_path: Path) -> None:
             await proj.send("STT_INPUT_AUDIO", {"audio_bytes": base64.b64encode(audio).decode(), "sample_rate": 16000, "channels": 1}, "one_shot")
             text = await proj.wait_for("STT_OUTPUT_TEXT", timeout=120)
             assert text.event_id == "one_shot" and "room" in text.payload["content"].lower()
+
+
+# ----------------------------------------------------------------------------- Movement V1
+
+
+async def test_movement_v1_register_scene_and_perform(tmp_path: Path) -> None:
+    data = {
+        **ECHO_CONFIG,
+        "modules": {
+            **ECHO_CONFIG["modules"],
+            "mover": {"kind": "llm", "provider": "echo", "replies": ['[[move {"target": "Chair"}]] On my way.']},
+        },
+        "characters": {
+            **ECHO_CONFIG["characters"],
+            # scene_max_age_s: each turn asks for a fresh scene first (MOVEMENT_V1_REQUEST_SCENE_DATA)
+            "kaji": {"display_name": "Kaji", "scene_max_age_s": 0.001, "modules": {"llm": "mover", "tts": "none", "stt": "none", "vad": "none", "countenance": "none"}},
+        },
+        "compat": {"harmony_link": {"enabled": True, "port": 0, "working_dir": str(tmp_path)}},
+    }
+    async with start_bridge(parse_config(data, "test")) as running:
+        async with plugin(running.harmony_link_url) as kaji:
+            assert (await kaji.init("kaji")).status == "SUCCESS"
+            await kaji.send("ENVIRONMENT_LOADED", {}, "environment_loaded")
+            ask = await kaji.wait_for("MOVEMENT_V1_REQUEST_ACTIONS")
+            assert ask.status == "SUCCESS"
+            actions = [{"name": "move", "description": "normal walking", "examples": ["{{character}} walks over to {{object}}"], "confirmations": [], "rejections": []}]
+            await kaji.send("MOVEMENT_V1_REGISTER_ACTIONS", {"actions": actions}, ask.event_id)
+            await kaji.send("MOVEMENT_V1_REGISTER_ACTION", {"name": "sit", "description": "sit down on something"}, "register_sit")
+            await kaji.send("MOVEMENT_V1_REGISTER_ACTIONS", "not a list", "bad_register")
+            assert (await kaji.wait_for("MOVEMENT_V1_REGISTER_ACTIONS")).status == "ERROR"
+            await kaji.send("USER_UTTERANCE", {"type": "UTTERANCE_VERBAL", "content": "Come here."}, "utt")
+            request = await kaji.wait_for("MOVEMENT_V1_REQUEST_SCENE_DATA")
+            scene = {
+                "characters": [{"name": "kaji", "position": [0, 0, 0], "orientation": [0, 90, 0], "current_action": "idle"}],
+                "objects": [{"name": "Chair", "position": [3, 0, 1], "orientation": [0, 0, 0]}],
+            }
+            await kaji.send("MOVEMENT_V1_UPDATE_SCENE_DATA", scene, request.event_id)
+            perform = await kaji.wait_for("MOVEMENT_V1_PERFORM_ACTIONS", timeout=60)
+            assert perform.status == "SUCCESS"
+            assert perform.payload == {"actions": [{"name": "move", "target": "Chair", "args": {"target": "Chair"}}]}
+            speech = await kaji.wait_for("AI_SPEECH", timeout=60)  # no voice: the text, no audio
+            await kaji.send("CHAT_HISTORY", None, "update_history")
+            history = await kaji.wait_for("CHAT_HISTORY")
+    assert speech.payload["content"] == "On my way."
+    # The action went into memory with its result, as for EEP/1 entities.
+    assert any("move" in row["Message"] for row in history.payload)
+    assert not [e for e in kaji.received if e.status == "ERROR" and e.event_type != "MOVEMENT_V1_REGISTER_ACTIONS"]

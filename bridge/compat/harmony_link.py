@@ -103,10 +103,15 @@ def error_event(exc: HarmonyLinkError) -> HLEvent:
 
 @dataclass
 class Send:
-    """Send this event to the plugin (after writing `write`, when set, to disk)."""
+    """Send this event to the plugin (after writing `write`, when set, to disk).
+
+    `answer`, when set, is handed to the entity's `EngineRequests` once the event is out:
+    the answer to our own request that the plugin will not give (PERFORM_ACTIONS).
+    """
 
     event: HLEvent
     write: tuple[Path, bytes] | None = None
+    answer: Event | None = None
 
 
 @dataclass
@@ -133,6 +138,13 @@ class DeleteFile:
 
 
 @dataclass
+class Answer:
+    """An answer to one of our own EEP/1 requests to the engine (`EngineRequests.answer`)."""
+
+    event: Event
+
+
+@dataclass
 class Listen:
     """Start our microphone listener for this entity (`stt.listen.start` as `request`).
 
@@ -156,7 +168,7 @@ class MicrophoneData:
     raw_bytes: int  # what it was on the plugin's side: where the next pull starts
 
 
-Step = Send | InitEntity | Submit | DeleteFile | Listen | MicrophoneData
+Step = Send | InitEntity | Submit | DeleteFile | Listen | MicrophoneData | Answer
 
 
 @dataclass
@@ -194,6 +206,9 @@ class Translator:
         self.mic_rate = 16000
         self.mic_channels = 1
         self._fetches: set[str] = set()
+        self._voiced: set[str] = set()  # requests whose turn sent speech audio
+        self._actions: dict[str, dict[str, Any]] = {}
+        self._scene_requests: list[str] = []  # our movement.scene.request ids, oldest first
 
     # ------------------------------------------------------------ plugin -> bridge
 
@@ -220,10 +235,14 @@ class Translator:
         steps: list[Step] = handler(event)
         return steps
 
+    #: Requests the glue performs without an EEP/1 reply: nothing to remember their origin for.
+    UNANSWERED = frozenset({"stt.audio", "playback.done", "movement.actions", "movement.scene"})
+
     def _request(self, event: HLEvent, type_: str, payload: dict[str, Any]) -> Submit:
         self._ids += 1
         request = Event(type_, f"h{self._ids}", payload, entity=self.entity_id)
-        self._origins[request.id] = _Origin(event.event_id, event.event_type)
+        if type_ not in self.UNANSWERED:
+            self._origins[request.id] = _Origin(event.event_id, event.event_type)
         return Submit(request)
 
     def _on_init_entity(self, event: HLEvent) -> list[Step]:
@@ -257,7 +276,83 @@ class Translator:
         self.entity_id = entity_id
 
     def _on_environment_loaded(self, event: HLEvent) -> list[Step]:
-        return [Send(HLEvent(event.event_id, event.event_type, SUCCESS, None))]
+        # The scene is up: ask for the actions the plugin offers (it answers REGISTER_ACTIONS).
+        ask = HLEvent(self._new_id("request_actions"), "MOVEMENT_V1_REQUEST_ACTIONS", SUCCESS, None)
+        return [Send(HLEvent(event.event_id, event.event_type, SUCCESS, None)), Send(ask)]
+
+    # Movement V1 -> our actions and perception (docs/protocol.md, bridge.world)
+
+    def _action(self, item: Any, event: HLEvent) -> dict[str, Any]:
+        if not isinstance(item, dict) or not isinstance(item.get("name"), str) or not item["name"]:
+            raise HarmonyLinkError("an action needs a name (and a description, examples...)", event.event_id, event.event_type)
+        examples = [str(e).replace("{{character}}", self.character.display_name if self.character else "") for e in item.get("examples") or []]
+        return {
+            "name": item["name"],
+            "description": str(item.get("description") or ""),
+            # Movement V1 actions take no arguments but are aimed at someone or something
+            # ("{{character}} walks over to {{object}}"): an optional target from the scene.
+            "params": {"target": {"type": "string", "optional": True, "description": "who or what it is aimed at: a name from the scene"}},
+            "examples": examples,
+            "confirmations": [str(c) for c in item.get("confirmations") or []],
+            "rejections": [str(r) for r in item.get("rejections") or []],
+        }
+
+    def _register(self, event: HLEvent, items: list[Any], *, replace: bool) -> list[Step]:
+        actions = {a["name"]: a for a in (self._action(item, event) for item in items)}
+        self._actions = actions if replace else {**self._actions, **actions}
+        return [self._request(event, "movement.actions", {"actions": list(self._actions.values())})]
+
+    def _on_movement_v1_register_actions(self, event: HLEvent) -> list[Step]:
+        p = event.payload
+        items = p.get("actions") if isinstance(p, dict) else p
+        if not isinstance(items, list):
+            raise HarmonyLinkError("MOVEMENT_V1_REGISTER_ACTIONS needs payload {actions: [...]}", event.event_id, event.event_type)
+        return self._register(event, items, replace=True)
+
+    def _on_movement_v1_register_action(self, event: HLEvent) -> list[Step]:
+        return self._register(event, [event.payload], replace=False)
+
+    @staticmethod
+    def _vector(value: Any) -> dict[str, float] | None:
+        if isinstance(value, dict):
+            return {k: float(v) for k, v in value.items() if k in ("x", "y", "z") and isinstance(v, (int, float))}
+        if isinstance(value, (list, tuple)) and 2 <= len(value) <= 3 and all(isinstance(v, (int, float)) for v in value):
+            return dict(zip(("x", "y", "z"), (float(v) for v in value)))
+        return None
+
+    def _scene(self, event: HLEvent) -> dict[str, Any]:
+        p = event.payload
+        if not isinstance(p, dict):
+            raise HarmonyLinkError("MOVEMENT_V1_UPDATE_SCENE_DATA needs payload {characters, objects}", event.event_id, event.event_type)
+        scene: dict[str, Any] = {}
+        for key in ("characters", "objects"):
+            items = []
+            for item in p.get(key) or []:
+                if not isinstance(item, dict) or not isinstance(item.get("name"), str):
+                    raise HarmonyLinkError(f"every one of {key} needs a name", event.event_id, event.event_type)
+                out: dict[str, Any] = {"name": item["name"]}
+                for field_name in ("position", "orientation"):
+                    vector = self._vector(item.get(field_name))
+                    if vector is not None:
+                        out[field_name] = vector
+                action = item.get("current_action", item.get("action"))
+                if key == "characters" and isinstance(action, str) and action:
+                    out["action"] = action
+                if isinstance(item.get("description"), str):
+                    out["description"] = item["description"]
+                items.append(out)
+            scene[key] = items
+        return scene
+
+    def _on_movement_v1_update_scene_data(self, event: HLEvent) -> list[Step]:
+        scene = self._scene(event)
+        if self._scene_requests:  # the answer to our REQUEST_SCENE_DATA
+            asked = self._scene_requests.pop(0)
+            return [Answer(Event("movement.scene.request", asked, scene, entity=self.entity_id, status="success"))]
+        return [self._request(event, "movement.scene", scene)]
+
+    def _on_movement_v1_perform_actions(self, event: HLEvent) -> list[Step]:
+        return []  # a plugin's report on actions we sent: already answered when sent
 
     def _on_user_utterance(self, event: HLEvent) -> list[Step]:
         payload = event.payload
@@ -389,6 +484,13 @@ class Translator:
                 return [Send(HLEvent(origin.event_id, origin.event_type, ERROR, {"message": message}))]
             if event.type == "chat.history":
                 return [Send(self.history_event(origin.event_id, list((event.payload or {}).get("messages", []))))]
+            if event.type in ("user.utterance", "tts.say") and event.id not in self._voiced:
+                # A character without a voice: the plugins still wait for AI_SPEECH, with no audio.
+                spoken = str((event.payload or {}).get("spoken", ""))
+                if spoken:
+                    payload = {"type": "UTTERANCE_VERBAL", "content": spoken, **self._no_audio(), "audio_type": "wav"}
+                    return [Send(HLEvent(self._new_id("ai_speech"), "AI_SPEECH", SUCCESS, payload))]
+            self._voiced.discard(event.id)
             if event.type == "stt.transcribe":
                 text = str((event.payload or {}).get("text", ""))
                 return [Send(HLEvent(origin.event_id, "STT_OUTPUT_TEXT", SUCCESS, {"type": "UTTERANCE_VERBAL", "content": text}))]
@@ -402,6 +504,8 @@ class Translator:
 
     def _out_ai_speech_start(self, event: Event) -> list[Send]:
         p = event.payload or {}
+        if event.ref:
+            self._voiced.add(event.ref)
         self._collecting[str(p["speech"])] = _Collecting(str(p.get("text", "")), int(p.get("sample_rate", self.settings.sample_rate)))
         return []
 
@@ -464,6 +568,22 @@ class Translator:
         p = event.payload or {}
         payload = {"emotional_state": str(p.get("emotion", "neutral")), "facial_expression": str(p.get("expression") or p.get("emotion", "neutral"))}
         return [Send(HLEvent(self._new_id("countenance"), "AI_COUNTENANCE_UPDATE", SUCCESS, payload))]
+
+    def _out_movement_perform(self, event: Event) -> list[Send]:
+        """Our action for the game. The plugins answer nothing, so the action counts as done once sent."""
+        actions = [
+            {"name": str(a.get("name")), "target": str((a.get("args") or {}).get("target", "")), "args": dict(a.get("args") or {})}
+            for a in (event.payload or {}).get("actions", [])
+        ]
+        done = Event(event.type, event.id, {"feedback": "sent to the game"}, entity=event.entity, status="success")
+        return [Send(HLEvent(self._new_id("perform_actions"), "MOVEMENT_V1_PERFORM_ACTIONS", SUCCESS, {"actions": actions}), answer=done)]
+
+    def _out_movement_scene_request(self, event: Event) -> list[Send]:
+        self._scene_requests.append(event.id)
+        return [Send(HLEvent(self._new_id("request_scene"), "MOVEMENT_V1_REQUEST_SCENE_DATA", SUCCESS, None))]
+
+    def _out_movement_actions_request(self, event: Event) -> list[Send]:
+        return [Send(HLEvent(self._new_id("request_actions"), "MOVEMENT_V1_REQUEST_ACTIONS", SUCCESS, None))]
 
     def _out_stt_speech_started(self, event: Event) -> list[Send]:
         return [Send(HLEvent(self._new_id("speech_started"), "STT_SPEECH_STARTED", SUCCESS, {}))]

@@ -27,6 +27,7 @@ from bridge.character.ports import ClientGone
 from bridge.character.runtime import CharacterRuntime
 from bridge.character.turns import handler_for
 from bridge.compat.harmony_link import (
+    Answer,
     DeleteFile,
     HarmonyLinkError,
     InitEntity,
@@ -131,6 +132,8 @@ class HarmonyLinkConnection:
                 if item.write is not None:
                     await trio.to_thread.run_sync(_write_file, *item.write)
                 await self.ws.send(item.event.to_text())
+                if item.answer is not None:
+                    self.engine_requests.answer(item.answer)
 
         try:
             await self.outbox.run_writer(send)  # type: ignore[arg-type]
@@ -175,6 +178,8 @@ class HarmonyLinkConnection:
             await trio.to_thread.run_sync(functools.partial(step.path.unlink, missing_ok=True))
         elif isinstance(step, Submit):
             await self._submit(step.request)
+        elif isinstance(step, Answer):
+            self.engine_requests.answer(step.event)
         elif isinstance(step, Listen):
             await self._listen(step)
         elif isinstance(step, MicrophoneData):
@@ -246,6 +251,14 @@ class HarmonyLinkConnection:
             await entity.listener.audio(request)
         elif request.type == "stt.transcribe":
             await self._transcribe(entity, request)
+        elif request.type == "movement.actions":
+            world = entity.runtime.world
+            assert isinstance(world, EntityWorld)
+            world.register_actions(list((request.payload or {}).get("actions", [])))
+        elif request.type == "movement.scene":
+            world = entity.runtime.world
+            assert isinstance(world, EntityWorld)
+            world.update_scene(dict(request.payload or {}))
         elif request.type == "chat.history":
             runtime = entity.runtime
             memory = await runtime.memory()
