@@ -12,6 +12,9 @@ import numpy as np
 import pytest
 
 from bridge.compat.harmony_link import (
+    Answer,
+    Listen,
+    MicrophoneData,
     DeleteFile,
     HarmonyLinkError,
     HLEvent,
@@ -123,8 +126,9 @@ def test_tts_generate_speech_object_or_string(tmp_path: Path) -> None:
 
 def test_environment_loaded_and_unknown(tmp_path: Path) -> None:
     t = ready(tmp_path)
-    [step] = t.receive(ev("ENVIRONMENT_LOADED", {}, "environment_loaded"))
+    step, ask = t.receive(ev("ENVIRONMENT_LOADED", {}, "environment_loaded"))
     assert isinstance(step, Send) and step.event == HLEvent("environment_loaded", "ENVIRONMENT_LOADED", "SUCCESS", None)
+    assert isinstance(ask, Send) and (ask.event.event_type, ask.event.status) == ("MOVEMENT_V1_REQUEST_ACTIONS", "SUCCESS")
     with pytest.raises(HarmonyLinkError, match="AI_UTTERANCE"):
         t.receive(ev("AI_UTTERANCE", {}))
 
@@ -214,3 +218,86 @@ def test_leftover_files_are_handed_back_for_removal(tmp_path: Path) -> None:
     [sent] = speak(t)
     assert t.leftover_files() == [Path(sent.event.payload["audio_file"])]
     assert t.leftover_files() == []
+
+
+def test_stt_start_listen_pull_push_and_bad_formats(tmp_path: Path) -> None:
+    t = ready(tmp_path)
+    [listen] = t.receive(ev("STT_START_LISTEN", {"auto_vad": True, "result_mode": "return", "channels": 2, "bit_depth": 16, "sample_rate": 44100}))
+    assert isinstance(listen, Listen) and listen.request.payload == {"mode": "vad"}
+    assert (listen.sample_rate, listen.respond, listen.pull_bytes) == (44100, False, 44100 * 2 * 2 // 5)
+    fetch = t.fetch_request(0, 100)
+    assert (fetch.event_type, fetch.status, fetch.payload) == ("STT_FETCH_MICROPHONE", "SUCCESS", {"start_byte": 0, "bytes_count": 100})
+    stereo = np.array([[100, 300], [-100, -300]], dtype="<i2").tobytes()
+    [data] = t.receive(ev("STT_FETCH_MICROPHONE_RESULT", {"audio_bytes": base64.b64encode(stereo).decode()}, fetch.event_id))
+    assert isinstance(data, MicrophoneData) and data.raw_bytes == 8
+    assert np.frombuffer(data.audio, "<i2").tolist() == [200, -200], "stereo is mixed down"
+    with pytest.raises(HarmonyLinkError, match="is waiting"):  # the same answer twice, or one never asked
+        t.receive(ev("STT_FETCH_MICROPHONE_RESULT", {"audio_bytes": ""}, fetch.event_id))
+    [stop] = t.receive(ev("STT_STOP_LISTEN", {}))
+    assert isinstance(stop, Submit) and stop.request.type == "stt.listen.stop"
+    with pytest.raises(HarmonyLinkError, match="not listening"):
+        t.receive(ev("STT_STOP_LISTEN", {}))
+    [push] = t.receive(ev("STT_START_LISTEN", None))
+    assert isinstance(push, Listen) and (push.pull_bytes, push.respond) == (None, True)
+    [chunk] = t.receive(ev("STT_INPUT_AUDIO", {"AudioBytes": base64.b64encode(b"\x01\x00\x02\x00").decode()}))
+    assert isinstance(chunk, Submit) and (chunk.request.type, chunk.request.payload) == ("stt.audio", {"audio": b"\x01\x00\x02\x00"})
+    for bad in ({"sample_rate": 11025}, {"bit_depth": 8}, {"channels": 3}, {"result_mode": "later"}, "yes"):
+        with pytest.raises(HarmonyLinkError):
+            t.receive(ev("STT_START_LISTEN", bad))
+    for bad_audio in ({"AudioBytes": "***"}, {"audio_bytes": base64.b64encode(b"abc").decode()}, {}):
+        with pytest.raises(HarmonyLinkError):
+            t.receive(ev("STT_INPUT_AUDIO", bad_audio))
+
+
+def test_stt_events_out_and_one_shot(tmp_path: Path) -> None:
+    t = ready(tmp_path)
+    [started] = t.outbound(Event("stt.speech.started", "o1", {"t": 10}, entity="kaji"))
+    [stopped] = t.outbound(Event("stt.speech.stopped", "o2", {"t": 900}, entity="kaji"))
+    assert [started.event.event_type, stopped.event.event_type] == ["STT_SPEECH_STARTED", "STT_SPEECH_STOPPED"]
+    [text] = t.outbound(Event("stt.transcript", "o3", {"text": "a room", "final": True}, entity="kaji"))
+    assert (text.event.event_type, text.event.payload) == ("STT_OUTPUT_TEXT", {"type": "UTTERANCE_VERBAL", "content": "a room"})
+    t.receive(ev("STT_START_LISTEN", {"result_mode": "process", "sample_rate": 16000}))
+    assert t.outbound(Event("stt.transcript", "o4", {"text": "a room", "final": True}, entity="kaji")) == [], "process: we answer it"
+    t.receive(ev("STT_STOP_LISTEN", {}))
+    [once] = t.receive(ev("STT_INPUT_AUDIO", {"audio_bytes": base64.b64encode(b"\x00\x00").decode(), "sample_rate": 22050}, "one_shot"))
+    assert isinstance(once, Submit) and once.request.type == "stt.transcribe" and once.request.payload["sample_rate"] == 22050
+    [result] = t.outbound(once.request.reply("success", {"text": "hello"}))
+    assert result.event == HLEvent("one_shot", "STT_OUTPUT_TEXT", "SUCCESS", {"type": "UTTERANCE_VERBAL", "content": "hello"})
+
+
+def test_movement_v1_both_ways(tmp_path: Path) -> None:
+    t = ready(tmp_path)
+    [register] = t.receive(ev("MOVEMENT_V1_REGISTER_ACTIONS", {"actions": [{"name": "move", "description": "walk", "examples": ["{{character}} walks over to {{object}}"]}]}))
+    assert isinstance(register, Submit) and register.request.type == "movement.actions"
+    [spec] = register.request.payload["actions"]
+    assert spec["examples"] == ["Mira walks over to {{object}}"] and spec["params"]["target"]["optional"] is True
+    [more] = t.receive(ev("MOVEMENT_V1_REGISTER_ACTION", {"name": "sit"}))
+    assert isinstance(more, Submit) and [a["name"] for a in more.request.payload["actions"]] == ["move", "sit"]
+    with pytest.raises(HarmonyLinkError):
+        t.receive(ev("MOVEMENT_V1_REGISTER_ACTION", {"description": "no name"}))
+    scene = {"characters": [{"name": "kaji", "position": [1, 2, 3], "orientation": [0, 90, 0], "current_action": "idle"}], "objects": [{"name": "Chair", "position": [3, 0]}]}
+    [update] = t.receive(ev("MOVEMENT_V1_UPDATE_SCENE_DATA", scene))
+    assert isinstance(update, Submit) and update.request.payload == {
+        "characters": [{"name": "kaji", "position": {"x": 1.0, "y": 2.0, "z": 3.0}, "orientation": {"x": 0.0, "y": 90.0, "z": 0.0}, "action": "idle"}],
+        "objects": [{"name": "Chair", "position": {"x": 3.0, "y": 0.0}}],
+    }
+    [asked] = t.outbound(Event("movement.scene.request", "b9", None, entity="kaji"))
+    assert (asked.event.event_type, asked.event.status) == ("MOVEMENT_V1_REQUEST_SCENE_DATA", "SUCCESS")
+    [answer] = t.receive(ev("MOVEMENT_V1_UPDATE_SCENE_DATA", scene))
+    assert isinstance(answer, Answer) and (answer.event.id, answer.event.status) == ("b9", "success")
+    [perform] = t.outbound(Event("movement.perform", "b10", {"actions": [{"name": "move", "args": {"target": "Chair"}}]}, entity="kaji", ref="h1"))
+    assert perform.event.payload == {"actions": [{"name": "move", "target": "Chair", "args": {"target": "Chair"}}]}
+    assert perform.answer is not None and (perform.answer.id, perform.answer.status) == ("b10", "success")
+    assert t.receive(ev("MOVEMENT_V1_PERFORM_ACTIONS", {})) == []
+
+
+def test_voiceless_turn_still_gets_ai_speech(tmp_path: Path) -> None:
+    t = ready(tmp_path)
+    [submit] = t.receive(ev("USER_UTTERANCE", {"type": "UTTERANCE_VERBAL", "content": "hi"}))
+    assert isinstance(submit, Submit)
+    [speech] = t.outbound(submit.request.reply("success", {"reply": "Hello.", "spoken": "Hello."}))
+    assert speech.event.payload == {"type": "UTTERANCE_VERBAL", "content": "Hello.", "audio_file": "", "audio_type": "wav"}
+    [voiced] = t.receive(ev("USER_UTTERANCE", {"type": "UTTERANCE_VERBAL", "content": "hi"}))
+    assert isinstance(voiced, Submit)
+    t.outbound(Event("ai.speech.start", "o1", {"speech": "s1", "text": "Hello.", "sample_rate": 22050}, entity="kaji", ref=voiced.request.id))
+    assert t.outbound(voiced.request.reply("success", {"reply": "Hello.", "spoken": "Hello."})) == []
