@@ -169,6 +169,7 @@ async def test_bad_events_get_error_replies_and_the_socket_stays_open(tmp_path: 
             # Extra keys from a plugin are ignored, not fatal.
             await p.send_raw(json.dumps({"event_id": "env", "event_type": "ENVIRONMENT_LOADED", "status": "NEW", "payload": {}, "extra": 1}))
             assert (await p.next()).status == "SUCCESS"
+            assert (await p.next()).event_type == "MOVEMENT_V1_REQUEST_ACTIONS"
             # A frame over 1 MiB (plugins may send up to Harmony Link's 8 MB buffer) is answered, not fatal.
             await p.send("USER_UTTERANCE", {"type": "UTTERANCE_VERBAL", "content": "", "pad": "x" * (1200 * 1024)}, "big")
             assert (await p.next()).status == "ERROR"
@@ -344,3 +345,56 @@ async def test_movement_v1_register_scene_and_perform(tmp_path: Path) -> None:
     # The action went into memory with its result, as for EEP/1 entities.
     assert any("move" in row["Message"] for row in history.payload)
     assert not [e for e in kaji.received if e.status == "ERROR" and e.event_type != "MOVEMENT_V1_REGISTER_ACTIONS"]
+
+
+# ----------------------------------------------------------------------------- HTTP fallback
+
+
+async def test_http_fallback_round_trip_on_the_same_port(tmp_path: Path) -> None:
+    """VNGE without WebSockets: POST events with Harmony-Session-Id / Harmony-Result-Port to the
+    listener's port; results come back as POSTs to the plugin's own server with the session id."""
+    import httpx
+
+    from tests.fakes.http_server import serve_http
+
+    results: trio.MemorySendChannel[Any]
+    results, inbox = trio.open_memory_channel[Any](100)
+
+    async def result_server(req: Any, res: Any) -> None:
+        await res.send(200, b"")
+        results.send_nowait((req.headers.get("harmony-session-id"), req.json()))
+
+    async def next_result(event_type: str) -> tuple[str, dict[str, Any]]:
+        with trio.fail_after(120):
+            while True:
+                session, event = await inbox.receive()
+                assert list(event) == ["event_id", "event_type", "status", "payload"]
+                if event["event_type"] == event_type:
+                    return session, event
+
+    async with start_bridge(config(tmp_path)) as running, serve_http(result_server) as plugin_server:
+        base = running.harmony_link_url.replace("ws://", "http://")
+        headers = {"Accept": "application/json", "Content-Type": "application/json", "Harmony-Result-Port": str(plugin_server.port)}
+        async with httpx.AsyncClient(timeout=30) as http:
+            init = {"event_id": "init_entity", "event_type": "INIT_ENTITY", "status": "NEW", "payload": {"entity_id": "kaji"}}
+            first = await http.post(base, json=init, headers={**headers, "Harmony-Session-Id": ""})
+            assert first.status_code == 200
+            session = first.headers["Harmony-Session-Id"]
+            assert session
+            got_session, reply = await next_result("INIT_ENTITY")
+            assert (got_session, reply["status"]) == (session, "SUCCESS")
+
+            utterance = {"event_id": "u1", "event_type": "USER_UTTERANCE", "status": "NEW", "payload": {"type": "UTTERANCE_VERBAL", "content": "hello"}}
+            again = await http.post(base, json=utterance, headers={**headers, "Harmony-Session-Id": session})
+            assert again.status_code == 200 and again.headers["Harmony-Session-Id"] == session
+            got_session, speech = await next_result("AI_SPEECH")
+            assert got_session == session and Path(speech["payload"]["audio_file"]).is_file()
+
+            bad = await http.post(base, content=b"not json", headers={**headers, "Harmony-Session-Id": session})
+            assert bad.status_code == 200
+            assert (await next_result("ERROR"))[1]["status"] == "ERROR"
+            no_port = await http.post(base, json=init, headers={"Harmony-Session-Id": ""})
+            assert no_port.status_code == 400 and "Harmony-Result-Port" in no_port.text
+        # WebSocket plugins still work on the same port.
+        async with plugin(running.harmony_link_url) as kaji:
+            assert (await kaji.init("kaji")).status == "SUCCESS"

@@ -11,15 +11,13 @@ events it becomes; a WAV file is written just before the event that names it is 
 from __future__ import annotations
 
 import functools
-import ipaddress
 import logging
 from pathlib import Path
 from typing import Any
 
 import trio
 from websockets.exceptions import ConnectionClosed
-from websockets.http11 import Request, Response
-from websockets.trio.server import Server, ServerConnection, serve
+from websockets.trio.server import Server, serve
 
 from bridge.character.entity import Entity
 from bridge.character.listener import Listener
@@ -280,36 +278,27 @@ class HarmonyLinkConnection:
         entity.nursery.start_soon(run, name=f"stt.transcribe:{entity.name}")
 
 
-def _client_allowed(app: BridgeApp, address: Any) -> bool:
-    host = address[0] if isinstance(address, tuple) else str(address)
-    try:
-        if ipaddress.ip_address(host).is_loopback:
-            return True
-    except ValueError:
-        return False
-    return host in app.config.harmony_link.allowed_clients
-
-
 async def serve_harmony_link(app: BridgeApp, *, task_status: trio.TaskStatus[Server] = trio.TASK_STATUS_IGNORED) -> None:
-    """Listen for Harmony Link plugins on `[compat.harmony_link]` host:port until cancelled."""
+    """Listen for Harmony Link plugins on `[compat.harmony_link]` host:port until cancelled.
+
+    One port for both: WebSocket plugins, and the HTTP fallback's POSTs (sniffed per
+    connection by `harmony_link_http.SniffingListener`).
+    """
+    from bridge.server.harmony_link_http import HttpFallback, SniffingListener, loopback_or_listed
+
     settings = app.config.harmony_link
 
-    async def handler(ws: ServerConnection) -> None:
+    async def handler(ws: Any) -> None:
         await HarmonyLinkConnection(app, ws).run()
 
-    async def process_request(connection: ServerConnection, request: Request) -> Response | None:
-        if not _client_allowed(app, connection.remote_address):
-            log.warning("refused a Harmony Link client from %s (not in allowed_clients)", connection.remote_address)
-            return connection.respond(403, "this client is not in [compat.harmony_link] allowed_clients\n")
-        return None
-
-    await serve(
-        handler,
-        settings.port,
-        host=settings.host,
-        compression=None,
-        process_request=process_request,
-        max_size=MAX_INBOUND_BYTES,
-        max_queue=64,
-        task_status=task_status,
-    )
+    [inner] = await trio.open_tcp_listeners(settings.port, host=settings.host)
+    async with trio.open_nursery() as nursery:
+        fallback = HttpFallback(handler, nursery)
+        listener = SniffingListener(inner, fallback.handle, loopback_or_listed(settings.allowed_clients))
+        nursery.start_soon(listener.run, nursery)
+        try:
+            # Returns when the server is closed (RunningBridge.aclose).
+            await serve(handler, listeners=[listener], compression=None, max_size=MAX_INBOUND_BYTES, max_queue=64, task_status=task_status)
+        finally:
+            await fallback.aclose()
+            nursery.cancel_scope.cancel()
