@@ -48,3 +48,23 @@ def test_non_loopback_needs_a_token() -> None:
     with pytest.raises(ConfigError, match="needs a token"):
         config.check()
     parse_config({"server": {"host": "0.0.0.0", "token": "x"}}, "t").check()
+
+
+def test_harmony_link_is_off_by_default_and_checked() -> None:
+    from bridge.config import HarmonyLinkEntity
+
+    assert parse_config({}, "t").harmony_link.enabled is False
+    example = load_config(ROOT / "bridge.example.toml").harmony_link
+    assert example.enabled is False and example.entities["char0"] == HarmonyLinkEntity("mira", "base64")
+    for bad in (
+        {"enabled": "yes"},
+        {"port": 70000},
+        {"output_type": "mp3"},
+        {"entities": {"kaji": {"character": "nobody"}}},
+        {"default_character": "nobody"},
+        {"enabled": True, "host": "0.0.0.0"},  # off loopback without allowed_clients
+    ):
+        with pytest.raises(ConfigError):
+            parse_config({"compat": {"harmony_link": bad}}, "t")
+    listed = parse_config({"compat": {"harmony_link": {"enabled": True, "host": "0.0.0.0", "allowed_clients": ["192.168.1.20"]}}}, "t")
+    assert listed.harmony_link.allowed_clients == ("192.168.1.20",)
