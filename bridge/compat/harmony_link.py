@@ -504,7 +504,7 @@ class Translator:
 
     def _out_ai_speech_start(self, event: Event) -> list[Send]:
         p = event.payload or {}
-        if event.ref:
+        if event.ref in self._origins:  # a request the plugin sent (not a turn of the microphone)
             self._voiced.add(event.ref)
         self._collecting[str(p["speech"])] = _Collecting(str(p.get("text", "")), int(p.get("sample_rate", self.settings.sample_rate)))
         return []

@@ -301,3 +301,11 @@ def test_voiceless_turn_still_gets_ai_speech(tmp_path: Path) -> None:
     assert isinstance(voiced, Submit)
     t.outbound(Event("ai.speech.start", "o1", {"speech": "s1", "text": "Hello.", "sample_rate": 22050}, entity="kaji", ref=voiced.request.id))
     assert t.outbound(voiced.request.reply("success", {"reply": "Hello.", "spoken": "Hello."})) == []
+
+
+def test_turns_of_the_microphone_leave_no_state_behind(tmp_path: Path) -> None:
+    """A turn the listener started has no final reply here: nothing of it may be kept."""
+    t = ready(tmp_path)
+    for n in range(3):
+        speak(t, speech=f"mic{n}.1")  # ref "h1" of speak() is no request of this socket
+    assert t._voiced == set() and t._collecting == {}
