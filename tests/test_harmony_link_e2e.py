@@ -398,3 +398,24 @@ async def test_http_fallback_round_trip_on_the_same_port(tmp_path: Path) -> None
         # WebSocket plugins still work on the same port.
         async with plugin(running.harmony_link_url) as kaji:
             assert (await kaji.init("kaji")).status == "SUCCESS"
+
+
+async def test_one_socket_per_entity_the_players_too(tmp_path: Path) -> None:
+    """VNGE/VTS open one socket per entity, the player's ("user") included: each is its own
+    entity, and one entity's speech goes to its own socket only."""
+    data = config(tmp_path)
+    from dataclasses import replace
+
+    from bridge.config import HarmonyLinkEntity
+
+    settings = replace(data.harmony_link, entities={**data.harmony_link.entities, "user": HarmonyLinkEntity("ava")})
+    async with start_bridge(replace(data, harmony_link=settings)) as running:
+        async with plugin(running.harmony_link_url) as kaji, plugin(running.harmony_link_url) as user:
+            assert (await kaji.init("kaji")).status == "SUCCESS"
+            assert (await user.init("user")).status == "SUCCESS"
+            await kaji.send("USER_UTTERANCE", {"type": "UTTERANCE_COMBINED", "content": "hello", "entity_id": "user"}, "actor_user_VAD_utterance_processed")
+            speech = await kaji.wait_for("AI_SPEECH", timeout=120)
+            await user.send("CHAT_HISTORY", None, "update_history")
+            history = await user.wait_for("CHAT_HISTORY")
+    assert speech.status == "SUCCESS"
+    assert history.payload == [] and [e.event_type for e in user.received] == ["INIT_ENTITY", "CHAT_HISTORY"]
