@@ -26,6 +26,7 @@ import trio
 
 from bridge import __version__
 from bridge.config import load_config
+from bridge.memory.history import HistoryError
 from bridge.providers.base import ConfigError
 from bridge.server.app import BridgeApp
 from bridge.server.serve import RunningBridge, serve_bridge
@@ -92,6 +93,8 @@ async def _serve(args: argparse.Namespace) -> int:
         config = config.with_server(**overrides)
     config.check()
     app = BridgeApp(config)
+    if config.server.history_url:
+        await app.history()  # a shared database that is down must fail before READY, not mid-turn
     done = trio.Event()
     async with trio.open_nursery() as nursery:
         bridge: RunningBridge = await nursery.start(serve_bridge, app)
@@ -132,6 +135,9 @@ def main(argv: list[str] | None = None) -> int:
         except ConfigError as exc:
             print(f"entity-bridge: config error: {exc}", file=sys.stderr)
             return 2
+        except HistoryError as exc:
+            print(f"entity-bridge: chat history: {exc}", file=sys.stderr)
+            return 1
         except OSError as exc:
             print(f"entity-bridge: cannot listen: {exc}", file=sys.stderr)
             return 1

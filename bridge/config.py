@@ -72,6 +72,13 @@ class ServerConfig:
     token: str | None = None
     allowed_origins: tuple[str, ...] = ()
     history_path: str = "entity-bridge-history.sqlite3"
+    #: ``postgresql://user@host/db``: several bridges share one memory (see docs/deploy.md).
+    history_url: str | None = None
+
+    @property
+    def history_location(self) -> str:
+        """Where the chat history lives: the PostgreSQL URL if set, else the SQLite file."""
+        return self.history_url or self.history_path
 
     @property
     def is_loopback(self) -> bool:
@@ -146,6 +153,13 @@ def _table(data: dict[str, Any], key: str, where: str) -> dict[str, Any]:
     return value
 
 
+def _history_url(server_t: dict[str, Any], where: str) -> str | None:
+    url = _str(server_t, "history_url", where)
+    if url and not url.startswith(("postgresql://", "postgres://")):
+        raise ConfigError(f"{where}: history_url must be a postgresql:// URL (for SQLite use history_path)")
+    return url or None
+
+
 def _str(table: dict[str, Any], key: str, where: str, default: str | None = None) -> str | None:
     value = table.get(key, default)
     if value is not None and not isinstance(value, str):
@@ -216,6 +230,7 @@ def parse_config(data: dict[str, Any], source: str) -> BridgeConfig:
         token=token,
         allowed_origins=tuple(origins),
         history_path=_str(server_t, "history_path", f"{where} [server]", ServerConfig.history_path) or ServerConfig.history_path,
+        history_url=_history_url(server_t, f"{where} [server]"),
     )
     try:
         limits = Limits.from_mapping(_table(data, "limits", where))

@@ -124,3 +124,16 @@ def live_tasks(prefix: str) -> list[str]:
 
     walk(trio.lowlevel.current_root_task())
     return found
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    """One throw-away PostgreSQL cluster for the whole session (tests/postgres_cluster.py)."""
+    from tests.postgres_cluster import PostgresCluster, PostgresUnavailable
+
+    try:
+        cluster = PostgresCluster().start()
+    except PostgresUnavailable as exc:
+        pytest.fail(f"PostgreSQL tests need a server: {exc}", pytrace=False)
+    yield cluster
+    cluster.stop()

@@ -85,6 +85,15 @@ _MIGRATIONS: Final[tuple[str, ...]] = (
 SCHEMA_VERSION: Final = len(_MIGRATIONS)
 
 
+def resolve_role(character: str, speaker: str, role: HistoryRole | None) -> HistoryRole:
+    """``assistant`` when the character speaks, ``user`` otherwise, unless given (then checked)."""
+    if role is None:
+        return "assistant" if speaker == character else "user"
+    if role not in ("user", "assistant"):
+        raise ValueError(f"role must be 'user' or 'assistant', not {role!r}")
+    return role
+
+
 class HistoryError(Exception):
     """The history file cannot be used (newer schema, not a database, closed store)."""
 
@@ -178,10 +187,7 @@ class HistoryStore:
         otherwise; pass it when the speaker's display name differs from the character id.
         ``at_ms`` defaults to now.
         """
-        if role is None:
-            role = "assistant" if speaker == character else "user"
-        if role not in ("user", "assistant"):
-            raise ValueError(f"role must be 'user' or 'assistant', not {role!r}")
+        role = resolve_role(character, speaker, role)
         message = HistoryMessage(
             speaker=speaker,
             role=role,

@@ -64,13 +64,13 @@ class BridgeApp:
         return found
 
     async def history(self) -> Any:
-        """The chat history store, opened on first use (one SQLite file per process)."""
+        """The chat history store (SQLite file or PostgreSQL), opened on first use."""
         if self.memory is None:
             async with self._provider_lock:
                 if self.memory is None:
-                    from bridge.memory.history import HistoryStore
+                    from bridge.memory.store import open_history
 
-                    self.memory = await HistoryStore.open(self.config.server.history_path)
+                    self.memory = await open_history(self.config.server.history_location, writer=self.instance)
         return self.memory
 
     def loaded_provider(self, module_name: str) -> Any | None:
