@@ -152,6 +152,28 @@ class PostgresHistoryStore:
         await self._run(insert)
         return message
 
+    async def add_many(self, lines: list[tuple[str, str, str, str, str, HistoryRole]]) -> int:
+        """Append several lines, each ``(character, scope, speaker, text, kind, role)``, in one
+        transaction (see ``HistoryStore.add_many``). Returns how many were written."""
+        if not lines:
+            return 0
+        at = int(time.time() * 1000)
+        for line in lines:
+            if line[5] not in ("user", "assistant"):
+                raise ValueError(f"role must be 'user' or 'assistant', not {line[5]!r}")
+
+        def insert(conn: Any) -> int:
+            with conn.transaction(), conn.cursor() as cursor:
+                cursor.executemany(
+                    "INSERT INTO entity_bridge_messages"
+                    " (character, scope, speaker, role, text, kind, at, interrupted, written_by)"
+                    " VALUES (%s, %s, %s, %s, %s, %s, %s, FALSE, %s)",
+                    [(c, sc, sp, role, text, kind, at, self.writer) for c, sc, sp, text, kind, role in lines],
+                )
+            return len(lines)
+
+        return await self._run(insert)
+
     async def recent(self, character: str, scope: str, limit: int) -> list[HistoryMessage]:
         """The newest ``limit`` lines of this conversation, oldest first."""
         if limit <= 0:

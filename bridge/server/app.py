@@ -22,6 +22,7 @@ from bridge.providers.base import ConfigError
 from bridge.providers.registry import create_provider
 from bridge.world.hearing import SceneSettings
 from bridge.world.scenes import SceneHub
+from bridge.server.metrics import BridgeMetrics, TimedHistory
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +45,13 @@ class BridgeApp:
         if settings.reply_llm and (config.modules.get(settings.reply_llm) is None or config.modules[settings.reply_llm].kind != "llm"):
             raise ConfigError(f"[world] reply_llm names {settings.reply_llm!r}, which is not a configured llm module")
         self.scenes = SceneHub(settings, self.provider)
+        self.metrics = BridgeMetrics(lambda: self.connections)
+
+    def sent(self, event: Event) -> None:
+        """Sees every event any connection sends: metrics, then the test hook."""
+        self.metrics.sent(event)
+        if self.outbound_hook is not None:
+            self.outbound_hook(event)
 
     def character(self, name: str) -> CharacterConfig | None:
         return self.config.characters.get(name)
@@ -70,7 +78,8 @@ class BridgeApp:
                 if self.memory is None:
                     from bridge.memory.store import open_history
 
-                    self.memory = await open_history(self.config.server.history_location, writer=self.instance)
+                    store = await open_history(self.config.server.history_location, writer=self.instance)
+                    self.memory = TimedHistory(store, self.metrics)
         return self.memory
 
     def loaded_provider(self, module_name: str) -> Any | None:

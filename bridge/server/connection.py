@@ -50,7 +50,7 @@ class Connection:
             app.config.limits.outbound_queue,
             self.abort,
             stall_timeout=app.config.limits.client_stall_ms / 1000,
-            inspect=app.outbound_hook,
+            inspect=app.sent,
         )
         self.entities: dict[str, Entity] = {}
         self.engine_requests = EngineRequests(self.outbox)

@@ -20,6 +20,7 @@ from websockets.trio.server import Server, ServerConnection, serve
 
 from bridge.server.app import BridgeApp
 from bridge.server.console_routes import console_response, is_console_path, own_origins
+from bridge.server.metrics import CONTENT_TYPE
 from bridge.server.modules_report import modules_report
 from bridge.server.connection import Connection
 
@@ -62,6 +63,15 @@ def _json_response(connection: ServerConnection, status: int, body: dict[str, An
     return response
 
 
+def _metrics_response(connection: ServerConnection, body: bytes) -> Response:
+    response = connection.respond(200, "")
+    response.body = body
+    for name, value in (("Content-Length", str(len(body))), ("Content-Type", CONTENT_TYPE)):
+        del response.headers[name]  # websockets' Headers append on assignment
+        response.headers[name] = value
+    return response
+
+
 def make_request_checker(app: BridgeApp) -> Callable[[ServerConnection, Request], Any]:
     allowed = set(app.config.server.allowed_origins)
     listen_host = app.config.server.host
@@ -70,6 +80,8 @@ def make_request_checker(app: BridgeApp) -> Callable[[ServerConnection, Request]
         path = request.path.split("?", 1)[0]
         if path == "/health":
             return _json_response(connection, 200, app.health())
+        if path == "/metrics":
+            return _metrics_response(connection, app.metrics.render())
         port = connection.local_address[1]
         if path == "/modules":
             loaded = {name for name in app.config.modules if app.loaded_provider(name) is not None}

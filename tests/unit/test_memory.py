@@ -200,8 +200,8 @@ async def test_cancelled_write_finishes_before_the_cancel_returns(
         assert [m.text for m in await store.recent("c", "s", 10)] == ["cut off", "after"]
 
 
-async def test_add_many_writes_every_line_in_one_call() -> None:
-    async with await HistoryStore.open(":memory:") as store:
+async def test_add_many_writes_every_line_in_one_call(open_store) -> None:
+    async with await open_store() as store:
         written = await store.add_many([("rhys", "s", "Player", "Hello all", "verbal", "user"), ("mira", "s", "Player", "Hello all", "verbal", "user")])
         assert written == 2
         assert [(m.speaker, m.text, m.role) for m in await store.recent("rhys", "s", 10)] == [("Player", "Hello all", "user")]
