@@ -93,8 +93,12 @@ async def _serve(args: argparse.Namespace) -> int:
         config = config.with_server(**overrides)
     config.check()
     app = BridgeApp(config)
-    if config.server.history_url:
-        await app.history()  # a shared database that is down must fail before READY, not mid-turn
+    try:
+        await app.prepare()  # every module built, the history opened: errors before READY
+    except BaseException:
+        with trio.CancelScope(shield=True):
+            await app.aclose()
+        raise
     done = trio.Event()
     async with trio.open_nursery() as nursery:
         bridge: RunningBridge = await nursery.start(serve_bridge, app)

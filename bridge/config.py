@@ -16,13 +16,27 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from bridge.protocol.limits import Limits
+from bridge.config_check import (
+    CHARACTER_KEYS,
+    INLINE_KEYS,
+    SERVER_KEYS,
+    TOP_KEYS,
+    Locator,
+    check_character_options,
+    did_you_mean,
+    type_name,
+)
+from bridge.protocol.limits import LIMIT_KEYS, Limits
 from bridge.providers.base import ConfigError
-from bridge.providers.registry import KINDS, ModuleSpec
+from bridge.providers.options import MODULE_KEYS, known_options
+from bridge.providers.registry import KINDS, ModuleSpec, known_providers
 
 DEFAULT_PORT = 8765
 CHARACTER_MODULE_SLOTS = ("llm", "tts", "stt", "vad", "countenance")
 TURN_POLICIES = ("interrupt", "queue")
+#: Who picks the conversation scope (docs/security.md): the client's hello, or the bridge
+#: (a fresh scope per connection that the client cannot choose or read back).
+SCOPE_MODES = ("client", "connection")
 
 #: Modules every bridge has, whatever the config file says.
 BUILTIN_MODULES: dict[str, ModuleSpec] = {
@@ -71,6 +85,8 @@ class ServerConfig:
     port: int = DEFAULT_PORT
     token: str | None = None
     allowed_origins: tuple[str, ...] = ()
+    #: Host header values accepted besides the listening address and localhost (DNS rebinding).
+    allowed_hosts: tuple[str, ...] = ()
     history_path: str = "entity-bridge-history.sqlite3"
     #: ``postgresql://user@host/db``: several bridges share one memory (see docs/deploy.md).
     history_url: str | None = None
@@ -79,6 +95,9 @@ class ServerConfig:
     def history_location(self) -> str:
         """Where the chat history lives: the PostgreSQL URL if set, else the SQLite file."""
         return self.history_url or self.history_path
+    scope_mode: str = "client"
+    max_connections: int = 1024
+    max_connections_per_peer: int = 256
 
     @property
     def is_loopback(self) -> bool:
@@ -124,6 +143,18 @@ class HarmonyLinkConfig:
 
 
 @dataclass(frozen=True)
+class InlineCharacters:
+    """What a client may do with an inline character (a table in `entity.init`).
+
+    By default only the embedded modules: the owner's paid backends are used only by the
+    characters the owner configured, unless `[inline_characters] modules` lists them.
+    """
+
+    enabled: bool = True
+    modules: frozenset[str] = frozenset(BUILTIN_MODULES)
+
+
+@dataclass(frozen=True)
 class BridgeConfig:
     server: ServerConfig = field(default_factory=ServerConfig)
     harmony_link: HarmonyLinkConfig = field(default_factory=HarmonyLinkConfig)
@@ -133,6 +164,7 @@ class BridgeConfig:
     source: str = "built-in default"
     #: The `[world]` table (scenes, hearing, reply policy); checked by `bridge.world.scenes`.
     world: dict[str, Any] = field(default_factory=dict)
+    inline: InlineCharacters = field(default_factory=InlineCharacters)
 
     def with_server(self, **changes: Any) -> "BridgeConfig":
         return replace(self, server=replace(self.server, **changes))
@@ -146,124 +178,212 @@ class BridgeConfig:
             )
 
 
-def _table(data: dict[str, Any], key: str, where: str) -> dict[str, Any]:
+def _table(data: dict[str, Any], key: str, loc: Locator, table: tuple[str, ...] = ()) -> dict[str, Any]:
     value = data.get(key, {})
     if not isinstance(value, dict):
-        raise ConfigError(f"{where}: `{key}` must be a table")
+        raise loc.error(table, key, f"must be a table, got {type_name(value)}")
     return value
 
 
-def _history_url(server_t: dict[str, Any], where: str) -> str | None:
-    url = _str(server_t, "history_url", where)
+def _history_url(server_t: dict[str, Any], loc: Locator, path: tuple[str, ...]) -> str | None:
+    url = _str(server_t, "history_url", loc, path)
     if url and not url.startswith(("postgresql://", "postgres://")):
-        raise ConfigError(f"{where}: history_url must be a postgresql:// URL (for SQLite use history_path)")
+        raise loc.error(path, "history_url", "must be a postgresql:// URL (for SQLite use history_path)")
     return url or None
 
 
-def _str(table: dict[str, Any], key: str, where: str, default: str | None = None) -> str | None:
-    value = table.get(key, default)
+def _str(data: dict[str, Any], key: str, loc: Locator, table: tuple[str, ...], default: str | None = None) -> str | None:
+    value = data.get(key, default)
     if value is not None and not isinstance(value, str):
-        raise ConfigError(f"{where}: `{key}` must be a string, got {type(value).__name__}")
+        raise loc.error(table, key, f"must be a string, got {type_name(value)}")
     return value
 
 
-def parse_character(name: str, table: dict[str, Any], modules: dict[str, ModuleSpec], where: str) -> CharacterConfig:
+def _str_list(data: dict[str, Any], key: str, loc: Locator, table: tuple[str, ...], example: str) -> tuple[str, ...] | None:
+    value = data.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise loc.error(table, key, f"must be a list of strings like {example}")
+    return tuple(value)
+
+
+def parse_character(
+    name: str,
+    table: dict[str, Any],
+    modules: dict[str, ModuleSpec],
+    where: str,
+    *,
+    locator: Locator | None = None,
+    path: tuple[str, ...] = (),
+) -> CharacterConfig:
     """One `[characters.NAME]` table (or an inline character from `entity.init`)."""
+    loc = locator or Locator(where)
     slots = table.get("modules", {})
     if not isinstance(slots, dict):
-        raise ConfigError(f"{where}: `modules` must be a table like {{ llm = \"local\" }}")
+        raise loc.error(path, "modules", 'must be a table like { llm = "local" }')
     merged = dict(DEFAULT_CHARACTER_MODULES)
     for slot, module_name in slots.items():
         if slot not in CHARACTER_MODULE_SLOTS:
-            raise ConfigError(f"{where}: unknown module slot {slot!r}; slots: {', '.join(CHARACTER_MODULE_SLOTS)}")
+            raise loc.error(
+                path, "modules", f"unknown module slot `{slot}`{did_you_mean(slot, CHARACTER_MODULE_SLOTS)} (slots: {', '.join(CHARACTER_MODULE_SLOTS)})"
+            )
         if module_name in ("", "none", None):
             merged.pop(slot, None)
             continue
         if not isinstance(module_name, str):
-            raise ConfigError(f"{where}: modules.{slot} must be a module name")
+            raise loc.error(path, "modules", f"modules.{slot} must be a module name, got {type_name(module_name)}")
         spec = modules.get(module_name)
         if spec is None:
-            raise ConfigError(f"{where}: modules.{slot} names {module_name!r}, which is not a configured module; known: {', '.join(sorted(modules))}")
+            of_kind = sorted(n for n, m in modules.items() if m.kind == slot)
+            raise loc.error(
+                path,
+                "modules",
+                f"modules.{slot} names `{module_name}`, which is not a configured module{did_you_mean(module_name, of_kind)} "
+                f"(defined {slot} modules: {', '.join(of_kind)}; define it under [modules.{module_name}])",
+            )
         if spec.kind != slot:
-            raise ConfigError(f"{where}: modules.{slot} names {module_name!r}, which is a {spec.kind} module")
+            raise loc.error(path, "modules", f"modules.{slot} names `{module_name}`, which is a {spec.kind} module")
         merged[slot] = module_name
     fallbacks = table.get("fallback_llms", [])
-    if not isinstance(fallbacks, list) or not all(isinstance(f, str) and f in modules and modules[f].kind == "llm" for f in fallbacks):
-        raise ConfigError(f"{where}: `fallback_llms` must list configured llm modules")
+    llms = sorted(n for n, m in modules.items() if m.kind == "llm")
+    if not isinstance(fallbacks, list) or not all(isinstance(f, str) for f in fallbacks):
+        raise loc.error(path, "fallback_llms", "must be a list of llm module names")
+    for fallback in fallbacks:
+        if fallback not in llms:
+            raise loc.error(path, "fallback_llms", f"`{fallback}` is not a defined llm module{did_you_mean(fallback, llms)} (llm modules: {', '.join(llms)})")
     policy = table.get("turn_policy", "interrupt")
     if policy not in TURN_POLICIES:
-        raise ConfigError(f"{where}: `turn_policy` must be one of {', '.join(TURN_POLICIES)}")
+        raise loc.error(path, "turn_policy", f"must be one of {', '.join(TURN_POLICIES)}, got {policy!r}")
     expressions = table.get("expressions", {})
     if not isinstance(expressions, dict) or not all(isinstance(v, str) for v in expressions.values()):
-        raise ConfigError(f"{where}: `expressions` maps emotions to preset names (strings)")
-    known = {"display_name", "persona", "greeting", "voice", "modules", "fallback_llms", "turn_policy", "expressions", "name"}
+        raise loc.error(path, "expressions", "maps emotions to preset names (strings)")
+    options = {k: v for k, v in table.items() if k not in CHARACTER_KEYS and k != "name"}
+    check_character_options(options, loc, path)
     return CharacterConfig(
         name=name,
-        display_name=_str(table, "display_name", where) or name,
-        persona=_str(table, "persona", where, "") or "",
-        greeting=_str(table, "greeting", where),
-        voice=_str(table, "voice", where),
+        display_name=_str(table, "display_name", loc, path) or name,
+        persona=_str(table, "persona", loc, path, "") or "",
+        greeting=_str(table, "greeting", loc, path),
+        voice=_str(table, "voice", loc, path),
         modules=merged,
         fallback_llms=tuple(fallbacks),
         turn_policy=policy,
         expressions=dict(expressions),
-        options={k: v for k, v in table.items() if k not in known},
+        options=options,
     )
 
 
-def parse_config(data: dict[str, Any], source: str) -> BridgeConfig:
-    where = source
-    server_t = _table(data, "server", where)
-    token = _str(server_t, "token", f"{where} [server]")
-    token_env = _str(server_t, "token_env", f"{where} [server]")
+def _parse_module(name: str, table: Any, loc: Locator) -> ModuleSpec:
+    path = ("modules", name)
+    if not isinstance(table, dict):
+        raise loc.error(("modules",), name, f"must be a table with `kind` and `provider`, got {type_name(table)}")
+    kind, provider = table.get("kind"), table.get("provider")
+    if kind not in KINDS:
+        raise loc.error(path, None, f"`kind` must be one of {', '.join(KINDS)}, got {kind!r}")
+    providers = known_providers(kind)
+    if not isinstance(provider, str):
+        raise loc.error(path, "provider", f"must name a {kind} provider: one of {', '.join(providers)}")
+    known = known_options(kind, provider)
+    if provider not in providers or known is None:
+        raise loc.error(
+            path, "provider", f"there is no {kind} provider `{provider}`{did_you_mean(provider, providers)} ({kind} providers: {', '.join(providers)})"
+        )
+    options = {k: v for k, v in table.items() if k not in MODULE_KEYS}
+    loc.reject_unknown(options, known, path, what=f"option of {kind}/{provider}")
+    return ModuleSpec(name, kind, provider, options)
+
+
+def _parse_server(data: dict[str, Any], loc: Locator) -> ServerConfig:
+    path = ("server",)
+    table = _table(data, "server", loc)
+    loc.reject_unknown(table, SERVER_KEYS, path)
+    token = _str(table, "token", loc, path)
+    token_env = _str(table, "token_env", loc, path)
     if not token and token_env:
         token = os.environ.get(token_env) or None
-    origins = server_t.get("allowed_origins", [])
-    if not isinstance(origins, list) or not all(isinstance(o, str) for o in origins):
-        raise ConfigError(f"{where} [server]: allowed_origins must be a list of origins like \"http://localhost:3000\"")
-    port = server_t.get("port", DEFAULT_PORT)
-    if not isinstance(port, int) or not 0 <= port <= 65535:
-        raise ConfigError(f"{where} [server]: port must be 0..65535")
-    server = ServerConfig(
-        host=_str(server_t, "host", f"{where} [server]", "127.0.0.1") or "127.0.0.1",
-        port=port,
+    origins = _str_list(table, "allowed_origins", loc, path, '["http://localhost:3000"]') or ()
+    hosts = _str_list(table, "allowed_hosts", loc, path, '["mybox.local"]') or ()
+    ints = {}
+    for key, low, high in (("port", 0, 65535), ("max_connections", 1, 1_000_000), ("max_connections_per_peer", 1, 1_000_000)):
+        value = table.get(key, getattr(ServerConfig, key))
+        if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+            raise loc.error(path, key, f"must be an integer in {low}..{high}, got {value!r}")
+        ints[key] = value
+    scope_mode = table.get("scope_mode", "client")
+    if scope_mode not in SCOPE_MODES:
+        raise loc.error(path, "scope_mode", f"must be one of {', '.join(SCOPE_MODES)}, got {scope_mode!r}")
+    return ServerConfig(
+        host=_str(table, "host", loc, path, "127.0.0.1") or "127.0.0.1",
         token=token,
-        allowed_origins=tuple(origins),
-        history_path=_str(server_t, "history_path", f"{where} [server]", ServerConfig.history_path) or ServerConfig.history_path,
-        history_url=_history_url(server_t, f"{where} [server]"),
+        allowed_origins=origins,
+        allowed_hosts=hosts,
+        history_path=_str(table, "history_path", loc, path, ServerConfig.history_path) or ServerConfig.history_path,
+        history_url=_history_url(table, loc, path),
+        scope_mode=scope_mode,
+        **ints,
     )
+
+
+def _parse_inline(data: dict[str, Any], modules: dict[str, ModuleSpec], loc: Locator) -> InlineCharacters:
+    path = ("inline_characters",)
+    table = _table(data, "inline_characters", loc)
+    loc.reject_unknown(table, INLINE_KEYS, path)
+    enabled = table.get("enabled", True)
+    if not isinstance(enabled, bool):
+        raise loc.error(path, "enabled", f"must be true or false, got {enabled!r}")
+    names = _str_list(table, "modules", loc, path, '["local", "piper", "my-gpt"]')
+    if names is None:
+        return InlineCharacters(enabled=enabled)
+    for module_name in names:
+        if module_name not in modules:
+            raise loc.error(path, "modules", f"`{module_name}` is not a defined module{did_you_mean(module_name, modules)}")
+    return InlineCharacters(enabled=enabled, modules=frozenset(names))
+
+
+def parse_config(data: dict[str, Any], source: str, text: str | None = None) -> BridgeConfig:
+    """Check and convert a parsed TOML document; `text` (the file's) lets errors give lines."""
+    loc = Locator(source, text)
+    loc.reject_unknown(data, TOP_KEYS, ())
+    server = _parse_server(data, loc)
+    limits_t = _table(data, "limits", loc)
+    loc.reject_unknown(limits_t, LIMIT_KEYS, ("limits",))
     try:
-        limits = Limits.from_mapping(_table(data, "limits", where))
+        limits = Limits.from_mapping(limits_t)
     except ValueError as exc:
-        raise ConfigError(f"{where}: {exc}") from None
+        raise loc.error(("limits",), None, str(exc)) from None
 
     modules = dict(BUILTIN_MODULES)
-    for name, table in _table(data, "modules", where).items():
-        mwhere = f"{where} [modules.{name}]"
+    for name, table in _table(data, "modules", loc).items():
+        modules[name] = _parse_module(name, table, loc)
+
+    characters_t = _table(data, "characters", loc)
+    characters = {}
+    for name, table in characters_t.items():
         if not isinstance(table, dict):
-            raise ConfigError(f"{mwhere} must be a table")
-        kind, provider = table.get("kind"), table.get("provider")
-        if kind not in KINDS:
-            raise ConfigError(f"{mwhere}: `kind` must be one of {', '.join(KINDS)}")
-        if not isinstance(provider, str):
-            raise ConfigError(f"{mwhere}: `provider` must name a {kind} provider")
-        options = {k: v for k, v in table.items() if k not in ("kind", "provider")}
-        modules[name] = ModuleSpec(name, kind, provider, options)
-
-    characters_t = _table(data, "characters", where)
-    characters = (
-        {name: parse_character(name, t, modules, f"{where} [characters.{name}]") for name, t in characters_t.items()}
-        if characters_t
-        else dict(DEFAULT_CHARACTERS)
+            raise loc.error(("characters",), name, f"must be a table, got {type_name(table)}")
+        characters[name] = parse_character(name, table, modules, source, locator=loc, path=("characters", name))
+    inline = _parse_inline(data, modules, loc)
+    world = _table(data, "world", loc)  # its keys are checked by bridge.world.hearing.SceneSettings
+    return BridgeConfig(
+        server=server,
+        limits=limits,
+        modules=modules,
+        characters=characters or dict(DEFAULT_CHARACTERS),
+        source=source,
+        inline=inline,
+        world=dict(world),
+        harmony_link=_parse_harmony_link(data, characters or dict(DEFAULT_CHARACTERS), loc),
     )
-    world = _table(data, "world", where)
-    harmony_link = _parse_harmony_link(_table(_table(data, "compat", where), "harmony_link", f"{where} [compat]"), characters, where)
-    config = BridgeConfig(server=server, harmony_link=harmony_link, limits=limits, modules=modules, characters=characters, source=source, world=dict(world))
-    return config
 
 
-def _parse_harmony_link(table: dict[str, Any], characters: dict[str, CharacterConfig], where: str) -> HarmonyLinkConfig:
-    where = f"{where} [compat.harmony_link]"
+def _parse_harmony_link(data: dict[str, Any], characters: dict[str, CharacterConfig], loc: Locator) -> HarmonyLinkConfig:
+    path = ("compat", "harmony_link")
+    compat = _table(data, "compat", loc)
+    loc.reject_unknown(compat, ("harmony_link",), ("compat",))
+    table = _table(compat, "harmony_link", loc, ("compat",))
+    loc.reject_unknown(table, set(HarmonyLinkConfig.__dataclass_fields__), path)
+    where = loc.where(path)
     output_types = ("file", "base64")
     enabled = table.get("enabled", False)
     port = table.get("port", HarmonyLinkConfig.port)
@@ -277,28 +397,28 @@ def _parse_harmony_link(table: dict[str, Any], characters: dict[str, CharacterCo
     clients = table.get("allowed_clients", [])
     if not isinstance(clients, list) or not all(isinstance(c, str) for c in clients):
         raise ConfigError(f"{where}: allowed_clients must be a list of IP addresses")
-    output_type = _str(table, "output_type", where, "file")
+    output_type = _str(table, "output_type", loc, path, "file")
     if output_type not in output_types:
         raise ConfigError(f"{where}: output_type must be one of {', '.join(output_types)}")
-    default = _str(table, "default_character", where)
+    default = _str(table, "default_character", loc, path)
     if default is not None and default not in characters:
         raise ConfigError(f"{where}: default_character {default!r} is not a configured character")
     entities: dict[str, HarmonyLinkEntity] = {}
-    for entity_id, t in _table(table, "entities", where).items():
+    for entity_id, t in _table(table, "entities", loc, path).items():
         ewhere = f"{where} entities.{entity_id}"
         if isinstance(t, str):
             t = {"character": t}
         if not isinstance(t, dict) or t.get("character") not in characters:
             raise ConfigError(f"{ewhere}: `character` must name a configured character")
-        etype = _str(t, "output_type", ewhere, output_type)
+        etype = _str(t, "output_type", loc, path + ("entities", entity_id), output_type)
         if etype not in output_types:
             raise ConfigError(f"{ewhere}: output_type must be one of {', '.join(output_types)}")
         entities[entity_id] = HarmonyLinkEntity(str(t["character"]), str(etype))
     config = HarmonyLinkConfig(
         enabled=enabled,
-        host=_str(table, "host", where, "127.0.0.1") or "127.0.0.1",
+        host=_str(table, "host", loc, path, "127.0.0.1") or "127.0.0.1",
         port=port,
-        working_dir=_str(table, "working_dir", where, "harmony-tmp") or "harmony-tmp",
+        working_dir=_str(table, "working_dir", loc, path, "harmony-tmp") or "harmony-tmp",
         output_type=str(output_type),
         sample_rate=rate,
         allowed_clients=tuple(clients),
@@ -317,9 +437,18 @@ def load_config(path: str | Path | None) -> BridgeConfig:
         return BridgeConfig()
     path = Path(path)
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        raw = path.read_bytes()
     except FileNotFoundError:
         raise ConfigError(f"config file {path} does not exist") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror or exc}") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise ConfigError(f"{path}:{line}: not UTF-8 text (byte {raw[exc.start]:#04x} at offset {exc.start}); save the file as UTF-8") from None
+    try:
+        data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path} is not valid TOML: {exc}") from None
-    return parse_config(data, str(path))
+    return parse_config(data, str(path), text)

@@ -32,7 +32,7 @@ from bridge.character.turns import handler_for
 from bridge.media.pcm import MicResampler, decode_wav, pcm_to_int16, resample
 from bridge.protocol.envelope import Event
 from bridge.protocol.errors import ErrorCode, ProtocolError
-from bridge.providers.base import ProviderError
+from bridge.providers.base import ConfigError, ProviderError
 from bridge.speech.vad import PushToTalkBuffer, SpeechStarted, SpeechStopped, UtteranceTooLong, VoiceActivitySegmenter
 
 if TYPE_CHECKING:
@@ -189,7 +189,10 @@ class Listener:
         module = self.runtime.config.modules.get("stt")
         if not module:
             raise self._error(event, ErrorCode.BACKEND_UNAVAILABLE, f"character {self.runtime.name!r} has no stt module")
-        return await self.runtime.app.provider(module)
+        try:
+            return await self.runtime.app.provider(module)
+        except ConfigError as exc:  # a module that refuses its config answers, never kills the connection
+            raise self._error(event, ErrorCode.BACKEND_UNAVAILABLE, f"stt module {module!r} is not usable: {exc}") from None
 
     def _error(self, event: Event, code: ErrorCode, message: str) -> ProtocolError:
         return ProtocolError(code, message, event_type=event.type, event_id=event.id, entity=event.entity)

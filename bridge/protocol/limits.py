@@ -38,3 +38,7 @@ class Limits:
         """The limits a client is told in the hello reply."""
         d = asdict(self)
         return {k: d[k] for k in ("max_frame_bytes", "max_text_chars", "max_entities", "events_per_second")}
+
+
+#: The keys `[limits]` accepts.
+LIMIT_KEYS = frozenset(f.name for f in fields(Limits))

@@ -15,16 +15,27 @@ from typing import Any
 import trio
 
 from bridge import __version__
-from bridge.config import BridgeConfig, CharacterConfig
+from bridge.config import BUILTIN_MODULES, BridgeConfig, CharacterConfig
 from bridge.protocol.envelope import Event
 from bridge.protocol.schema import SchemaRegistry, registry
 from bridge.providers.base import ConfigError
-from bridge.providers.registry import create_provider
+from bridge.providers.registry import ModuleSpec, create_provider
+from bridge.server.guard import AuthThrottle, PeerCounter
 from bridge.world.hearing import SceneSettings
 from bridge.world.scenes import SceneHub
 from bridge.server.metrics import BridgeMetrics, TimedHistory
 
 log = logging.getLogger(__name__)
+
+
+def build_module(spec: ModuleSpec) -> Any:
+    """`create_provider`, with a wrong option type reported as the config error it is."""
+    try:
+        return create_provider(spec)
+    except ConfigError:
+        raise
+    except (TypeError, ValueError, OSError) as exc:
+        raise ConfigError(f"module {spec.name!r} ({spec.kind}/{spec.provider}) refused its options: {exc}") from None
 
 
 class BridgeApp:
@@ -37,6 +48,8 @@ class BridgeApp:
         self._providers: dict[str, Any] = {}
         self._provider_lock = trio.Lock()
         self.connections = 0
+        self.peers = PeerCounter(config.server.max_connections, config.server.max_connections_per_peer)
+        self.auth = AuthThrottle()
         self.memory: Any = None  # bridge.memory.HistoryStore once opened
         #: Called with every event any connection sends (the test suite validates them all).
         self.outbound_hook: Callable[[Event], None] | None = None
@@ -67,9 +80,35 @@ class BridgeApp:
                 spec = self.config.modules.get(module_name)
                 if spec is None:
                     raise ConfigError(f"no module named {module_name!r}")
-                found = create_provider(spec)
+                found = build_module(spec)
                 self._providers[module_name] = found
         return found
+
+    def modules_in_use(self) -> list[str]:
+        """Every module the config file defines or a configured character uses, in order."""
+        names: list[str] = [n for n in self.config.modules if n not in BUILTIN_MODULES or self.config.modules[n] != BUILTIN_MODULES[n]]
+        for character in self.config.characters.values():
+            names += [*character.modules.values(), *character.fallback_llms]
+        for name in list(names):
+            spec = self.config.modules.get(name)
+            llm = spec.option("llm") if spec is not None and spec.kind == "countenance" else None
+            if isinstance(llm, str):
+                names.append(llm)
+        return list(dict.fromkeys(names))
+
+    async def prepare(self) -> None:
+        """Construct every module in use and open the history database, before READY.
+
+        A module that refuses its options, a missing model file or an unusable history file
+        is a ConfigError at start-up (exit status 2), not a failure in some player's first
+        turn. Models still load lazily (construction only checks); `local` warms up later.
+        """
+        for name in self.modules_in_use():
+            await self.provider(name)
+        try:
+            await self.history()
+        except Exception as exc:  # HistoryError, sqlite3 or OS errors: all mean "fix the path"
+            raise ConfigError(f"[server] history_path {self.config.server.history_path!r}: {exc}") from None
 
     async def history(self) -> Any:
         """The chat history store (SQLite file or PostgreSQL), opened on first use."""

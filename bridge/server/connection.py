@@ -27,6 +27,7 @@ from bridge.protocol.events import PROTOCOL_VERSION
 from bridge.protocol.session import ProtocolSession
 from bridge.providers.base import ConfigError
 from bridge.server.app import BridgeApp
+from bridge.server.guard import peer_of
 from bridge.server.outbox import Outbox
 from bridge.world.engine import EngineRequests
 from bridge.world import scenes
@@ -125,6 +126,8 @@ class Connection:
         except ProtocolError as exc:
             self._errors += 1
             framing = self.session.framing_for(data)
+            if exc.code is ErrorCode.UNAUTHORIZED:  # logged (without the token) and slowed down
+                await trio.sleep(self.app.auth.failed(peer_of(self.ws)))
             try:
                 await self.outbox.put(self.session.error_event(exc, self._errors), framing)
             except ClientGone:

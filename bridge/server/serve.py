@@ -23,8 +23,16 @@ from bridge.server.console_routes import console_response, is_console_path, own_
 from bridge.server.metrics import CONTENT_TYPE
 from bridge.server.modules_report import modules_report
 from bridge.server.connection import Connection
+from bridge.server.guard import RateLimitedLog, host_allowed, peer_of
 
 log = logging.getLogger(__name__)
+
+
+def quiet_accept_errors() -> None:
+    """One line per 10 s instead of a traceback every 0.1 s while accept() fails (EMFILE)."""
+    logger = logging.getLogger("trio.serve_listeners")
+    if not any(isinstance(f, RateLimitedLog) for f in logger.filters):
+        logger.addFilter(RateLimitedLog())
 
 
 @dataclass
@@ -75,29 +83,42 @@ def _metrics_response(connection: ServerConnection, body: bytes) -> Response:
 def make_request_checker(app: BridgeApp) -> Callable[[ServerConnection, Request], Any]:
     allowed = set(app.config.server.allowed_origins)
     listen_host = app.config.server.host
+    hosts = frozenset(h.lower() for h in app.config.server.allowed_hosts) | {listen_host.lower()}
 
     async def process_request(connection: ServerConnection, request: Request) -> Response | None:
         path = request.path.split("?", 1)[0]
-        if path == "/health":
-            return _json_response(connection, 200, app.health())
-        if path == "/metrics":
-            return _metrics_response(connection, app.metrics.render())
+        host = request.headers.get("Host")
+        if not host_allowed(host, hosts):
+            log.warning("refused a request for host %r (not an address of this bridge; see [server] allowed_hosts)", host[:100] if host else host)
+            return connection.respond(421, "this bridge does not answer for that host name; add it to [server] allowed_hosts\n")
         port = connection.local_address[1]
-        if path == "/modules":
-            loaded = {name for name in app.config.modules if app.loaded_provider(name) is not None}
-            return _json_response(connection, 200, await modules_report(app.config, loaded))
-        if is_console_path(path):
-            return console_response(request, path, listen_host, port)
         origin = request.headers.get("Origin")
         # Native engines send no Origin; a browser always does. A web page must not drive a
         # local bridge (and spend the player's API keys) unless the config allows its origin,
         # or it is the bridge's own console (served on this port, see console_routes).
-        if origin is not None and origin not in allowed and origin not in own_origins(listen_host, port):
-            log.warning("refused a connection from origin %s", origin)
+        foreign = origin is not None and origin not in allowed and origin not in own_origins(listen_host, port)
+        if path == "/health":
+            # A web page may learn that something listens here (it could by timing anyway), nothing more.
+            return _json_response(connection, 200, {"status": "ok"} if foreign else app.health())
+        if path == "/metrics" and not foreign:
+            return _metrics_response(connection, app.metrics.render())
+        if path == "/modules" and not foreign:
+            loaded = {name for name in app.config.modules if app.loaded_provider(name) is not None}
+            return _json_response(connection, 200, await modules_report(app.config, loaded))
+        if is_console_path(path):
+            return console_response(request, path, listen_host, port)
+        if foreign:
+            log.warning("refused a connection from origin %s", origin[:200] if origin else origin)
             return connection.respond(
                 403,
                 f"origin {origin} is not allowed; add it to [server] allowed_origins in the bridge config\n",
             )
+        refusal = app.peers.refusal(peer_of(connection))
+        if refusal is not None:
+            log.warning("refused a connection: %s", refusal)
+            response = connection.respond(503, refusal + "\n")
+            response.headers["Retry-After"] = "5"
+            return response
         return None
 
     return process_request
@@ -115,7 +136,14 @@ async def serve_bridge(
     port = app.config.server.port if port is None else port
 
     async def handler(ws: ServerConnection) -> None:
-        await Connection(app, ws).run()
+        peer = peer_of(ws)
+        app.peers.opened(peer)
+        try:
+            await Connection(app, ws).run()
+        finally:
+            app.peers.closed(peer)
+
+    quiet_accept_errors()
 
     async with trio.open_nursery() as nursery:
         server: Server = await nursery.start(
