@@ -23,6 +23,7 @@ from bridge.config_check import (
     TOP_KEYS,
     Locator,
     check_character_options,
+    check_inline_caps,
     did_you_mean,
     type_name,
 )
@@ -64,6 +65,9 @@ class CharacterConfig:
     turn_policy: str = "interrupt"
     expressions: dict[str, str] = field(default_factory=dict)
     options: dict[str, Any] = field(default_factory=dict)
+    #: Sent by a client in `entity.init` rather than configured: its history is kept apart
+    #: from any configured character's, even one of the same name.
+    inline: bool = False
 
 
 DEFAULT_CHARACTERS = {
@@ -216,9 +220,17 @@ def parse_character(
     *,
     locator: Locator | None = None,
     path: tuple[str, ...] = (),
+    inline: InlineCharacters | None = None,
 ) -> CharacterConfig:
-    """One `[characters.NAME]` table (or an inline character from `entity.init`)."""
+    """One `[characters.NAME]` table, or with `inline` an inline character from `entity.init`.
+
+    An inline character may use only the modules `inline` allows and may not raise a
+    runtime option above its default (INLINE_CAPS): a client must not spend more of the
+    owner's backends than the owner's own characters do.
+    """
     loc = locator or Locator(where)
+    if inline is not None:
+        modules = {name: spec for name, spec in modules.items() if name in inline.modules}
     slots = table.get("modules", {})
     if not isinstance(slots, dict):
         raise loc.error(path, "modules", 'must be a table like { llm = "local" }')
@@ -245,6 +257,10 @@ def parse_character(
         if spec.kind != slot:
             raise loc.error(path, "modules", f"modules.{slot} names `{module_name}`, which is a {spec.kind} module")
         merged[slot] = module_name
+    if inline is not None:  # the defaults too must be modules inline characters may use
+        merged = {slot: name for slot, name in merged.items() if name in modules}
+        if "llm" not in merged:
+            raise loc.error(path, "modules", f"needs modules.llm: one of {', '.join(sorted(n for n, m in modules.items() if m.kind == 'llm'))}")
     fallbacks = table.get("fallback_llms", [])
     llms = sorted(n for n, m in modules.items() if m.kind == "llm")
     if not isinstance(fallbacks, list) or not all(isinstance(f, str) for f in fallbacks):
@@ -260,6 +276,8 @@ def parse_character(
         raise loc.error(path, "expressions", "maps emotions to preset names (strings)")
     options = {k: v for k, v in table.items() if k not in CHARACTER_KEYS and k != "name"}
     check_character_options(options, loc, path)
+    if inline is not None:
+        check_inline_caps(options, loc, path)
     return CharacterConfig(
         name=name,
         display_name=_str(table, "display_name", loc, path) or name,
@@ -271,6 +289,7 @@ def parse_character(
         turn_policy=policy,
         expressions=dict(expressions),
         options=options,
+        inline=inline is not None,
     )
 
 

@@ -173,3 +173,20 @@ def check_character_options(options: Mapping[str, Any], locator: Locator, table:
         low, high = segmenter.get("first_min_words", 4), segmenter.get("first_max_words", 12)
         if low > high:
             raise locator.error(table, "segmenter", f"first_min_words ({low}) is more than first_max_words ({high})")
+
+
+#: What an inline character may ask for at most: the defaults the owner's characters run with
+#: (bridge/character/runtime.py, bridge/speech/segmenter.py). Each bounds what one turn costs.
+INLINE_CAPS: dict[str, int] = {"token_budget": 1500, "history_limit": 60, "world_event_cap": 20}
+INLINE_SEGMENTER_CAPS: dict[str, int] = {"first_max_words": 12, "max_chars": 300}
+
+
+def check_inline_caps(options: Mapping[str, Any], locator: Locator, table: tuple[str, ...]) -> None:
+    """Refuse inline options above the caps (the client may lower them, never raise them)."""
+    for key, cap in INLINE_CAPS.items():
+        if key in options and options[key] > cap:
+            raise locator.error(table, key, f"{options[key]} is over what an inline character may use ({cap})")
+    segmenter = options.get("segmenter") or {}
+    for key, cap in INLINE_SEGMENTER_CAPS.items():
+        if key in segmenter and segmenter[key] > cap:
+            raise locator.error(table, "segmenter", f"{key} = {segmenter[key]} is over what an inline character may use ({cap})")

@@ -167,10 +167,14 @@ class Harmonizer:
         happening = WorldEvent(cleaned, _clean(actor) if actor else None).render()
         return f"(Something happens: {happening}. React to it, in character, as {self.character_name}.)"
 
-    def system_prompt(self, sections: Sequence[str] = ()) -> str:
+    def system_prompt(self, sections: Sequence[str] = (), max_events: int | None = None) -> str:
         """The system message; `sections` are extra blocks (the world stage's perception and
-        action list), placed before the reply conventions."""
+        action list), placed before the reply conventions; `max_events` keeps only that many
+        of the newest world events."""
         name = self.character_name
+        events = list(self._events)
+        if max_events is not None:
+            events = events[len(events) - max_events :] if max_events > 0 else []
         lines = [f"You are {name}, a character in a game, talking with {self.player_name}."]
         if self.persona:
             lines.append(self.persona)
@@ -178,9 +182,9 @@ class Harmonizer:
             lines.append(f'You greet people with: "{self.greeting}"')
         if self._scene:
             lines.append(f"Scene: {self._scene}")
-        if self._events:
+        if events:
             lines.append("Recent events, oldest first:")
-            lines.extend(f"- {event.render()}" for event in self._events)
+            lines.extend(f"- {event.render()}" for event in events)
         lines.extend(section for section in sections if section)
         emotions = ", ".join(f"[{emotion}]" for emotion in EMOTIONS)
         lines.append(
@@ -211,14 +215,22 @@ class Harmonizer:
     ) -> list[ChatMessage]:
         """System prompt, then the newest history that fits ``token_budget``, then ``new_text``.
 
-        The system prompt and the new message are always included, even over budget (they
-        are the turn); history is added newest first while it fits, and stops at the first
-        line that does not, so the kept history is one unbroken recent stretch. Tokens are
-        counted with ``estimate_tokens``.
+        The budget covers the whole prompt, world events included: world events are dropped
+        oldest first until the system prompt and the new message fit, so what a client adds
+        to the context (every `world.event`) cannot grow what each turn sends upstream. The
+        persona and the new message are always included, even over budget (they are the
+        turn; both have length limits). History is added newest first while it fits, and
+        stops at the first line that does not, so the kept history is one unbroken recent
+        stretch. Tokens are counted with ``estimate_tokens``.
         """
-        system = ChatMessage("system", self.system_prompt(sections))
         user = ChatMessage("user", new_text)
+        kept_events = len(self._events)
+        system = ChatMessage("system", self.system_prompt(sections))
         remaining = token_budget - estimate_tokens(system.content) - estimate_tokens(user.content)
+        while remaining < 0 and kept_events > 0:
+            kept_events -= 1
+            system = ChatMessage("system", self.system_prompt(sections, max_events=kept_events))
+            remaining = token_budget - estimate_tokens(system.content) - estimate_tokens(user.content)
         kept: list[ChatMessage] = []
         for message in reversed(history):
             content = self.history_text(message)

@@ -36,6 +36,8 @@ class CharacterRuntime:
         self.hello = hello
         self.name = config.name
         self.scope = str(hello.get("scope") or "default")
+        if config.inline:  # never the history of a configured character that has the same name
+            self.scope = "inline:" + self.scope
         self.text_deltas = bool(hello.get("text_deltas", False))
         self.audio_out = AudioOut.from_hello(hello)
         options = config.options

@@ -178,6 +178,8 @@ class Connection:
         audio_out = {**DEFAULT_AUDIO_OUT, **(hello.get("audio_out") or {})}
         audio_in = {**DEFAULT_AUDIO_IN, **(hello.get("audio_in") or {})}
         hello["audio_out"], hello["audio_in"] = audio_out, audio_in
+        if self.app.config.server.scope_mode == "connection":  # the bridge picks; the client cannot
+            hello["scope"] = "connection:" + self.session_id
         return event.reply(
             "success",
             {
@@ -207,7 +209,9 @@ class Connection:
         assert isinstance(spec, dict)  # the schema allows a string or a map
         table = {k: v for k, v in spec.items() if k != "name"}
         try:
-            return parse_character(str(spec["name"]), table, self.app.config.modules, "inline character")
+            if not self.app.config.inline.enabled:
+                raise ConfigError("this bridge does not accept inline characters ([inline_characters] enabled = false); name a configured one")
+            return parse_character(str(spec["name"]), table, self.app.config.modules, "inline character", inline=self.app.config.inline)
         except ConfigError as exc:
             raise ProtocolError(ErrorCode.BAD_EVENT, str(exc), event_type=event.type, event_id=event.id, entity=event.entity) from None
 
