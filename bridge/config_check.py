@@ -69,6 +69,9 @@ CHARACTER_OPTIONS: dict[str, OptionRule] = {
     "min_speech_ms": OptionRule(lambda v: _number(v) and v >= 0, "a number >= 0 (milliseconds)"),
     "min_silence_ms": OptionRule(lambda v: _number(v) and v >= 0, "a number >= 0 (milliseconds)"),
     "pad_ms": OptionRule(lambda v: _number(v) and v >= 0, "a number >= 0 (milliseconds)"),
+    # the world stage (bridge/world/entity_world.py): engine requests such as movement.perform
+    "action_timeout_s": OptionRule(lambda v: _number(v) and v > 0, "a number of seconds > 0"),
+    "react_to_action_result": OptionRule(lambda v: isinstance(v, bool), "true or false"),
 }
 SEGMENTER_OPTIONS: dict[str, OptionRule] = {
     "first_min_words": OptionRule(_positive_int, "a positive integer"),
