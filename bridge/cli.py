@@ -32,6 +32,7 @@ from bridge.server.app import BridgeApp
 from bridge.server.serve import RunningBridge, serve_bridge
 
 log = logging.getLogger("entity_bridge")
+LIBRARIES_THAT_LOG_SECRETS = ("websockets", "httpcore", "httpx", "hpack")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -46,6 +47,11 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--port-file", type=Path, help="write the ws:// URL here once listening")
     serve.add_argument("--exit-on-stdin-eof", action="store_true", help="exit when stdin closes (sidecar mode)")
     serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    serve.add_argument(
+        "--unsafe-log-frames-and-secrets",
+        action="store_true",
+        help="with --log-level debug, also log every WebSocket frame and HTTP exchange, tokens and keys included (never in production)",
+    )
 
     replay = sub.add_parser("replay", help="replay a recorded session's client side and compare the answers")
     replay.add_argument("log", type=Path, help="a log written by the SDK's record option")
@@ -134,6 +140,13 @@ def main(argv: list[str] | None = None) -> int:
             format="%(asctime)s %(levelname)s %(name)s: %(message)s",
             stream=sys.stderr,
         )
+        if not args.unsafe_log_frames_and_secrets:
+            # websockets logs each frame at DEBUG (the hello's token with it), httpcore each
+            # request's headers: debug logging of the bridge must not print secrets.
+            for name in LIBRARIES_THAT_LOG_SECRETS:
+                logging.getLogger(name).setLevel(max(logging.INFO, logging.getLogger().level))
+        else:
+            log.warning("--unsafe-log-frames-and-secrets: frames, tokens and API keys will be written to the log")
         try:
             return trio.run(_serve, args)
         except ConfigError as exc:

@@ -22,6 +22,7 @@ from bridge.character.timing import TurnTiming
 from bridge.protocol.envelope import Event
 from bridge.protocol.errors import ErrorCode, ProtocolError
 from bridge.providers.base import ProviderError
+from bridge.providers.redact import clip
 
 log = logging.getLogger(__name__)
 
@@ -200,7 +201,7 @@ class Entity:
             except Exception as raised:
                 exc = _meaningful(raised)
                 if isinstance(exc, (ProviderError, TurnFailed)):
-                    return request.error_reply(exc.code, exc.message)
+                    return request.error_reply(exc.code, clip(exc.message))
                 if isinstance(exc, ClientGone):
                     raise exc from None
                 # A bug of ours: report it, keep the session.

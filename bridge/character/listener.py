@@ -33,6 +33,7 @@ from bridge.media.pcm import MicResampler, decode_wav, pcm_to_int16, resample
 from bridge.protocol.envelope import Event
 from bridge.protocol.errors import ErrorCode, ProtocolError
 from bridge.providers.base import ConfigError, ProviderError
+from bridge.providers.redact import clip
 from bridge.speech.vad import PushToTalkBuffer, SpeechStarted, SpeechStopped, UtteranceTooLong, VoiceActivitySegmenter
 
 if TYPE_CHECKING:
@@ -173,7 +174,7 @@ class Listener:
             audio16 = resample(samples, rate, STT_RATE) if rate != STT_RATE else samples
             transcript = await stt.transcribe(audio16, STT_RATE)
         except ProviderError as exc:
-            return event.error_reply(exc.code, exc.message)
+            return event.error_reply(exc.code, clip(exc.message))
         finally:
             self.pending -= 1
         result: dict[str, Any] = {"text": transcript.text}
@@ -273,7 +274,7 @@ class Listener:
             stt = await self.runtime.app.provider(module)
             transcript = await stt.transcribe(audio, STT_RATE)
         except ProviderError as exc:
-            await self._emit("error", {"code": exc.code, "message": f"transcription failed: {exc.message}"})
+            await self._emit("error", {"code": exc.code, "message": clip(f"transcription failed: {exc.message}")})
             return
         text = transcript.text.strip()
         if not text:

@@ -19,6 +19,7 @@ from bridge.character.harmonize import Harmonizer
 from bridge.character.ports import Services, World
 from bridge.config import CharacterConfig
 from bridge.providers.base import ProviderError
+from bridge.providers.redact import clip
 from bridge.speech.countenance import MoodSmoother, expression_for
 from bridge.speech.segmenter import Segmenter
 from bridge.speech.speaker import AudioOut, Speaker, client_ms
@@ -90,7 +91,7 @@ class CharacterRuntime:
             mood = await countenance.assess(text, self.emotion_hint)
         except ProviderError as exc:
             # A face that stays as it was beats a turn that fails over its expression.
-            log.warning("countenance %s failed: %s", module, exc.message)
+            log.warning("countenance %s failed: %s", module, clip(exc.message))
             return None
         if self.smoother is None:
             self.smoother = MoodSmoother()

@@ -18,12 +18,17 @@ import httpx
 import trio
 
 from bridge.providers.base import ProviderError
+from bridge.providers.redact import install_log_filters
+
+install_log_filters()  # httpx's request log line prints the URL, credentials and all
 
 DEFAULT_TIMEOUT_S = 30.0
 DEFAULT_CONNECT_TIMEOUT_S = 5.0
 DEFAULT_MAX_RETRIES = 2
 DEFAULT_MAX_RETRY_AFTER_S = 10.0
 RETRYABLE_STATUS = frozenset({429, 503})
+#: How much of an error body is read into a message (it is cut to MESSAGE_CHARS later).
+MAX_BODY_CHARS = 65_536
 
 
 def make_timeout(options: Any) -> httpx.Timeout:
@@ -90,12 +95,14 @@ def error_message_from_body(body: bytes | str) -> str:
     nests ``{"detail": {"status", "message"}}``), Harmony Speech's ``{"message"}``, GraphQL's
     ``{"errors": [{"message"}]}`` and plain text (Kindroid).
     """
+    # Not cut here: the provider masks its secrets in the message first, and the message is
+    # cut where it leaves (`redact.clip`), so a key straddling the cut cannot half-survive.
     text = body.decode("utf-8", "replace") if isinstance(body, bytes) else body
-    text = text.strip()
+    text = text.strip()[:MAX_BODY_CHARS]
     try:
         data = json.loads(text)
     except ValueError:
-        return text[:500] or "(empty body)"
+        return text or "(empty body)"
     if isinstance(data, dict):
         err = data.get("error")
         if isinstance(err, dict) and err.get("message"):
@@ -107,13 +114,13 @@ def error_message_from_body(body: bytes | str) -> str:
             status, message = detail.get("status"), detail.get("message")
             return ": ".join(str(x) for x in (status, message) if x) or json.dumps(detail)
         if detail is not None:
-            return detail if isinstance(detail, str) else json.dumps(detail)[:500]
+            return detail if isinstance(detail, str) else json.dumps(detail)
         errors = data.get("errors")
         if isinstance(errors, list) and errors and isinstance(errors[0], dict):
             return str(errors[0].get("message", errors[0]))
         if data.get("message"):
             return str(data["message"])
-    return text[:500]
+    return text
 
 
 def status_error(provider: str, status: int, body: bytes | str, retry_after: float | None = None) -> ProviderError:
