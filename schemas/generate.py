@@ -518,8 +518,14 @@ def _events() -> list[EventSpec]:
         EventSpec(
             "chat.history",
             "client",
-            "The entity's conversation so far (in this scope).",
-            obj({"limit": integer("At most this many of the latest messages.", minimum=1)}, nullable=True),
+            "The entity's conversation so far (in this scope), a page at a time.",
+            obj(
+                {
+                    "limit": integer("At most this many of the latest messages (default 50).", minimum=1, maximum=200),
+                    "before": integer("Only messages older than this cursor (the `before` of the previous page).", minimum=1),
+                },
+                nullable=True,
+            ),
             obj(
                 {
                     "messages": array(
@@ -534,7 +540,9 @@ def _events() -> list[EventSpec]:
                             ["speaker", "text", "at"],
                         ),
                         "Oldest first.",
-                    )
+                    ),
+                    "more": boolean("True when older messages exist (or did not fit in one frame): ask again with `before`."),
+                    "before": integer("Cursor for the next (older) page; present when `more` is true.", minimum=1),
                 },
                 ["messages"],
             ),

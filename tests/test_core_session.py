@@ -169,9 +169,11 @@ async def test_entity_count_over_the_limit() -> None:
 
 async def test_inline_character_and_remove(bridge, connect) -> None:
     async with connect(bridge) as client:
-        npc = await client.init_entity("guard", {"name": "guard", "persona": "A stern guard.", "modules": {"llm": "scripted", "tts": "none"}})
+        # Inline characters use the embedded modules (issue 11 item 6: configured ones such as
+        # "scripted" only when [inline_characters] modules lists them).
+        npc = await client.init_entity("guard", {"name": "guard", "persona": "A stern guard.", "modules": {"llm": "echo", "tts": "none"}})
         assert npc.info["character"] == "guard"
-        assert (await npc.say("Halt?")).payload["reply"] == "Hello there, traveller."
+        assert (await npc.say("Halt?")).payload["reply"] == "You said: Halt?"
         await npc.remove()
         reply = await client.request("user.utterance", {"kind": "verbal", "text": "hi"}, entity="guard", check=False)
         assert reply.payload["code"] == "unknown_entity"

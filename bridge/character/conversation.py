@@ -17,6 +17,7 @@ import trio
 
 from bridge.character.entity import Turn, TurnFailed
 from bridge.character.reply_parser import Action, ActionCall, EmotionTag, ReplyParser, SpeechText
+from bridge.character.harmonize import HeldActionsFull
 from bridge.character.runtime import CharacterRuntime
 from bridge.protocol.errors import ErrorCode
 from bridge.providers.base import ChatMessage, LLMRequest, ProviderError, ToolCall
@@ -43,7 +44,8 @@ class ConversationTurn:
                 return harmonizer.world_reaction_prompt(str(payload.get("text", "")), payload.get("actor"))
             return harmonizer.utterance(str(payload.get("kind", "verbal")), str(payload.get("text", "")), payload.get("speaker"))
         except ValueError as exc:
-            raise TurnFailed(ErrorCode.BAD_EVENT, str(exc)) from None
+            code = ErrorCode.TOO_LARGE if isinstance(exc, HeldActionsFull) else ErrorCode.BAD_EVENT
+            raise TurnFailed(code, str(exc)) from None
 
     async def run(self, turn: Turn) -> dict[str, Any]:
         character = self.character

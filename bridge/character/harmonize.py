@@ -32,6 +32,11 @@ DEFAULT_PLAYER: Final = "Player"
 #: about 4. Other characters count one token each (CJK is about that; accented Latin is
 #: over-counted, which errs on the safe side of a context limit).
 ASCII_CHARS_PER_TOKEN: Final = 4
+#: Delayed nonverbal actions held for the next utterance: at most this many, this much text
+#: in all. They are state a client builds up without a turn, so they are bounded.
+MAX_HELD_ACTIONS: Final = 16
+MAX_HELD_CHARS: Final = 4000
+
 #: Tokens a chat template spends around each message (role markers, separators).
 MESSAGE_OVERHEAD_TOKENS: Final = 4
 
@@ -45,6 +50,10 @@ def estimate_tokens(text: str) -> int:
     ascii_chars = sum(1 for ch in text if ch < "\x80")
     other = len(text) - ascii_chars
     return -(-ascii_chars // ASCII_CHARS_PER_TOKEN) + other + MESSAGE_OVERHEAD_TOKENS
+
+
+class HeldActionsFull(ValueError):
+    """A nonverbal_delayed action that would go over the held-action caps."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,6 +156,12 @@ class Harmonizer:
         if kind == "nonverbal_delayed":
             if not body:
                 raise ValueError("a nonverbal_delayed utterance needs some text")
+            held_chars = sum(len(b) for _, b in self._held) + len(body)
+            if len(self._held) >= MAX_HELD_ACTIONS or held_chars > MAX_HELD_CHARS:
+                raise HeldActionsFull(
+                    f"{len(self._held)} delayed actions ({held_chars - len(body)} characters) are already held, the most an entity "
+                    f"keeps ({MAX_HELD_ACTIONS} actions, {MAX_HELD_CHARS} characters); send an utterance to use them"
+                )
             self._held.append((who, body))
             return None
         parts = [*self._held, (who, body)] if body else list(self._held)

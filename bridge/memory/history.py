@@ -30,7 +30,7 @@ from __future__ import annotations
 import sqlite3
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from os import PathLike, fspath
 from pathlib import Path
 from typing import Any, Final, Literal, TypeVar
@@ -56,6 +56,8 @@ class HistoryMessage:
     kind: str
     at: int
     interrupted: bool = False
+    #: Row id: orders messages and is the `before` cursor of a `chat.history` page (0: unsaved).
+    id: int = field(default=0, compare=False)
 
     def to_payload(self) -> dict[str, Any]:
         """The ``chat.history`` wire shape."""
@@ -142,8 +144,10 @@ def _migrate(conn: sqlite3.Connection, path: str) -> None:
 
 
 def _row(row: tuple[Any, ...]) -> HistoryMessage:
-    speaker, role, text, kind, at, interrupted = row
-    return HistoryMessage(speaker=speaker, role=role, text=text, kind=kind, at=at, interrupted=bool(interrupted))
+    speaker, role, text, kind, at, interrupted, *rest = row
+    return HistoryMessage(
+        speaker=speaker, role=role, text=text, kind=kind, at=at, interrupted=bool(interrupted), id=int(rest[0]) if rest else 0
+    )
 
 
 class HistoryStore:
@@ -230,16 +234,16 @@ class HistoryStore:
 
         return await self._run(insert)
 
-    async def recent(self, character: str, scope: str, limit: int) -> list[HistoryMessage]:
-        """The newest ``limit`` lines of this conversation, oldest first."""
+    async def recent(self, character: str, scope: str, limit: int, before: int | None = None) -> list[HistoryMessage]:
+        """The newest ``limit`` lines of this conversation (older than row ``before``), oldest first."""
         if limit <= 0:
             return []
 
         def select(conn: sqlite3.Connection) -> list[HistoryMessage]:
             rows = conn.execute(
-                "SELECT speaker, role, text, kind, at, interrupted FROM messages"
-                " WHERE character = ? AND scope = ? ORDER BY id DESC LIMIT ?",
-                (character, scope, limit),
+                "SELECT speaker, role, text, kind, at, interrupted, id FROM messages"
+                " WHERE character = ? AND scope = ? AND id < ? ORDER BY id DESC LIMIT ?",
+                (character, scope, before if before is not None else 2**62, limit),
             ).fetchall()
             return [_row(row) for row in reversed(rows)]
 

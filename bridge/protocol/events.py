@@ -42,3 +42,8 @@ SESSION_SCOPED = frozenset({"session.hello", "scene.loaded", "scene.utterance", 
 
 #: Requests that carry user text, checked against `max_text_chars`.
 TEXT_FIELDS = ("text",)
+
+#: Payload fields (at any depth) that hold a name, checked against `max_name_chars`; every
+#: other string anywhere in a request is checked against `max_text_chars`, and all of a
+#: request's strings together against `max_request_text_chars`.
+NAME_FIELDS = frozenset({"speaker", "actor", "display_name", "name", "voice", "player_name", "scope", "client"})

@@ -13,7 +13,9 @@ from typing import Any
 @dataclass(frozen=True, slots=True)
 class Limits:
     max_frame_bytes: int = 1_048_576  # larger frames close the connection with 1009
-    max_text_chars: int = 4000  # utterance / tts.say / world.event text
+    max_text_chars: int = 4000  # any text field of a request (utterance, persona, action description, ...)
+    max_name_chars: int = 200  # names: speaker, actor, display_name, name, voice, and map keys
+    max_request_text_chars: int = 32768  # all the text of one request together
     max_entities: int = 64  # per connection
     events_per_second: int = 200  # sustained inbound rate (token bucket)
     event_burst: int = 400  # bucket size
@@ -37,7 +39,8 @@ class Limits:
     def public(self) -> dict[str, int]:
         """The limits a client is told in the hello reply."""
         d = asdict(self)
-        return {k: d[k] for k in ("max_frame_bytes", "max_text_chars", "max_entities", "events_per_second")}
+        keys = ("max_frame_bytes", "max_text_chars", "max_name_chars", "max_request_text_chars", "max_entities", "events_per_second")
+        return {k: d[k] for k in keys}
 
 
 #: The keys `[limits]` accepts.

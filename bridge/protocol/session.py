@@ -21,8 +21,8 @@ from bridge.protocol.events import (
     BRIDGE_REQUESTS,
     CLIENT_REQUESTS,
     PROTOCOL_VERSION,
+    NAME_FIELDS,
     SESSION_SCOPED,
-    TEXT_FIELDS,
 )
 from bridge.protocol.limits import Limits
 from bridge.protocol.schema import SchemaRegistry
@@ -170,17 +170,35 @@ class ProtocolSession:
             )
 
     def _check_text(self, event: Event) -> None:
-        payload = event.payload or {}
-        for name in TEXT_FIELDS:
-            text = payload.get(name)
-            if isinstance(text, str) and len(text) > self.limits.max_text_chars:
-                raise ProtocolError(
-                    ErrorCode.TOO_LARGE,
-                    f"payload.{name} has {len(text)} characters; the limit is {self.limits.max_text_chars}",
-                    event_type=event.type,
-                    event_id=event.id,
-                    entity=event.entity,
-                )
+        """Every string of a request has a limit, not only `text`: names, personas, action
+        descriptions and map keys too, and all of them together. What a client stores
+        (world events, held actions, inline characters) is then bounded per entity."""
+        limits = self.limits
+        total = 0
+        stack: list[tuple[str, Any]] = [("payload", event.payload or {})]
+        while stack:
+            where, value = stack.pop()
+            if isinstance(value, dict):
+                for key, item in value.items():
+                    if isinstance(key, str):
+                        total += len(key)
+                        if len(key) > limits.max_name_chars:
+                            self._too_large(event, f"a key in {where} has {len(key)} characters; the limit is {limits.max_name_chars}")
+                    stack.append((f"{where}.{key}", item))
+            elif isinstance(value, list):
+                stack.extend((f"{where}[{i}]", item) for i, item in enumerate(value))
+            elif isinstance(value, str):
+                total += len(value)
+                field_name = where.rsplit(".", 1)[-1]
+                cap = limits.max_name_chars if field_name in NAME_FIELDS else limits.max_text_chars
+                if len(value) > cap:
+                    self._too_large(event, f"{where} has {len(value)} characters; the limit is {cap}")
+            if total > limits.max_request_text_chars:
+                self._too_large(event, f"the request holds over {limits.max_request_text_chars} characters of text (the limit)")
+
+    @staticmethod
+    def _too_large(event: Event, message: str) -> None:
+        raise ProtocolError(ErrorCode.TOO_LARGE, message, event_type=event.type, event_id=event.id, entity=event.entity)
 
     def _accept_hello(self, event: Event, framing: Framing) -> None:
         if self.greeted:

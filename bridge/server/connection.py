@@ -28,6 +28,7 @@ from bridge.protocol.session import ProtocolSession
 from bridge.providers.base import ConfigError
 from bridge.server.app import BridgeApp
 from bridge.server.guard import peer_of
+from bridge.server.history_page import DEFAULT_LIMIT, MAX_LIMIT, fit_page
 from bridge.server.outbox import Outbox
 from bridge.world.engine import EngineRequests
 from bridge.world import scenes
@@ -291,10 +292,12 @@ class Connection:
     async def _on_chat_history(self, event: Event) -> Event:
         entity = self._entity(event)
         runtime = entity.runtime
-        limit = int((event.payload or {}).get("limit") or 50)
+        payload = event.payload or {}
+        limit = min(int(payload.get("limit") or DEFAULT_LIMIT), MAX_LIMIT)  # the schema bounds both
         memory = await runtime.memory()
-        messages = await memory.recent(runtime.name, runtime.scope, limit)
-        return event.reply("success", {"messages": [m.to_payload() for m in messages]})
+        messages = await memory.recent(runtime.name, runtime.scope, limit + 1, payload.get("before"))
+        limits = self.app.config.limits
+        return fit_page(event, messages, limit, limits.max_text_chars, limits.max_frame_bytes, lambda e: len(self.session.encode(e)))
 
     async def _on_chat_clear(self, event: Event) -> Event:
         entity = self._entity(event)

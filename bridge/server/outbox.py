@@ -27,6 +27,10 @@ log = logging.getLogger(__name__)
 STALL_TIMEOUT_S = 5.0
 
 
+class OversizedEvent(Exception):
+    """An event (not a reply) that would not fit in one frame: dropped instead of sent."""
+
+
 class Outbox:
     def __init__(
         self,
@@ -50,9 +54,26 @@ class Outbox:
         return f"b{next(self._ids)}"
 
     def _encode(self, event: Event, framing: Framing | None) -> bytes | str:
+        data = self.session.encode(event, framing)
+        limit = self.session.limits.max_frame_bytes
+        if len(data) > limit:
+            # Never send what the client may not accept (the hello announces the limit; a
+            # client closes with 1009 and loses its entities). A final reply still arrives,
+            # as an error; anything else is dropped, and logged.
+            log.warning("an outbound %s of %d bytes is over the %d-byte frame limit", event.type, len(data), limit)
+            if event.status not in ("success", "error"):
+                raise OversizedEvent(event.type)
+            event = Event(
+                event.type,
+                event.id,
+                {"code": "too_large", "message": f"the {event.type} reply would be {len(data)} bytes, over the {limit}-byte frame limit"},
+                entity=event.entity,
+                status="error",
+            )
+            data = self.session.encode(event, framing)
         if self._inspect is not None:
             self._inspect(event)
-        return self.session.encode(event, framing)
+        return data
 
     def put_nowait(self, event: Event, framing: Framing | None = None) -> bool:
         """Queue an event without waiting; False (and the client dropped) if the queue is full."""
@@ -61,6 +82,8 @@ class Outbox:
         try:
             self._send.send_nowait(self._encode(event, framing))
             return True
+        except OversizedEvent:
+            return True  # dropped on purpose (logged); the client is fine
         except trio.WouldBlock:
             log.warning("client queue full: dropping a client that does not read")
             self._stall()
@@ -72,7 +95,10 @@ class Outbox:
         """Queue an event, waiting a bounded time for room; raises ClientGone if it never comes."""
         if self.closed:
             raise ClientGone()
-        data = self._encode(event, framing)
+        try:
+            data = self._encode(event, framing)
+        except OversizedEvent:
+            return
         try:
             self._send.send_nowait(data)
             return

@@ -126,10 +126,12 @@ export type ChatClearSuccessPayload = {
   [key: string]: unknown;
 };
 
-/** chat.history: The entity's conversation so far (in this scope). */
+/** chat.history: The entity's conversation so far (in this scope), a page at a time. */
 export type ChatHistoryPayload = {
-  /** At most this many of the latest messages. */
+  /** At most this many of the latest messages (default 50). */
   "limit"?: number;
+  /** Only messages older than this cursor (the `before` of the previous page). */
+  "before"?: number;
   [key: string]: unknown;
 } | null;
 export type ChatHistorySuccessPayload = {
@@ -147,6 +149,10 @@ export type ChatHistorySuccessPayload = {
     "interrupted"?: boolean;
     [key: string]: unknown;
   }>;
+  /** True when older messages exist (or did not fit in one frame): ask again with `before`. */
+  "more"?: boolean;
+  /** Cursor for the next (older) page; present when `more` is true. */
+  "before"?: number;
   [key: string]: unknown;
 };
 
