@@ -29,7 +29,7 @@ def _to_json(obj: Any) -> Any:
 def _from_json(obj: Any) -> Any:
     if isinstance(obj, dict):
         if set(obj) == {"$bin"}:
-            return base64.b64decode(obj["$bin"])
+            return base64.b64decode(obj["$bin"], validate=True)
         return {k: _from_json(v) for k, v in obj.items()}
     if isinstance(obj, list):
         return [_from_json(v) for v in obj]
