@@ -40,7 +40,8 @@ OPTIONS: dict[tuple[str, str], frozenset[str]] = {
     ("llm", "characterai"): frozenset({"character_id", "chat_id", "greeting", "rest_url", "ws_url"}) | _secret("token") | HTTP,
     ("llm", "local"): frozenset({"model_path", "n_ctx", "n_threads", "extra_buffers"}) | SAMPLING,
     ("llm", "echo"): frozenset({"replies", "first_token_ms", "token_ms", "fail"}),
-    ("tts", "elevenlabs"): frozenset({"base_url", "optimize_streaming_latency"}) | _ELEVENLABS_COMMON | _secret("api_key") | HTTP,
+    # `ws_url` belongs to elevenlabs_realtime; accepted here so one table can switch between the two.
+    ("tts", "elevenlabs"): frozenset({"base_url", "ws_url", "optimize_streaming_latency"}) | _ELEVENLABS_COMMON | _secret("api_key") | HTTP,
     ("tts", "elevenlabs_realtime"): frozenset({"base_url", "ws_url", "chunk_length_schedule", "inactivity_timeout"})
     | _ELEVENLABS_COMMON
     | _secret("api_key")
