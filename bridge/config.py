@@ -19,6 +19,7 @@ from typing import Any
 from bridge.config_check import (
     CHARACTER_KEYS,
     INLINE_KEYS,
+    MODULE_OPTIONS,
     SERVER_KEYS,
     TOP_KEYS,
     Locator,
@@ -310,6 +311,7 @@ def _parse_module(name: str, table: Any, loc: Locator) -> ModuleSpec:
         )
     options = {k: v for k, v in table.items() if k not in MODULE_KEYS}
     loc.reject_unknown(options, known, path, what=f"option of {kind}/{provider}")
+    loc.check_options(options, MODULE_OPTIONS, path)
     return ModuleSpec(name, kind, provider, options)
 
 

@@ -81,6 +81,22 @@ SEGMENTER_OPTIONS: dict[str, OptionRule] = {
 }
 
 
+#: Types of the module options many providers share (HTTP and sampling); each provider checks
+#: its own further options when it is constructed, which happens before READY too.
+MODULE_OPTIONS: dict[str, OptionRule] = {
+    "timeout": OptionRule(lambda v: _number(v) and v > 0, "a number of seconds > 0"),
+    "connect_timeout": OptionRule(lambda v: _number(v) and v > 0, "a number of seconds > 0"),
+    "max_retry_after": OptionRule(lambda v: _number(v) and v >= 0, "a number of seconds >= 0"),
+    "max_retries": OptionRule(_non_negative_int, "an integer >= 0"),
+    "max_connections": OptionRule(_positive_int, "a positive integer"),
+    "temperature": OptionRule(lambda v: _number(v) and v >= 0, "a number >= 0"),
+    "top_p": OptionRule(lambda v: _number(v) and 0 < v <= 1, "a number in (0, 1]"),
+    "max_tokens": OptionRule(_positive_int, "a positive integer"),
+    "stop": OptionRule(lambda v: isinstance(v, str) or (isinstance(v, list) and all(isinstance(x, str) for x in v)), "a string or a list of strings"),
+    "base_url": OptionRule(lambda v: isinstance(v, str) and "://" in v, 'a URL such as "http://127.0.0.1:11434/v1"'),
+}
+
+
 def did_you_mean(word: str, choices: Iterable[str]) -> str:
     """` did you mean `x`?` for the closest choice, or an empty string."""
     close = difflib.get_close_matches(word, sorted(choices), n=1, cutoff=0.6)

@@ -68,6 +68,8 @@ CASES = [
     pytest.param(GOOD.replace('[server]', '[server]\nport = "8765"'), ["[server] `port`", "must be an integer"], id="wrong-type-port"),
     pytest.param(GOOD.replace('display_name = "Ava"', 'display_name = "Ava"\ntoken_budget = "lots"'),
                  ["[characters.ava] `token_budget`", "must be a positive integer", "a string 'lots'"], id="wrong-type-option"),
+    pytest.param(GOOD + '\n[modules.gpt]\nkind = "llm"\nprovider = "openai"\nbase_url = "http://127.0.0.1:1/v1"\ntimeout = "30s"\n',
+                 ["bridge.toml:17:", "[modules.gpt] `timeout`", "must be a number of seconds > 0, got a string '30s'"], id="wrong-type-module-option"),
     pytest.param(GOOD.replace('display_name = "Ava"', "display_name = 7"), ["`display_name`", "must be a string, got an integer"], id="wrong-type-name"),
     pytest.param(GOOD.replace('llm = "scripted"', 'llm = "scriptd"'),
                  ["[characters.ava] `modules`", "`scriptd`", "not a configured module", "did you mean `scripted`?", "define it under [modules.scriptd]"],
