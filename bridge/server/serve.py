@@ -90,7 +90,7 @@ def make_request_checker(app: BridgeApp) -> Callable[[ServerConnection, Request]
         host = request.headers.get("Host")
         if not host_allowed(host, hosts):
             log.warning("refused a request for host %r (not an address of this bridge; see [server] allowed_hosts)", host[:100] if host else host)
-            return connection.respond(421, "this bridge does not answer for that host name; add it to [server] allowed_hosts\n")
+            return connection.respond(403, "this bridge does not answer for that host name; add it to [server] allowed_hosts\n")
         port = connection.local_address[1]
         origin = request.headers.get("Origin")
         # Native engines send no Origin; a browser always does. A web page must not drive a
