@@ -72,6 +72,9 @@ CHARACTER_OPTIONS: dict[str, OptionRule] = {
     # the world stage (bridge/world/entity_world.py): engine requests such as movement.perform
     "action_timeout_s": OptionRule(lambda v: _number(v) and v > 0, "a number of seconds > 0"),
     "react_to_action_result": OptionRule(lambda v: isinstance(v, bool), "true or false"),
+    "perception_max_items": OptionRule(_non_negative_int, "an integer >= 0"),
+    "scene_max_age_s": OptionRule(lambda v: _number(v) and v >= 0, "a number of seconds >= 0"),
+    "scene_request_timeout_s": OptionRule(lambda v: _number(v) and v > 0, "a number of seconds > 0"),
 }
 SEGMENTER_OPTIONS: dict[str, OptionRule] = {
     "first_min_words": OptionRule(_positive_int, "a positive integer"),

@@ -28,7 +28,7 @@ _ELEVENLABS_COMMON = frozenset(
 
 #: (kind, provider) -> the option keys that provider reads.
 OPTIONS: dict[tuple[str, str], frozenset[str]] = {
-    ("llm", "openai"): frozenset({"base_url", "model", "extra_body"}) | _secret("api_key") | SAMPLING | HTTP,
+    ("llm", "openai"): frozenset({"base_url", "model", "extra_body", "tools"}) | _secret("api_key") | SAMPLING | HTTP,
     ("llm", "textgen"): frozenset({"base_url", "model", "mode", "character", "name1", "name2", "preset", "extra"})
     | _secret("api_key")
     | SAMPLING
