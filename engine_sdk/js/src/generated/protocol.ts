@@ -306,6 +306,8 @@ export type MovementPerformSuccessPayload = {
 
 /** movement.scene: Updates what the character can see (Movement V1 UPDATE_SCENE_DATA). */
 export type MovementScenePayload = {
+  /** Optional: the scene the entity is in; it joins it (as with scene.join) at its own position in `characters`. */
+  "scene"?: string;
   /** Characters in the scene. */
   "characters"?: Array<{
     /** The character's name (an entity or another NPC / the player). */
@@ -354,6 +356,8 @@ export type MovementSceneRequestPayload = {
   [key: string]: unknown;
 } | null;
 export type MovementSceneRequestSuccessPayload = {
+  /** Optional: the scene the entity is in; it joins it (as with scene.join) at its own position in `characters`. */
+  "scene"?: string;
   /** Characters in the scene. */
   "characters"?: Array<{
     /** The character's name (an entity or another NPC / the player). */
