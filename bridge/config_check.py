@@ -75,6 +75,8 @@ CHARACTER_OPTIONS: dict[str, OptionRule] = {
     "perception_max_items": OptionRule(_non_negative_int, "an integer >= 0"),
     "scene_max_age_s": OptionRule(lambda v: _number(v) and v >= 0, "a number of seconds >= 0"),
     "scene_request_timeout_s": OptionRule(lambda v: _number(v) and v > 0, "a number of seconds > 0"),
+    # Harmony Link compatibility (bridge/compat/harmony_link.py): reported in AI_STATUS
+    "gender": OptionRule(lambda v: isinstance(v, str) and len(v) <= 200, "a string"),
 }
 SEGMENTER_OPTIONS: dict[str, OptionRule] = {
     "first_min_words": OptionRule(_positive_int, "a positive integer"),

@@ -55,8 +55,9 @@ class Outbox:
 
     def _encode(self, event: Event, framing: Framing | None) -> bytes | str:
         data = self.session.encode(event, framing)
-        limit = self.session.limits.max_frame_bytes
-        if len(data) > limit:
+        limits = getattr(self.session, "limits", None)  # other wire protocols (compat/) bring their own framing
+        limit = limits.max_frame_bytes if limits is not None else None
+        if limit is not None and len(data) > limit:
             # Never send what the client may not accept (the hello announces the limit; a
             # client closes with 1009 and loses its entities). A final reply still arrives,
             # as an error; anything else is dropped, and logged.
