@@ -521,7 +521,7 @@ def _events() -> list[EventSpec]:
             "The entity's conversation so far (in this scope), a page at a time.",
             obj(
                 {
-                    "limit": integer("At most this many of the latest messages (default 50).", minimum=1, maximum=200),
+                    "limit": integer("At most this many of the latest messages (default 50).", minimum=1, maximum=1000),
                     "before": integer("Only messages older than this cursor (the `before` of the previous page).", minimum=1),
                 },
                 nullable=True,

@@ -78,7 +78,7 @@ async def test_chat_history_is_paged_to_fit_the_frame_limit(bridge, connect) -> 
         assert len(seen) == 140
         assert seen[0].startswith("000") and seen[-1].startswith("You said: 069")
         assert [s[:3] for s in seen[::2]] == [f"{i:03d}" for i in range(70)]
-        too_many = await client.request("chat.history", {"limit": 201}, entity="npc", check=False)
+        too_many = await client.request("chat.history", {"limit": 1001}, entity="npc", check=False)
         assert too_many.status == "error" and too_many.payload["code"] == "bad_event"
 
 

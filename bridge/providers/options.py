@@ -71,6 +71,11 @@ OPTIONS: dict[tuple[str, str], frozenset[str]] = {
 }
 
 
+#: Per-module quotas (bridge/providers/quota.py) apply to every provider.
+QUOTA = frozenset({"max_concurrency", "requests_per_minute", "characters_per_minute"})
+
+
 def known_options(kind: str, provider: str) -> frozenset[str] | None:
     """The option keys of a provider, or None for a provider this table does not know."""
-    return OPTIONS.get((kind, provider))
+    found = OPTIONS.get((kind, provider))
+    return None if found is None else found | QUOTA

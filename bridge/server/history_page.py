@@ -17,7 +17,7 @@ from bridge.memory.history import HistoryMessage
 from bridge.protocol.envelope import Event
 
 DEFAULT_LIMIT = 50
-MAX_LIMIT = 200  # the schema's maximum for `limit`
+MAX_LIMIT = 1000  # the schema's maximum for `limit`
 #: Room kept under the frame limit for the envelope's growth in either framing.
 FRAME_MARGIN = 1024
 
