@@ -46,6 +46,7 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--port-file", type=Path, help="write the ws:// URL here once listening")
     serve.add_argument("--exit-on-stdin-eof", action="store_true", help="exit when stdin closes (sidecar mode)")
     serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    serve.add_argument("--no-detect", action="store_true", help="without a config file, do not look for local LLM servers (Ollama, LM Studio, ...)")
 
     replay = sub.add_parser("replay", help="replay a recorded session's client side and compare the answers")
     replay.add_argument("log", type=Path, help="a log written by the SDK's record option")
@@ -84,6 +85,10 @@ async def _serve(args: argparse.Namespace) -> int:
     if config_path is None and Path("bridge.toml").exists():
         config_path = Path("bridge.toml")
     config = load_config(config_path)
+    if config_path is None and not args.no_detect:
+        from bridge.tools.detected import detect_and_apply
+
+        config = await detect_and_apply(config)
     overrides = {}
     if args.host:
         overrides["host"] = args.host

