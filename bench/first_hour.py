@@ -79,7 +79,7 @@ async def run(tree: Path, serve_args: list[str]) -> list[dict[str, object]]:
                     for label, line in LINES:
                         sent = time.perf_counter()
                         turn_id = await npc.start_say(line)
-                        result = await bridge.wait(turn_id, timeout=180, check=False)
+                        result = await bridge.wait(turn_id, timeout=600, check=False)
                         done = time.perf_counter()
                         audio_at = first_audio.get(turn_id)
                         rows.append(
