@@ -22,6 +22,7 @@ from bridge.character.timing import TurnTiming
 from bridge.protocol.envelope import Event
 from bridge.protocol.errors import ErrorCode, ProtocolError
 from bridge.providers.base import ProviderError
+from bridge.providers.quota import current_entity
 
 log = logging.getLogger(__name__)
 
@@ -99,6 +100,7 @@ class Entity:
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """The entity's task: runs its turns one after another until removed."""
+        current_entity.set(self.name)  # provider quotas queue this entity's requests fairly
         with self.scope:
             async with trio.open_nursery() as nursery:
                 self.nursery = nursery  # background work of the entity (transcriptions)
