@@ -49,6 +49,7 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--port-file", type=Path, help="write the ws:// URL here once listening")
     serve.add_argument("--exit-on-stdin-eof", action="store_true", help="exit when stdin closes (sidecar mode)")
     serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    serve.add_argument("--log-format", default="text", choices=["text", "json"], help="json: one object per line with entity, turn and module")
     serve.add_argument("--no-detect", action="store_true", help="without a config file, do not look for local LLM servers (Ollama, LM Studio, ...)")
 
     init = sub.add_parser("init", help="write a commented bridge.toml for your choice of LLM and voice")
@@ -189,6 +190,11 @@ def main(argv: list[str] | None = None) -> int:
             format="%(asctime)s %(levelname)s %(name)s: %(message)s",
             stream=sys.stderr,
         )
+        if args.log_format == "json":
+            from bridge.server.json_logs import JsonFormatter
+
+            for handler in logging.getLogger().handlers:
+                handler.setFormatter(JsonFormatter())
         try:
             return trio.run(_serve, args)
         except ConfigError as exc:

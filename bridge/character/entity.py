@@ -22,7 +22,7 @@ from bridge.character.timing import TurnTiming
 from bridge.protocol.envelope import Event
 from bridge.protocol.errors import ErrorCode, ProtocolError
 from bridge.providers.base import ProviderError
-from bridge.providers.quota import current_entity
+from bridge.providers.log_context import current_entity, current_turn
 
 log = logging.getLogger(__name__)
 
@@ -164,6 +164,7 @@ class Entity:
     async def _run_turn(self, turn: Turn, handler: TurnHandler) -> None:
         self.current = turn
         request = turn.request
+        current_turn.set(request.id)  # on every log line of the turn (--log-format json)
         try:
             if turn.announce:
                 await self.outbox.put(request.reply("pending"))

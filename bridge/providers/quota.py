@@ -4,8 +4,8 @@ TTS), granted fairly across entities.
 Why here: a quota belongs to a module (one Ollama box, one ElevenLabs plan), and every entity
 using the module shares it. ``QuotaLimited`` wraps the provider instance the app builds, so
 each ``stream``/``synthesize``/``transcribe`` call first takes a slot; the character stage does
-not change. Which entity is asking comes from ``current_entity`` (a context variable the
-character stage sets for its turns; trio copies it into child tasks).
+not change. Which entity is asking comes from ``log_context.current_entity`` (set by the
+character stage for its turns; trio copies it into child tasks).
 
 Fairness: waiters queue per entity, and a freed slot goes to the next entity in round-robin
 order, so one chatty NPC with ten queued lines cannot starve the other 199. Rates are token
@@ -18,7 +18,6 @@ The core (``FairQuota``) is trio-only with no I/O; ``QuotaLimited`` is the thin 
 
 from __future__ import annotations
 
-import contextvars
 from collections import OrderedDict, deque
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
@@ -28,9 +27,8 @@ from typing import Any, Final
 import trio
 
 from bridge.providers.base import ConfigError, ProviderError
+from bridge.providers.log_context import current_entity
 
-#: The entity on whose behalf provider calls are made (set by the character stage per turn).
-current_entity: contextvars.ContextVar[str] = contextvars.ContextVar("entity_bridge_quota_entity", default="")
 
 OPTION_KEYS: Final = ("max_concurrency", "requests_per_minute", "characters_per_minute")
 
