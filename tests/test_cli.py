@@ -149,7 +149,7 @@ async def test_record_then_replay(tmp_path: Path) -> None:
 async def test_serve_with_no_config_answers_with_the_embedded_stack(tmp_path: Path) -> None:
     """The README's first command: no bridge.toml, the built-in character on local models."""
     proc = await trio.lowlevel.open_process(
-        [sys.executable, "-m", "bridge.cli", "serve", "--port", "0"], stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, cwd=tmp_path
+        [sys.executable, "-m", "bridge.cli", "serve", "--port", "0", "--no-detect"], stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, cwd=tmp_path
     )
     try:
         assert proc.stdout is not None

@@ -21,6 +21,7 @@ from bridge.character.harmonize import HeldActionsFull
 from bridge.character.runtime import CharacterRuntime
 from bridge.protocol.errors import ErrorCode
 from bridge.providers.base import ChatMessage, LLMRequest, ProviderError, ToolCall
+from bridge.providers.log_context import current_module
 from bridge.speech.speaker import Speaker
 
 log = logging.getLogger(__name__)
@@ -196,6 +197,7 @@ class ConversationTurn:
 
         errors: list[str] = []
         for module_name in self.character.llm_chain:
+            current_module.set(module_name)
             llm = await self.character.app.provider(module_name)
             started = False
             try:
@@ -221,6 +223,7 @@ class ConversationTurn:
                         exc.message = f"{exc.message} (after fallbacks failed: {'; '.join(errors)})"
                     raise
                 errors.append(f"{module_name}: {exc.code}")
+                log.warning("LLM module %s failed (%s: %s); falling back", module_name, exc.code, exc.message)
         raise AssertionError("unreachable: the LLM chain is never empty")
 
     async def interrupted(self, turn: Turn) -> dict[str, Any] | None:

@@ -23,6 +23,7 @@ from bridge.protocol.envelope import Event
 from bridge.protocol.errors import ErrorCode, ProtocolError
 from bridge.providers.base import ProviderError
 from bridge.providers.redact import clip
+from bridge.providers.log_context import current_entity, current_turn
 
 log = logging.getLogger(__name__)
 
@@ -100,6 +101,7 @@ class Entity:
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """The entity's task: runs its turns one after another until removed."""
+        current_entity.set(self.name)  # provider quotas queue this entity's requests fairly
         with self.scope:
             async with trio.open_nursery() as nursery:
                 self.nursery = nursery  # background work of the entity (transcriptions)
@@ -163,6 +165,7 @@ class Entity:
     async def _run_turn(self, turn: Turn, handler: TurnHandler) -> None:
         self.current = turn
         request = turn.request
+        current_turn.set(request.id)  # on every log line of the turn (--log-format json)
         try:
             if turn.announce:
                 await self.outbox.put(request.reply("pending"))

@@ -26,6 +26,10 @@ from bridge.memory.history import HistoryMessage
 from bridge.providers.base import EMOTIONS, ChatMessage
 
 UTTERANCE_KINDS: Final = ("verbal", "nonverbal", "combined", "nonverbal_delayed")
+#: "full" explains every reply convention; "compact" is for small local models, which
+#: misread the list of emotion tags as the reply they should give (measured with the
+#: 0.5B default: a bare "[neutral]") and echo the greeting line back.
+PROMPT_STYLES: Final = ("full", "compact")
 DEFAULT_PLAYER: Final = "Player"
 
 #: Characters per token assumed for ASCII text: English under GPT/Llama-style BPE averages
@@ -90,9 +94,13 @@ class Harmonizer:
         greeting: str | None = None,
         world_event_cap: int = 20,
         player_name: str = DEFAULT_PLAYER,
+        style: str = "full",
     ) -> None:
         if world_event_cap < 0:
             raise ValueError("world_event_cap must be >= 0")
+        if style not in PROMPT_STYLES:
+            raise ValueError(f"prompt style must be one of {', '.join(PROMPT_STYLES)}, not {style!r}")
+        self.style = style
         self.character_name = _clean(character_name)
         self.persona = persona.strip()
         self.greeting = _clean(greeting) if greeting else None
@@ -193,6 +201,12 @@ class Harmonizer:
         lines = [f"You are {name}, a character in a game, talking with {self.player_name}."]
         if self.persona:
             lines.append(self.persona)
+        if self.style == "compact":
+            if self._scene:
+                lines.append(f"Scene: {self._scene}")
+            lines.extend(f"Earlier: {event.render()}" for event in self._events)
+            lines.append("Put actions between asterisks, like *smiles*.")
+            return "\n".join(lines)
         if self.greeting:
             lines.append(f'You greet people with: "{self.greeting}"')
         if self._scene:
@@ -246,6 +260,10 @@ class Harmonizer:
             kept_events -= 1
             system = ChatMessage("system", self.system_prompt(sections, max_events=kept_events))
             remaining = token_budget - estimate_tokens(system.content) - estimate_tokens(user.content)
+        # Compact style: the greeting is the character's first line rather than a rule, which
+        # shows a small model whose turn is whose (it stopped echoing the player's lines).
+        opening = [ChatMessage("assistant", self.greeting)] if self.style == "compact" and self.greeting else []
+        remaining -= sum(estimate_tokens(m.content) for m in opening)
         kept: list[ChatMessage] = []
         for message in reversed(history):
             content = self.history_text(message)
@@ -257,7 +275,7 @@ class Harmonizer:
             remaining -= cost
             kept.append(ChatMessage(message.role, content))
         kept.reverse()
-        return [system, *kept, user]
+        return [system, *opening, *kept, user]
 
     # ------------------------------------------------------------------ helpers
 

@@ -51,6 +51,7 @@ class CharacterRuntime:
             config.persona,
             config.greeting,
             world_event_cap=int(options.get("world_event_cap", 20)),
+            style=str(options.get("prompt_style", "full")),
             player_name=self.player_name,
         )
         #: What is around the character (`ports.World`), set by whoever creates the entity.

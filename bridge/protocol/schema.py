@@ -27,7 +27,10 @@ def default_schema_dir() -> Path:
     env = os.environ.get(SCHEMA_DIR_ENV)
     if env:
         return Path(env)
-    return Path(__file__).resolve().parents[2] / "schemas"
+    source = Path(__file__).resolve().parents[2] / "schemas"  # a checkout: schemas/ beside bridge/
+    if source.is_dir():
+        return source
+    return Path(__file__).resolve().parent / "schemas"  # installed from the wheel (see pyproject.toml)
 
 
 def _strip_binary(node: Any, found: set[str]) -> Any:

@@ -19,6 +19,7 @@ from bridge.config import BUILTIN_MODULES, BridgeConfig, CharacterConfig
 from bridge.protocol.envelope import Event
 from bridge.protocol.schema import SchemaRegistry, registry
 from bridge.providers.base import ConfigError
+from bridge.providers.quota import QuotaLimited, with_quota
 from bridge.providers.registry import ModuleSpec, create_provider
 from bridge.server.guard import AuthThrottle, PeerCounter
 from bridge.world.hearing import SceneSettings
@@ -80,7 +81,9 @@ class BridgeApp:
                 spec = self.config.modules.get(module_name)
                 if spec is None:
                     raise ConfigError(f"no module named {module_name!r}")
-                found = build_module(spec)
+                found = with_quota(build_module(spec), spec.name, spec.options)
+                if isinstance(found, QuotaLimited):
+                    self.metrics.watch_quota(module_name, found.quota)
                 self._providers[module_name] = found
         return found
 

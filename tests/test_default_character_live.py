@@ -1,0 +1,78 @@
+"""The default character on the embedded model, as a new user meets it: no loops, short, in turn.
+
+`serve` with no config file (and `--no-detect`), the real model, a few player lines in one
+conversation. Small-model replies vary, so the checks are about shape, not wording: every
+reply is there, at most three sentences, does not repeat a sentence or a six-word run, and
+shows none of the prompt's machinery. (Not checked: that it never echoes the player's line.
+The 0.5B model still does that now and then, e.g. to a threat; see docs/quickstart.md.)
+"""
+
+from __future__ import annotations
+
+import re
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import trio
+
+from entity_bridge_sdk import BridgeClient
+
+pytestmark = [pytest.mark.embedded, pytest.mark.slow]
+REPO = Path(__file__).resolve().parents[1]
+LINES = ["Hello there!", "What's on the menu tonight?", "Heard any rumours lately?", "Hand over your coin or I'll burn this place down!"]
+
+
+def repeated_ngram(text: str, n: int = 6) -> tuple[str, ...] | None:
+    words = re.findall(r"[\w']+", text.lower())
+    seen: set[tuple[str, ...]] = set()
+    for i in range(len(words) - n + 1):
+        gram = tuple(words[i : i + n])
+        if gram in seen:
+            return gram
+        seen.add(gram)
+    return None
+
+
+def test_repeated_ngram_finds_the_old_loops() -> None:
+    """The check itself can fail: the old default's reply from issue 13 trips it."""
+    old = "I'm a friendly, warm, curious, and sassy, just like you! I'm Mira, the Copper Kettle, ... I'm a friendly, warm, curious, and sassy, just like you!"
+    assert repeated_ngram(old) == ("i'm", "a", "friendly", "warm", "curious", "and")
+    assert repeated_ngram("Welcome to the Copper Kettle! The stew is hot tonight.") is None
+
+
+async def test_default_character_replies_without_loops(tmp_path: Path) -> None:
+    proc = await trio.lowlevel.open_process(
+        [sys.executable, "-m", "bridge.cli", "serve", "--port", "0", "--no-detect"], stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, cwd=tmp_path
+    )
+    try:
+        assert proc.stdout is not None
+        buf = b""
+        with trio.fail_after(60):
+            while b"\n" not in buf:
+                chunk = await proc.stdout.receive_some(1024)
+                assert chunk, "bridge exited before READY"
+                buf += chunk
+        url = buf.split(b"\n", 1)[0].decode().split(" ", 1)[1]
+        replies = []
+        async with BridgeClient.connect(url, audio_out={"sample_rate": 24000, "chunk_ms": 40, "lead_ms": 10000}) as client:
+            mira = await client.init_entity("npc-1", "mira")
+            for line in LINES:
+                result = await mira.say(line, timeout=300)
+                replies.append((line, result.payload["reply"]))
+        for line, reply in replies:
+            assert reply.strip(), (line, reply)
+            assert repeated_ngram(reply) is None, (line, reply)
+            sentences = [s for s in re.split(r"(?<=[.!?])\s+", reply.strip()) if s]
+            assert len(sentences) <= 3, (line, reply)
+            assert len(set(sentences)) == len(sentences), (line, reply)
+            assert not re.search(r"\[(neutral|happy|sad|angry|surprised|afraid|disgusted)\]|<\|im_|Player:", reply), (line, reply)
+        print("\n" + "\n".join(f"  {line!r} -> {reply!r}" for line, reply in replies))
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        with trio.move_on_after(15):
+            await proc.wait()
+        if proc.returncode is None:
+            proc.kill()

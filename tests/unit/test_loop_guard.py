@@ -1,0 +1,80 @@
+"""The loop guard on its own: real loops seen from the small models, fed token by token."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from bridge.providers.llm.loop_guard import LoopGuard
+
+
+def tokens(text: str) -> list[str]:
+    """Split like a BPE stream would: words with their leading space, punctuation apart."""
+    return re.findall(r" ?[\w']+|[^\w\s]|\s+", text)
+
+
+def run(text: str, **options: object) -> tuple[str, LoopGuard, int]:
+    """Feed `text`; return what came out, the guard, and how many tokens it read before stopping."""
+    guard = LoopGuard(**options)  # type: ignore[arg-type]
+    out, read = [], 0
+    for token in tokens(text):
+        read += 1
+        out.append(guard.feed(token))
+        if guard.stopped:
+            break
+    else:
+        out.append(guard.finish())
+    return "".join(out), guard, read
+
+
+# Replies the old default (SmolLM2-135M) gave, from ../shared/embedded-llm-candidates.md and issue 13.
+LOOPS = [
+    ("The tavern's a fairytale, I'm sure. The tavern's a little, a little, and the tavern's a little, a little, a little, a little, a little.", "The tavern's a fairytale, I'm sure. The tavern's a little, a little, and the tavern's a little,"),
+    ("The old mill, it's said to be cursed. Aye, aye, aye, the old mill, it's said to be cursed. Aye, aye, aye, aye.", "The old mill, it's said to be cursed. Aye, aye, aye,"),
+    ("The old man's eyes crinkled. I don't have no, I don't have no, I don't have no, I don't have no.", "The old man's eyes crinkled. I don't have no,"),
+    ("I'm a friendly, warm, curious, and sassy, just like you! I'm Mira, the Copper Kettle, I'm a friendly, warm, curious, and sassy, just like you!", "I'm a friendly, warm, curious, and sassy, just like you! I'm Mira, the Copper Kettle,"),
+]
+
+
+@pytest.mark.parametrize(("looping", "kept"), LOOPS)
+def test_a_loop_ends_at_the_last_good_clause(looping: str, kept: str) -> None:
+    out, guard, read = run(looping)
+    assert guard.stopped == "loop"
+    assert out.strip() == kept
+    assert read < len(tokens(looping))  # generation stopped before the stream ran out
+
+
+def test_a_loop_without_punctuation_is_caught_too() -> None:
+    out, guard, _ = run("Well " + "aye the mill is cursed " * 40, max_clause_chars=80)
+    assert guard.stopped == "loop"
+    assert out == ""
+
+
+@pytest.mark.parametrize(
+    "fine",
+    [
+        "Welcome to the Copper Kettle, traveller! We have lamb stew tonight, and fresh bread.",
+        "No, no, no! Put that torch down, or the guard will hear of it.",
+        "A room is ten coppers. The stew is three coppers, and the ale is two coppers.",
+    ],
+)
+def test_an_ordinary_reply_passes_unchanged(fine: str) -> None:
+    out, guard, _ = run(fine)
+    assert guard.stopped is None
+    assert out == fine
+
+
+def test_max_sentences_caps_the_reply() -> None:
+    out, guard, _ = run("One. Two! Three? Four. Five.", max_sentences=3)
+    assert guard.stopped == "length"
+    assert out.strip() == "One. Two! Three?"
+
+
+def test_text_is_released_clause_by_clause() -> None:
+    guard = LoopGuard()
+    assert guard.feed("Hello") == ""
+    assert guard.feed(",") == ""  # not yet: "," could be part of ",,," or a number
+    assert guard.feed(" trav") == "Hello,"
+    assert guard.feed("eller!") == ""
+    assert guard.finish() == " traveller!"
