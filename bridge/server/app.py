@@ -39,6 +39,8 @@ class BridgeApp:
         self._provider_lock = trio.Lock()
         self.connections = 0
         self.memory: Any = None  # bridge.memory.HistoryStore once opened
+        #: bridge.server.warmup.Warmup once started: what /health says is loaded.
+        self.warmup: Any = None
         #: Called with every event any connection sends (the test suite validates them all).
         self.outbound_hook: Callable[[Event], None] | None = None
         #: Every scene of the process, shared by the connections (multiplayer scenes).
@@ -97,6 +99,7 @@ class BridgeApp:
             "connections": self.connections,
             "characters": sorted(self.config.characters),
             "config": self.config.source,
+            **(self.warmup.report() if self.warmup is not None else {"loaded": None}),
         }
 
     async def aclose(self) -> None:
