@@ -161,7 +161,7 @@ async def _serve(args: argparse.Namespace) -> int:
     app = BridgeApp(config)
     if config.server.history_url:
         await app.history()  # a shared database that is down must fail before READY, not mid-turn
-    app.warmup = Warmup(app, progress=lambda line: print(line, file=sys.stderr, flush=True))
+    app.warmup = Warmup(app, progress=lambda line: print(line, file=sys.stderr, flush=True), compile_schemas=not args.lazy)
     done = trio.Event()
     async with trio.open_nursery() as nursery:
         if not args.lazy:

@@ -84,6 +84,7 @@ async def test_models_load_before_ready_with_progress_and_health(tmp_path: Path)
         for name in ("echo", "piper", "face"):
             assert f"loading module {name} (" in log and f"loaded module {name} in " in log, log
         assert "warm-up: 3 modules in " in log
+        assert "compiled " in log and " event schemas in " in log  # the first event pays no compile
         report = await health(url)
         assert report["loaded"] is True
         assert {name: m["state"] for name, m in report["modules"].items()} == {"echo": "loaded", "piper": "loaded", "face": "loaded"}
