@@ -161,7 +161,10 @@ async def _serve(args: argparse.Namespace) -> int:
     app = BridgeApp(config)
     if config.server.history_url:
         await app.history()  # a shared database that is down must fail before READY, not mid-turn
-    app.warmup = Warmup(app, progress=lambda line: print(line, file=sys.stderr, flush=True), compile_schemas=not args.lazy)
+    # Progress lines: plain on stderr; with --log-format json, log records like every other line.
+    json_logs = getattr(args, "log_format", "text") == "json"
+    progress = (lambda line: log.info("%s", line)) if json_logs else (lambda line: print(line, file=sys.stderr, flush=True))
+    app.warmup = Warmup(app, progress=progress, compile_schemas=not args.lazy)
     done = trio.Event()
     async with trio.open_nursery() as nursery:
         if not args.lazy:
