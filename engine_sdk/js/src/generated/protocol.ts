@@ -300,6 +300,8 @@ export type MovementPerformSuccessPayload = {
 
 /** movement.scene: Updates what the character can see (Movement V1 UPDATE_SCENE_DATA). */
 export type MovementScenePayload = {
+  /** Optional: the scene the entity is in; it joins it (as with scene.join) at its own position in `characters`. */
+  "scene"?: string;
   /** Characters in the scene. */
   "characters"?: Array<{
     /** The character's name (an entity or another NPC / the player). */
@@ -348,6 +350,8 @@ export type MovementSceneRequestPayload = {
   [key: string]: unknown;
 } | null;
 export type MovementSceneRequestSuccessPayload = {
+  /** Optional: the scene the entity is in; it joins it (as with scene.join) at its own position in `characters`. */
+  "scene"?: string;
   /** Characters in the scene. */
   "characters"?: Array<{
     /** The character's name (an entity or another NPC / the player). */
@@ -410,6 +414,91 @@ export type PlaybackProgressSuccessPayload = {
   [key: string]: unknown;
 } | null;
 
+/** scene.converse: Starts a conversation between characters of a scene, which those in range overhear. */
+export type SceneConversePayload = {
+  /** The scene. */
+  "scene": string;
+  /** Entities (or display names) who talk, in speaking order. */
+  "participants": Array<string>;
+  /** What they talk about. */
+  "topic"?: string;
+  /** Lines in all (default 4, at most the bridge's max_converse_turns). */
+  "turns"?: number;
+  [key: string]: unknown;
+};
+export type SceneConverseSuccessPayload = {
+  /** The lines said, in order (answers and reactions). */
+  "lines": Array<{
+    /** The entity that spoke. */
+    "entity": string;
+    /** Its display name. */
+    "speaker": string;
+    /** How its turn ended. */
+    "status": "success" | "error";
+    /** Its full reply. */
+    "reply"?: string;
+    /** What it said (the heard part, if cut short). */
+    "spoken"?: string;
+    /** Why its turn failed. */
+    "code"?: "bad_frame" | "bad_event" | "unknown_type" | "hello_required" | "unsupported_version" | "unauthorized" | "unknown_entity" | "entity_exists" | "unknown_character" | "too_large" | "rate_limited" | "busy" | "backend_unavailable" | "backend_error" | "timeout" | "cancelled" | "internal";
+    /** The failure, in words. */
+    "message"?: string;
+    [key: string]: unknown;
+  }>;
+  /** True when a newer player line in the scene cut this short. */
+  "interrupted": boolean;
+  [key: string]: unknown;
+};
+
+/** scene.heard: The entity heard a line said in its scene (and remembers it with the speaker's name). */
+export type SceneHeardPayload = {
+  /** The scene. */
+  "scene": string;
+  /** Who said it (a display name, or the player's). */
+  "speaker": string;
+  /** What was said. */
+  "text": string;
+  /** The utterance kind. */
+  "kind"?: "verbal" | "nonverbal" | "combined";
+  [key: string]: unknown;
+};
+export type SceneHeardSuccessPayload = {
+  [key: string]: unknown;
+} | null;
+
+/** scene.join: Puts the entity into a named scene (shared by the clients of one scope), at a position. */
+export type SceneJoinPayload = {
+  /** The scene's name, chosen by the game. */
+  "scene": string;
+  /** Where the entity stands (for hearing range). */
+  "position"?: {
+    "x": number;
+    "y": number;
+    "z"?: number;
+    [key: string]: unknown;
+  };
+  [key: string]: unknown;
+};
+export type SceneJoinSuccessPayload = {
+  /** The scene. */
+  "scene": string;
+  /** Entities in the scene now (of every client). */
+  "members": Array<string>;
+  [key: string]: unknown;
+};
+
+/** scene.leave: Takes the entity out of a scene (or of every scene when `scene` is left out). */
+export type SceneLeavePayload = {
+  /** The scene to leave. */
+  "scene"?: string;
+  [key: string]: unknown;
+} | null;
+export type SceneLeaveSuccessPayload = {
+  /** The scenes the entity left. */
+  "left": Array<string>;
+  [key: string]: unknown;
+};
+
 /** scene.loaded: The game's scene is ready. Session-wide: `entity` is optional. */
 export type SceneLoadedPayload = {
   [key: string]: unknown;
@@ -419,6 +508,53 @@ export type SceneLoadedSuccessPayload = {
   "entities"?: Array<string>;
   [key: string]: unknown;
 } | null;
+
+/** scene.utterance: The player says something in a scene: those in range hear it, the bridge picks who answers. */
+export type SceneUtterancePayload = {
+  /** The scene. */
+  "scene": string;
+  /** What is said. */
+  "text": string;
+  /** As for user.utterance (default verbal). */
+  "kind"?: "verbal" | "nonverbal" | "combined";
+  /** Who says it, when not the player. */
+  "speaker"?: string;
+  /** The entity (or display name) the line is addressed to. */
+  "to"?: string;
+  /** Where the speaker stands (for hearing range). */
+  "position"?: {
+    "x": number;
+    "y": number;
+    "z"?: number;
+    [key: string]: unknown;
+  };
+  [key: string]: unknown;
+};
+export type SceneUtteranceSuccessPayload = {
+  /** The lines said, in order (answers and reactions). */
+  "replies": Array<{
+    /** The entity that spoke. */
+    "entity": string;
+    /** Its display name. */
+    "speaker": string;
+    /** How its turn ended. */
+    "status": "success" | "error";
+    /** Its full reply. */
+    "reply"?: string;
+    /** What it said (the heard part, if cut short). */
+    "spoken"?: string;
+    /** Why its turn failed. */
+    "code"?: "bad_frame" | "bad_event" | "unknown_type" | "hello_required" | "unsupported_version" | "unauthorized" | "unknown_entity" | "entity_exists" | "unknown_character" | "too_large" | "rate_limited" | "busy" | "backend_unavailable" | "backend_error" | "timeout" | "cancelled" | "internal";
+    /** The failure, in words. */
+    "message"?: string;
+    [key: string]: unknown;
+  }>;
+  /** True when a newer player line in the scene cut this short. */
+  "interrupted": boolean;
+  /** The entities that heard the player's line. */
+  "heard_by"?: Array<string>;
+  [key: string]: unknown;
+};
 
 /** session.hello: Opens the session: protocol version, token, audio formats, options. Must be the first event. */
 export type SessionHelloPayload = {
@@ -748,7 +884,12 @@ export interface EventPayloads {
   "movement.scene.request": MovementSceneRequestPayload;
   "playback.done": PlaybackDonePayload;
   "playback.progress": PlaybackProgressPayload;
+  "scene.converse": SceneConversePayload;
+  "scene.heard": SceneHeardPayload;
+  "scene.join": SceneJoinPayload;
+  "scene.leave": SceneLeavePayload;
   "scene.loaded": SceneLoadedPayload;
+  "scene.utterance": SceneUtterancePayload;
   "session.hello": SessionHelloPayload;
   "stt.audio": SttAudioPayload;
   "stt.listen.start": SttListenStartPayload;
@@ -785,7 +926,12 @@ export interface SuccessPayloads {
   "movement.scene.request": MovementSceneRequestSuccessPayload;
   "playback.done": PlaybackDoneSuccessPayload;
   "playback.progress": PlaybackProgressSuccessPayload;
+  "scene.converse": SceneConverseSuccessPayload;
+  "scene.heard": SceneHeardSuccessPayload;
+  "scene.join": SceneJoinSuccessPayload;
+  "scene.leave": SceneLeaveSuccessPayload;
   "scene.loaded": SceneLoadedSuccessPayload;
+  "scene.utterance": SceneUtteranceSuccessPayload;
   "session.hello": SessionHelloSuccessPayload;
   "stt.audio": SttAudioSuccessPayload;
   "stt.listen.start": SttListenStartSuccessPayload;
@@ -822,7 +968,12 @@ export const EVENT_DIRECTIONS = {
   "movement.scene.request": "bridge",
   "playback.done": "client",
   "playback.progress": "client",
+  "scene.converse": "client",
+  "scene.heard": "bridge",
+  "scene.join": "client",
+  "scene.leave": "client",
   "scene.loaded": "client",
+  "scene.utterance": "client",
   "session.hello": "client",
   "stt.audio": "client",
   "stt.listen.start": "client",
