@@ -28,8 +28,11 @@ end at the first audio, and cutting the reply keeps runs short and every sentenc
 from an idle character. `--full-turns` lets each reply play out instead and waits for an
 `ai.speech.end` followed by `--quiet-s` of silence; it adds the whole reply's duration.
 
-A warm-up sentence goes first and is reported apart: it pays for loading Whisper, the LLM,
-piper and Silero, which a game would do at start-up, not at the player's first line.
+A first sentence goes first and is reported apart ("first exchange after start"). By
+default the bridge loads its models before it listens, as `entity-bridge serve` does
+(`bridge.server.warmup`), so this first exchange should cost what later ones do; `--cold`
+skips that (the old lazy loading, where it paid for loading Whisper, the LLM, piper and
+Silero) to show the difference.
 """
 
 from __future__ import annotations
@@ -50,6 +53,7 @@ from bench.common import machine, percentile, table
 from bridge.config import parse_config
 from bridge.server.app import BridgeApp
 from bridge.server.serve import serve_bridge
+from bridge.server.warmup import Warmup
 from bridge.speech.wer import corpus_wer, wer
 from tests.speech_samples import SpeechSample, load_sentences, speech_sample
 
@@ -202,6 +206,12 @@ async def run(args: argparse.Namespace) -> tuple[Utterance, list[Utterance], flo
         "bench.embedded_stack",
     )
     app = BridgeApp(config)
+    warm_s = None
+    if not args.cold:
+        app.warmup = Warmup(app, progress=print)
+        await app.warmup.run()
+        warm_s = app.warmup.seconds
+    args.warm_s = warm_s
     recorder = Recorder()
     results: list[Utterance] = []
     async with trio.open_nursery() as nursery:
@@ -217,7 +227,7 @@ async def run(args: argparse.Namespace) -> tuple[Utterance, list[Utterance], flo
             nursery.start_soon(drain, npc.events())
             nursery.start_soon(drain, client.events())
             cold = await one_sentence(npc, recorder, warm, args)
-            report(0, cold, "warm-up")
+            report(0, cold, "first exchange after start")
             for n, sample in enumerate(samples, 1):
                 u = await one_sentence(npc, recorder, sample, args)
                 report(n, u, "")
@@ -286,8 +296,9 @@ def summarize(cold: Utterance, results: list[Utterance], args: argparse.Namespac
         ("  (TTS: ai.speech.start -> first audio)", p50_p90(tts)),
         ("end of speech -> first ai.speech.audio p50/p90", p50_p90([v for v in audio if v is not None])),
         ("missed (no transcript or no audio)", f"{missed}, timed out {sum(u.timed_out for u in results)}"),
+        ("models loaded before listening", "no (--cold)" if args.warm_s is None else f"yes, in {args.warm_s:.1f} s"),
         (
-            "cold warm-up turn (model loads)",
+            "first exchange after start",
             f"transcript {cold_transcript:.0f} ms, first audio {cold_audio:.0f} ms" if cold_transcript is not None and cold_audio is not None else "incomplete",
         ),
     ]
@@ -305,6 +316,7 @@ def main(argv: Sequence[str] | None = None) -> list[tuple[str, str]]:
     parser.add_argument("--tail-s", type=float, default=1.0, help="silence after each sentence (must exceed the VAD's min_silence_ms)")
     parser.add_argument("--full-turns", action="store_true", help="let each reply play out instead of interrupting at the first audio")
     parser.add_argument("--quiet-s", type=float, default=2.0, help="with --full-turns: silence after ai.speech.end that ends a turn")
+    parser.add_argument("--cold", action="store_true", help="do not load the models before listening (the first turn loads them)")
     parser.add_argument("--turn-timeout-s", type=float, default=12.0, help="give up on a sentence this long after its audio would have ended")
     args = parser.parse_args(argv)
     load_before = load_average()

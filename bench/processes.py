@@ -63,14 +63,14 @@ class BridgeProcess(ProcessStats):
 
 
 @asynccontextmanager
-async def bridge_process(config: str) -> AsyncIterator[BridgeProcess]:
-    """Start `bridge.cli serve --port 0` on `config` (TOML), wait for READY, SIGTERM it after."""
+async def bridge_process(config: str, *extra: str) -> AsyncIterator[BridgeProcess]:
+    """Start `bridge.cli serve --port 0 EXTRA...` on `config` (TOML), wait for READY, SIGTERM it after."""
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "bridge.toml"
         path.write_text(config)
         log_path = Path(tmp) / "stderr.log"
         with open(log_path, "wb") as log:
-            command = [sys.executable, "-m", "bridge.cli", "serve", "--config", str(path), "--port", "0", "--log-level", "warning"]
+            command = [sys.executable, "-m", "bridge.cli", "serve", "--config", str(path), "--port", "0", "--log-level", "warning", *extra]
             async with _running(command, subprocess.DEVNULL, log) as process:
                 line = await _ready_line(process, log_path)
                 yield BridgeProcess(process.pid, process, line.split()[1])

@@ -6,7 +6,9 @@ module only parses their arguments.
 `serve` prints `READY ws://HOST:PORT` on stdout once it accepts connections (and writes the
 URL to `--port-file`), so a game that launches the bridge as a sidecar knows where to
 connect even with `--port 0`. SIGINT/SIGTERM close every connection with 1001 and exit 0;
-`--exit-on-stdin-eof` makes a crashed game take its bridge with it.
+`--exit-on-stdin-eof` makes a crashed game take its bridge with it. Before READY every
+module the characters use is built and its model loaded (`bridge.server.warmup`, one
+progress line per module on stderr); `--lazy` prints READY first and loads right after.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from bridge.memory.history import HistoryError
 from bridge.providers.base import ConfigError
 from bridge.server.app import BridgeApp
 from bridge.server.serve import RunningBridge, serve_bridge
+from bridge.server.warmup import Warmup
 
 log = logging.getLogger("entity_bridge")
 LIBRARIES_THAT_LOG_SECRETS = ("websockets", "httpcore", "httpx", "hpack")
@@ -57,6 +60,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--log-format", default="text", choices=["text", "json"], help="json: one object per line with entity, turn and module")
     serve.add_argument("--no-detect", action="store_true", help="without a config file, do not look for local LLM servers (Ollama, LM Studio, ...)")
+    serve.add_argument(
+        "--lazy", action="store_true", help="print READY before the modules' models have loaded (they load right after)"
+    )
 
     init = sub.add_parser("init", help="write a commented bridge.toml for your choice of LLM and voice")
     init.add_argument("--llm", help="local | openai | ollama | lmstudio | llamacpp | vllm | textgen (asked when a terminal)")
@@ -165,9 +171,17 @@ async def _serve(args: argparse.Namespace) -> int:
         with trio.CancelScope(shield=True):
             await app.aclose()
         raise
+    # Progress lines: plain on stderr; with --log-format json, log records like every other line.
+    json_logs = getattr(args, "log_format", "text") == "json"
+    progress = (lambda line: log.info("%s", line)) if json_logs else (lambda line: print(line, file=sys.stderr, flush=True))
+    app.warmup = Warmup(app, progress=progress, compile_schemas=not args.lazy)
     done = trio.Event()
     async with trio.open_nursery() as nursery:
+        if not args.lazy:
+            await app.warmup.run()  # no cold start: the first turn finds everything loaded
         bridge: RunningBridge = await nursery.start(serve_bridge, app)
+        if args.lazy:
+            nursery.start_soon(app.warmup.run)
         nursery.start_soon(_watch_signals, bridge, done)
         if args.exit_on_stdin_eof:
             nursery.start_soon(_watch_stdin, done)

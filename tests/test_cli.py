@@ -154,7 +154,9 @@ async def test_serve_with_no_config_answers_with_the_embedded_stack(tmp_path: Pa
     try:
         assert proc.stdout is not None
         buf = b""
-        with trio.fail_after(60):
+        # The models (LLM, piper, Whisper, Silero) now load before READY rather than in the
+        # first turn: the wait for READY holds what the turn's 120 s used to.
+        with trio.fail_after(180):
             while b"\n" not in buf:
                 chunk = await proc.stdout.receive_some(1024)
                 assert chunk, "bridge exited before READY"

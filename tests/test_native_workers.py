@@ -66,8 +66,11 @@ def test_the_crashers_crash_raw_and_are_harmless_normalised(pool: native_pool.Wo
     assert len(cases) >= 10
     raw = phonemizer_fuzz.run(iter(cases), normalise=False, pool=pool)
     # The file holds real crashers for the pinned libraries (if an upgrade fixes some,
-    # prune them); the canonical one from the issue must still be one.
-    assert phonemizer_fuzz.Case("piper_phonemes", "a." * 150) in raw
+    # prune them); the canonical one from the issue must still be one. Memory corruption
+    # does not kill the process every time (seen once in a full run on a loaded machine),
+    # so the canonical case gets three tries of its own before it counts as fixed.
+    canonical = phonemizer_fuzz.Case("piper_phonemes", "a." * 150)
+    assert canonical in raw or any(phonemizer_fuzz.run(iter([canonical]), normalise=False, pool=pool) for _ in range(3))
     assert len(raw) >= len(cases) // 2, [c.text[:40] for c in cases if c not in raw]
     normalised = [c for c in cases if c.op != "espeak_voice"]
     assert phonemizer_fuzz.run(iter(normalised), normalise=True, pool=pool) == []

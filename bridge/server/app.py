@@ -52,6 +52,8 @@ class BridgeApp:
         self.peers = PeerCounter(config.server.max_connections, config.server.max_connections_per_peer)
         self.auth = AuthThrottle()
         self.memory: Any = None  # bridge.memory.HistoryStore once opened
+        #: bridge.server.warmup.Warmup once started: what /health says is loaded.
+        self.warmup: Any = None
         #: Called with every event any connection sends (the test suite validates them all).
         self.outbound_hook: Callable[[Event], None] | None = None
         #: Every scene of the process, shared by the connections (multiplayer scenes).
@@ -110,7 +112,9 @@ class BridgeApp:
             await self.provider(name)
         try:
             await self.history()
-        except Exception as exc:  # HistoryError, sqlite3 or OS errors: all mean "fix the path"
+        except Exception as exc:  # HistoryError, sqlite3, psycopg or OS errors: all mean "fix the setting"
+            if self.config.server.history_url:  # the message names the server, never the password
+                raise ConfigError(f"[server] history_url: {exc}") from None
             raise ConfigError(f"[server] history_path {self.config.server.history_path!r}: {exc}") from None
 
     async def history(self) -> Any:
@@ -136,6 +140,7 @@ class BridgeApp:
             "connections": self.connections,
             "characters": sorted(self.config.characters),
             "config": self.config.source,
+            **(self.warmup.report() if self.warmup is not None else {"loaded": None}),
         }
 
     async def aclose(self) -> None:

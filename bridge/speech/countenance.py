@@ -6,6 +6,13 @@ afraid). A face that follows every jump looks twitchy. `MoodSmoother` keeps a sm
 level per emotion and changes the shown emotion only for a good reason.
 
 Rules, applied on each `update(mood, t_ms)`:
+0. First show. When the face is at rest (showing neutral, every level below
+   `min_intensity`), an emotion's level starts at the mood's intensity, and at least at
+   `min_intensity`, instead of a fraction of it: smoothing is there against flicker between
+   emotions, and the first emotion a character shows is not flicker. Halving it hid a mild
+   first line entirely (a 0.25 "afraid" read 0.125, below `min_intensity`) and showed a
+   strong one at half strength. A classifier that picked an emotion at all is shown at
+   least faintly; only a neutral mood (intensity 0) keeps the face at rest.
 1. Levels. Every non-neutral emotion has a level in 0..1, moved a fraction `alpha` toward
    its target: the mood's intensity for the mood's emotion, 0 for the others (a neutral
    mood pulls every level toward 0). This is exponential smoothing per segment.
@@ -72,6 +79,9 @@ class MoodSmoother:
         # An unknown emotion reads as neutral: a cosmetic channel should not fail a turn.
         target_emotion = mood.emotion if mood.emotion in self.levels else NEUTRAL
         target = min(1.0, max(0.0, float(mood.intensity)))
+        if self.current == NEUTRAL and target_emotion != NEUTRAL and target > 0 and self.leader() == NEUTRAL:
+            target = max(target, self.min_intensity)  # rule 0
+            self.levels[target_emotion] = max(self.levels[target_emotion], target)
         for emotion, level in self.levels.items():
             goal = target if emotion == target_emotion else 0.0
             self.levels[emotion] = level + self.alpha * (goal - level)

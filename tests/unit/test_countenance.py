@@ -238,29 +238,67 @@ def test_smoother_decisive_change_wins_before_the_hold() -> None:
 
 def test_smoother_returns_to_neutral_only_after_the_hold() -> None:
     smoother = MoodSmoother(hold_ms=800)
-    assert smoother.update(Mood("sad", 1.0), 0) == Mood("sad", 0.5)
+    assert smoother.update(Mood("sad", 1.0), 0) == Mood("sad", 1.0)  # the first show is not smoothed
     shown = feed(smoother, [Mood("neutral", 0.0)] * 12, 200, start_ms=200)
     emotions = [m.emotion for m in shown]
     back = emotions.index("neutral")
-    # Sad's level halves each time: 0.25 at 200 ms, 0.125 at 400 ms (below min_intensity, so
-    # neutral leads from 400 ms), and neutral wins once it has led for 800 ms: at 1200 ms.
-    assert shown[0].intensity == pytest.approx(0.25) and shown[1].intensity == pytest.approx(0.125)
-    assert emotions[:back] == ["sad"] * back and 200 + 200 * back == 1_200
+    # Sad's level halves each time: 0.5 at 200 ms, 0.25 at 400, 0.125 at 600 ms (below
+    # min_intensity, so neutral leads from 600 ms), and neutral wins once it has led for 800 ms.
+    assert shown[0].intensity == pytest.approx(0.5) and shown[1].intensity == pytest.approx(0.25)
+    assert emotions[:back] == ["sad"] * back and 200 + 200 * back == 1_400
     assert set(emotions[back:]) == {"neutral"} and shown[-1].intensity == 0.0
 
 
 def test_smoother_ignores_faint_moods_and_odd_input() -> None:
     smoother = MoodSmoother(min_intensity=0.15)
-    assert smoother.update(Mood("happy", 0.2), 0) == Mood("neutral", 0.0)  # level 0.1 < 0.15
-    assert smoother.update(Mood("confused", 1.0), 100) == Mood("neutral", 0.0)  # unknown = neutral
+    assert smoother.update(Mood("confused", 1.0), 0) == Mood("neutral", 0.0)  # unknown = neutral
+    assert smoother.update(Mood("happy", 0.0), 50) == Mood("neutral", 0.0)  # no intensity: nothing to show
+    # A faint first mood shows at min_intensity; once the face has shown something, faint
+    # moods only fade it: happy's level 0.15 -> 0.1 (with the faint input), below the bar.
+    assert smoother.update(Mood("happy", 0.05), 100) == Mood("happy", 0.15)
+    smoother.update(Mood("sad", 0.05), 150)
+    assert smoother.levels["sad"] < smoother.min_intensity
+    smoother.reset()
     smoother.update(Mood("angry", 5.0), 200)  # clamped to 1
-    assert smoother.shown() == Mood("angry", 0.5)
-    smoother.update(Mood("angry", 1.0), 100)  # a clock stepping back does not break anything
+    assert smoother.shown() == Mood("angry", 1.0)
+    smoother.update(Mood("angry", 0.5), 100)  # a clock stepping back does not break anything
     assert smoother.shown() == Mood("angry", 0.75)
     smoother.reset()
     assert smoother.shown() == Mood("neutral", 0.0)
     with pytest.raises(ValueError):
         MoodSmoother(alpha=0)
+
+
+@pytest.mark.parametrize("intensity", [0.2, 0.45, 0.9])
+def test_smoother_never_hides_the_first_emotion(intensity: float) -> None:
+    # A fresh face shows the first emotion it is given at the given strength (it used to
+    # show half, and nothing at all below 2 x min_intensity); the next one is smoothed again.
+    smoother = MoodSmoother()
+    assert smoother.update(Mood("afraid", intensity), 0) == Mood("afraid", intensity)
+    assert MoodSmoother().update(Mood("afraid", 0.02), 0) == Mood("afraid", 0.15)  # faint, yet shown
+    assert smoother.update(Mood("happy", 1.0), 100).emotion == "afraid" or intensity < 0.3
+    smoother.reset()
+    assert smoother.update(Mood("neutral", 0.0), 0) == Mood("neutral", 0.0)
+    assert smoother.update(Mood("sad", intensity), 100) == Mood("sad", intensity)  # still at rest
+
+
+def test_mood_context_reads_the_whole_sentence_or_enough_words() -> None:
+    from bridge.speech.speaker import mood_context
+
+    texts = ["A dragon?", "Here, in our village?", "Run,", "all of you, to the cellar now!", "Quiet."]
+    # "A dragon?" is a sentence of two words: the face also reads the next sentences, whole.
+    assert mood_context(texts, 0, max_words=0) == "A dragon? Here, in our village? Run, all of you, to the cellar now!"
+    assert mood_context(texts, 0, min_words=6, max_words=0) == "A dragon? Here, in our village?"
+    assert mood_context(texts, 0) == " ".join(texts)  # 14 words in all: the line is read whole
+    # A clause reads its whole sentence, the clauses after it included, and the following
+    # sentences while they fit in max_words.
+    assert mood_context(texts, 2) == "Run, all of you, to the cellar now! Quiet."
+    assert mood_context(texts, 3, max_words=7) == "Run, all of you, to the cellar now!"
+    assert mood_context(["The ring went for cheap wine.", "Vile man."], 0) == "The ring went for cheap wine. Vile man."
+    # A short last sentence borrows the words before it; only what was said is read.
+    assert mood_context(texts, 4) == "Run, all of you, to the cellar now! Quiet."
+    assert mood_context(texts[:1], 0) == "A dragon?"
+    assert mood_context(texts, 9) == ""
 
 
 @settings(max_examples=200, deadline=None)

@@ -129,7 +129,8 @@ describe("the console", () => {
     const detail = await page.locator("#frames tr.detail pre").first().textContent();
     expect(JSON.parse(detail!)).toMatchObject({ type: "ai.text", entity: "mira-1" });
     await page.locator("#frames tr[data-type] button", { hasText: "Copy" }).first().click();
-    const copied = await page.evaluate(() => (window as any).consoleState.lastCopied as string);
+    // The copy handler awaits the clipboard first: wait for it rather than reading at once.
+    const copied = (await (await page.waitForFunction(() => (window as any).consoleState.lastCopied as string | undefined)).jsonValue()) as string;
     expect(JSON.parse(copied).type).toBe("ai.text");
     await page.getByLabel("Filter (type or entity)").fill("");
     await page.getByLabel("hide audio chunks").check();
