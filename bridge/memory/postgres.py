@@ -92,8 +92,10 @@ def _migrate(conn: Any, where: str, upto: int = SCHEMA_VERSION) -> None:
 
 
 def _row(row: tuple[Any, ...]) -> HistoryMessage:
-    speaker, role, text, kind, at, interrupted = row
-    return HistoryMessage(speaker=speaker, role=role, text=text, kind=kind, at=int(at), interrupted=bool(interrupted))
+    speaker, role, text, kind, at, interrupted, *rest = row
+    return HistoryMessage(
+        speaker=speaker, role=role, text=text, kind=kind, at=int(at), interrupted=bool(interrupted), id=int(rest[0]) if rest else 0
+    )
 
 
 class PostgresHistoryStore:
@@ -174,16 +176,16 @@ class PostgresHistoryStore:
 
         return await self._run(insert)
 
-    async def recent(self, character: str, scope: str, limit: int) -> list[HistoryMessage]:
-        """The newest ``limit`` lines of this conversation, oldest first."""
+    async def recent(self, character: str, scope: str, limit: int, before: int | None = None) -> list[HistoryMessage]:
+        """The newest ``limit`` lines of this conversation (older than row ``before``), oldest first."""
         if limit <= 0:
             return []
 
         def select(conn: Any) -> list[HistoryMessage]:
             rows = conn.execute(
-                "SELECT speaker, role, text, kind, at, interrupted FROM entity_bridge_messages"
-                " WHERE character = %s AND scope = %s ORDER BY id DESC LIMIT %s",
-                (character, scope, limit),
+                "SELECT speaker, role, text, kind, at, interrupted, id FROM entity_bridge_messages"
+                " WHERE character = %s AND scope = %s AND id < %s ORDER BY id DESC LIMIT %s",
+                (character, scope, before if before is not None else 2**62, limit),
             ).fetchall()
             return [_row(row) for row in reversed(rows)]
 

@@ -113,8 +113,10 @@ class BridgeApp:
         try:
             await self.history()
         except Exception as exc:  # HistoryError, sqlite3, psycopg or OS errors: all mean "fix the setting"
-            if self.config.server.history_url:  # the message names the server, never the password
-                raise ConfigError(f"[server] history_url: {exc}") from None
+            if self.config.server.history_url:
+                # A database that is down is not a mistake in the file: HistoryError (exit 1),
+                # whose message names the server, never the password.
+                raise
             raise ConfigError(f"[server] history_path {self.config.server.history_path!r}: {exc}") from None
 
     async def history(self) -> Any:

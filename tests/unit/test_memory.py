@@ -58,6 +58,22 @@ async def test_add_recent_clear_and_keys(open_store) -> None:
         assert len(await store.recent("bard", "save-1", 10)) == 1
 
 
+async def test_recent_pages_back_with_a_before_cursor(open_store) -> None:
+    """chat.history pages with ``before`` (the oldest row id of the last page): same on both backends."""
+    async with await open_store() as store:
+        for n in range(5):
+            await store.add("mira", "save-1", "Player", f"line {n}", "verbal")
+        await store.add("mira", "save-2", "Player", "other save", "verbal")
+        newest = await store.recent("mira", "save-1", 2)
+        assert [m.text for m in newest] == ["line 3", "line 4"]
+        assert newest[0].id < newest[1].id
+        older = await store.recent("mira", "save-1", 2, before=newest[0].id)
+        assert [m.text for m in older] == ["line 1", "line 2"]
+        oldest = await store.recent("mira", "save-1", 2, before=older[0].id)
+        assert [m.text for m in oldest] == ["line 0"]
+        assert await store.recent("mira", "save-1", 2, before=oldest[0].id) == []
+
+
 async def test_default_timestamp_is_now(open_store) -> None:
     async with await open_store() as store:
         before = int(time.time() * 1000)
