@@ -27,6 +27,7 @@ from bridge.protocol.events import PROTOCOL_VERSION
 from bridge.protocol.session import ProtocolSession
 from bridge.providers.base import ConfigError
 from bridge.server.app import BridgeApp
+from bridge.server.client_socket import ClientSocket
 from bridge.server.guard import peer_of
 from bridge.server.history_page import DEFAULT_LIMIT, MAX_LIMIT, fit_page
 from bridge.server.outbox import Outbox
@@ -40,10 +41,9 @@ DEFAULT_AUDIO_OUT = {"encoding": "pcm_s16le", "sample_rate": 24000, "chunk_ms": 
 DEFAULT_AUDIO_IN = {"encoding": "pcm_s16le", "sample_rate": 16000}
 
 
-class Connection:
+class Connection(ClientSocket):
     def __init__(self, app: BridgeApp, ws: Any) -> None:
-        self.app = app
-        self.ws = ws
+        super().__init__(app, ws)
         self.session = ProtocolSession(
             app.schemas, app.config.limits, trio.current_time, token=app.config.server.token
         )
@@ -58,49 +58,28 @@ class Connection:
         self.engine_requests = EngineRequests(self.outbox)
         self.session_id = uuid.uuid4().hex
         self._errors = 0
-        self._nursery: trio.Nursery | None = None
         self._close_code: int | None = None
 
     # -------------------------------------------------------------- lifecycle
 
-    async def run(self) -> None:
-        self.app.connections += 1
-        try:
-            async with trio.open_nursery() as nursery:
-                self._nursery = nursery
-                nursery.start_soon(self._write, name="writer")
-                try:
-                    await self._read()
-                finally:
-                    for entity in list(self.entities.values()):
-                        self.app.scenes.leave((self.session_id, entity.name))
-                        entity.close()
-                    self.outbox.close()
-                    # The writer drains what is queued (final replies), bounded in time.
-                    nursery.cancel_scope.deadline = trio.current_time() + 2
-        finally:
-            self.app.connections -= 1
-            if self._close_code is not None:
-                with trio.move_on_after(2) as scope:
-                    scope.shield = True
-                    await self.ws.aclose(self._close_code)
+    def _close_entities(self) -> None:
+        for entity in list(self.entities.values()):
+            self.app.scenes.leave((self.session_id, entity.name))
+            entity.close()
 
-    async def _write(self) -> None:
-        try:
-            await self.outbox.run_writer(self.ws.send)
-        except ConnectionClosed:
-            pass
-        except (trio.BrokenResourceError, trio.ClosedResourceError):
-            pass
+    async def _after_close(self) -> None:
+        if self._close_code is not None:
+            with trio.move_on_after(2) as scope:
+                scope.shield = True
+                await self.ws.aclose(self._close_code)
+
+    async def _send(self, item: Any) -> None:
+        await self.ws.send(item)
 
     def abort(self) -> None:
-        """Drop a client that does not read: close its socket under the blocked writer."""
+        """Drop a client that does not read: no close handshake, the socket is closed under it."""
         self._close_code = None
-        stream = getattr(self.ws, "stream", None)
-        if stream is not None and self._nursery is not None:
-            self._nursery.start_soon(trio.aclose_forcefully, stream)
-        if self._nursery is not None:
-            self._nursery.cancel_scope.cancel()
+        super().abort()
 
     async def _read(self) -> None:
         limits = self.app.config.limits

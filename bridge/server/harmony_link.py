@@ -41,6 +41,7 @@ from bridge.compat.harmony_link import (
 from bridge.protocol.envelope import Event
 from bridge.protocol.errors import ProtocolError
 from bridge.server.app import BridgeApp
+from bridge.server.client_socket import ClientSocket
 from bridge.server.outbox import Outbox
 from bridge.world.engine import EngineRequests
 from bridge.world.entity_world import EntityWorld
@@ -73,12 +74,13 @@ def _write_file(path: Path, data: bytes) -> None:
     tmp.replace(path)  # the plugin never sees half a file
 
 
-class HarmonyLinkConnection:
+class HarmonyLinkConnection(ClientSocket):
     """One plugin socket: one entity."""
 
+    writer_name = "harmony-link writer"
+
     def __init__(self, app: BridgeApp, ws: Any) -> None:
-        self.app = app
-        self.ws = ws
+        super().__init__(app, ws)
         self.translator = Translator(app.config.harmony_link, app.config.characters)
         hook = app.outbound_hook
 
@@ -96,47 +98,26 @@ class HarmonyLinkConnection:
         self.engine_requests = EngineRequests(self.outbox)
         self.entity: Entity | None = None
         self._pulls: dict[str, trio.MemorySendChannel[MicrophoneData]] = {}
-        self._nursery: trio.Nursery | None = None
 
-    async def run(self) -> None:
-        self.app.connections += 1
-        try:
-            async with trio.open_nursery() as nursery:
-                self._nursery = nursery
-                nursery.start_soon(self._write, name="harmony-link writer")
-                try:
-                    while await self._receive_one():
-                        pass
-                finally:
-                    if self.entity is not None:
-                        self.entity.close()
-                    self.outbox.close()
-                    nursery.cancel_scope.deadline = trio.current_time() + 2
-        finally:
-            self.app.connections -= 1
-            for path in self.translator.leftover_files():
-                path.unlink(missing_ok=True)
-
-    def abort(self) -> None:
-        stream = getattr(self.ws, "stream", None)
-        if stream is not None and self._nursery is not None:
-            self._nursery.start_soon(trio.aclose_forcefully, stream)
-        if self._nursery is not None:
-            self._nursery.cancel_scope.cancel()
-
-    async def _write(self) -> None:
-        async def send(items: list[Send]) -> None:
-            for item in items:
-                if item.write is not None:
-                    await trio.to_thread.run_sync(_write_file, *item.write)
-                await self.ws.send(item.event.to_text())
-                if item.answer is not None:
-                    self.engine_requests.answer(item.answer)
-
-        try:
-            await self.outbox.run_writer(send)  # type: ignore[arg-type]
-        except (ConnectionClosed, trio.BrokenResourceError, trio.ClosedResourceError):
+    async def _read(self) -> None:
+        while await self._receive_one():
             pass
+
+    def _close_entities(self) -> None:
+        if self.entity is not None:
+            self.entity.close()
+
+    async def _after_close(self) -> None:
+        for path in self.translator.leftover_files():
+            path.unlink(missing_ok=True)
+
+    async def _send(self, items: list[Send]) -> None:
+        for item in items:
+            if item.write is not None:
+                await trio.to_thread.run_sync(_write_file, *item.write)
+            await self.ws.send(item.event.to_text())
+            if item.answer is not None:
+                self.engine_requests.answer(item.answer)
 
     async def _receive_one(self) -> bool:
         try:
