@@ -224,6 +224,7 @@ def turn_timing() -> Schema:
             "first_segment_ms": ms(since + "the first piece of speech handed to the voice."),
             "tts_first_audio_ms": ms(since + "the first ai.speech.audio chunk sent."),
             "total_ms": ms(since + "the final reply."),
+            "queued_ms": ms("A duration, not a moment: how long the turn's provider requests waited in module quota queues, summed."),
         },
         description="Where the turn's time went, as the bridge measured it; marks that did not happen are left out.",
     )
@@ -777,11 +778,23 @@ def _events() -> list[EventSpec]:
         EventSpec(
             "ai.status",
             "bridge",
-            "The character's state as the LLM sees it (AI_STATUS): mood, behaviour, and more.",
+            "The character's state as the LLM sees it (AI_STATUS): mood, behaviour, and more; "
+            "`queue` while a turn's request waits for a module's provider quota.",
             obj(
                 {
                     "mood": string("The character's mood."),
                     "behaviour": string("What the character is doing."),
+                    "queue": obj(
+                        {
+                            "state": enum(["waiting", "served"], "waiting: the request joined the module's queue; served: it got its slot."),
+                            "module": name("The module whose quota it waits for."),
+                            "kind": enum(["llm", "tts", "stt"], "The module's kind."),
+                            "ahead": integer("With state waiting: requests granted before this one if no other entity joins.", minimum=0),
+                            "waited_ms": ms("With state served: how long it waited."),
+                        },
+                        ["state", "module", "kind"],
+                        "A request of the turn (`ref`) waits for, or got, a slot of a module's quota.",
+                    ),
                 }
             ),
             any_reply,

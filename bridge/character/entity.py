@@ -24,6 +24,8 @@ from bridge.protocol.errors import ErrorCode, ProtocolError
 from bridge.providers.base import ProviderError
 from bridge.providers.redact import clip
 from bridge.providers.log_context import current_entity, current_turn
+from bridge.providers.quota import queue_watcher
+from bridge.speech.meter import entity_alive
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +71,15 @@ class Turn:
         if type_ == "ai.speech.audio":
             self.timing.mark("tts_first_audio")
 
+    # A turn is the `QueueWatcher` of its provider requests: the game hears when one waits.
+    async def queued(self, module: str, kind: str, ahead: int) -> None:
+        await self.emit("ai.status", {"queue": {"state": "waiting", "module": module, "kind": kind, "ahead": ahead}})
+
+    async def served(self, module: str, kind: str, waited_s: float) -> None:
+        self.timing.queued(waited_s)
+        waited_ms = int(round(waited_s * 1000))
+        await self.emit("ai.status", {"queue": {"state": "served", "module": module, "kind": kind, "waited_ms": waited_ms}})
+
 
 class TurnHandler(Protocol):
     """What a kind of turn does. `run` returns the success payload.
@@ -102,7 +113,7 @@ class Entity:
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """The entity's task: runs its turns one after another until removed."""
         current_entity.set(self.name)  # provider quotas queue this entity's requests fairly
-        with self.scope:
+        with self.scope, entity_alive():  # entity_alive: the entities gauge of /metrics
             async with trio.open_nursery() as nursery:
                 self.nursery = nursery  # background work of the entity (transcriptions)
                 task_status.started()
@@ -174,6 +185,7 @@ class Entity:
             # The turn body runs as its own named task so tests (and py-spy) can see it.
             async def body() -> None:
                 nonlocal final
+                queue_watcher.set(turn)  # provider quota waits of this turn are reported to the game
                 final = await self._turn_body(turn, handler)
 
             try:

@@ -552,6 +552,8 @@ class Translator:
 
     def _out_ai_status(self, event: Event) -> list[Send]:
         p = event.payload or {}
+        if "mood" not in p and "queue" in p:
+            return []  # a quota queue notice: Harmony Link has no event for it
         c = self.character
         assert c is not None
         payload = {

@@ -13,16 +13,22 @@ buckets refilled continuously (a full bucket allows a burst of one minute's wort
 ``ProviderError`` carrying ``retry_after`` (a 429 or 503 the provider reported) pauses every
 grant of the module for that long: the backend said it is overloaded, so nobody should try.
 
+Queued work is visible: a request that has to wait tells the ``QueueWatcher`` of its
+context (``queue_watcher``, set by the character stage for each turn; the turn sends an
+``ai.status`` with a ``queue`` block) once when it starts waiting and once when it is
+served. The unsaturated path sends nothing and does not switch tasks.
+
 The core (``FairQuota``) is trio-only with no I/O; ``QuotaLimited`` is the thin wrapper.
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict, deque
-from collections.abc import AsyncIterator, Mapping
+import contextvars
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 import trio
 
@@ -31,6 +37,22 @@ from bridge.providers.log_context import current_entity
 
 
 OPTION_KEYS: Final = ("max_concurrency", "requests_per_minute", "characters_per_minute")
+
+
+class QueueWatcher(Protocol):
+    """Who is told when a request waits for a module's quota (a turn: it tells the game)."""
+
+    async def queued(self, module: str, kind: str, ahead: int) -> None:
+        """The request starts waiting; ``ahead`` requests are granted before it if no other entity joins."""
+        ...
+
+    async def served(self, module: str, kind: str, waited_s: float) -> None:
+        """The request got its slot after waiting ``waited_s`` seconds."""
+        ...
+
+
+#: The watcher of the work running in this context (None: nobody to tell, e.g. warm-up).
+queue_watcher: contextvars.ContextVar[QueueWatcher | None] = contextvars.ContextVar("entity_bridge_queue_watcher", default=None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +123,8 @@ class FairQuota:
         self._wake = trio.Event()
         self._dispatcher_running = False
         self.granted = 0
+        #: Called with the seconds every granted request waited (0.0 unsaturated): /metrics.
+        self.on_wait: Callable[[float], None] | None = None
 
     @property
     def queued(self) -> int:
@@ -111,15 +135,25 @@ class FairQuota:
         self._paused_until = max(self._paused_until, trio.current_time() + seconds)
 
     @asynccontextmanager
-    async def slot(self, entity: str, cost: float = 0.0) -> AsyncIterator[float]:
-        """Hold one request slot; yields the seconds spent queued (0.0 when served at once)."""
+    async def slot(self, entity: str, cost: float = 0.0, notify: _Notify | None = None) -> AsyncIterator[float]:
+        """Hold one request slot; yields the seconds spent queued (0.0 when served at once).
+
+        ``notify`` hears when the request starts waiting and when it is served (only when it
+        had to wait)."""
         started = trio.current_time()
+        queued = False
         if not self._queues and self._free_now(cost):
             self._grant(cost)  # the unsaturated path: no queue, no task switch
         else:
-            await self._enqueue(entity, cost)
+            queued = True
+            await self._enqueue(entity, cost, notify)
         try:
-            yield trio.current_time() - started
+            waited = trio.current_time() - started
+            if self.on_wait is not None:
+                self.on_wait(waited)
+            if queued and notify is not None:
+                await notify.served(waited)
+            yield waited
         except ProviderError as exc:
             if exc.retry_after:
                 self.pause(exc.retry_after)
@@ -150,11 +184,14 @@ class FairQuota:
         if self._chars is not None and cost:
             self._chars.take(cost)
 
-    async def _enqueue(self, entity: str, cost: float) -> None:
+    async def _enqueue(self, entity: str, cost: float, notify: _Notify | None) -> None:
         waiter = _Waiter(cost)
         self._queues.setdefault(entity, deque()).append(waiter)
+        ahead = self._ahead(entity, waiter)
         self._poke()
         try:
+            if notify is not None:
+                await notify.queued(ahead)
             await waiter.event.wait()
         except BaseException:
             if waiter.event.is_set():  # granted as we were cancelled: give the slot back
@@ -167,6 +204,22 @@ class FairQuota:
                     if not queue:
                         del self._queues[entity]
             raise
+
+    def _ahead(self, entity: str, waiter: _Waiter) -> int:
+        """Waiters granted before ``waiter`` in round-robin order, if no other entity joins.
+
+        Being the ``i``-th of its entity, it goes in round ``i``: before it go the entity's
+        own earlier waiters, up to ``i + 1`` of each entity ahead of it in the round and up
+        to ``i`` of each entity behind it."""
+        entities = list(self._queues)
+        mine = self._queues[entity]
+        i = mine.index(waiter)
+        position = entities.index(entity)
+        ahead = i
+        for n, other in enumerate(entities):
+            if other != entity:
+                ahead += min(len(self._queues[other]), i + 1 if n < position else i)
+        return ahead
 
     def _poke(self) -> None:
         self._wake.set()
@@ -195,35 +248,58 @@ class FairQuota:
             self._dispatcher_running = False
 
 
+class _Notify:
+    """The context's ``QueueWatcher`` bound to one module (what ``FairQuota.slot`` calls)."""
+
+    __slots__ = ("watcher", "module", "kind")
+
+    def __init__(self, watcher: QueueWatcher, module: str, kind: str) -> None:
+        self.watcher = watcher
+        self.module = module
+        self.kind = kind
+
+    async def queued(self, ahead: int) -> None:
+        await self.watcher.queued(self.module, self.kind, ahead)
+
+    async def served(self, waited_s: float) -> None:
+        await self.watcher.served(self.module, self.kind, waited_s)
+
+
 class QuotaLimited:
     """A provider whose requests go through a ``FairQuota``; everything else passes through."""
 
-    def __init__(self, provider: Any, quota: FairQuota) -> None:
+    def __init__(self, provider: Any, quota: FairQuota, module: str = "", kind: str = "") -> None:
         self._provider = provider
         self.quota = quota
+        self.module = module
+        self.kind = kind
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._provider, name)
 
+    def _notify(self) -> _Notify | None:
+        watcher = queue_watcher.get()
+        return None if watcher is None else _Notify(watcher, self.module, self.kind)
+
     @asynccontextmanager
     async def stream(self, request: Any) -> AsyncIterator[Any]:
-        async with self.quota.slot(current_entity.get()):
+        async with self.quota.slot(current_entity.get(), notify=self._notify()):
             async with self._provider.stream(request) as deltas:
                 yield deltas
 
     @asynccontextmanager
     async def synthesize(self, request: Any, *args: Any, **kwargs: Any) -> AsyncIterator[Any]:
         cost = float(len(getattr(request, "text", "") or ""))
-        async with self.quota.slot(current_entity.get(), cost):
+        async with self.quota.slot(current_entity.get(), cost, self._notify()):
             async with self._provider.synthesize(request, *args, **kwargs) as pieces:
                 yield pieces
 
     async def transcribe(self, *args: Any, **kwargs: Any) -> Any:
-        async with self.quota.slot(current_entity.get()):
+        async with self.quota.slot(current_entity.get(), notify=self._notify()):
             return await self._provider.transcribe(*args, **kwargs)
 
 
-def with_quota(provider: Any, module: str, options: Mapping[str, Any]) -> Any:
+def with_quota(provider: Any, module: str, options: Mapping[str, Any], kind: str = "") -> Any:
     """The provider itself, or wrapped in its quota when the module's options set one."""
     settings = QuotaSettings.from_options(module, options)
-    return provider if settings is None else QuotaLimited(provider, FairQuota(settings))
+    return provider if settings is None else QuotaLimited(provider, FairQuota(settings), module, kind)

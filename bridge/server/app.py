@@ -24,7 +24,7 @@ from bridge.providers.registry import ModuleSpec, create_provider
 from bridge.server.guard import AuthThrottle, PeerCounter
 from bridge.world.hearing import SceneSettings
 from bridge.world.scenes import SceneHub
-from bridge.server.metrics import BridgeMetrics, TimedHistory
+from bridge.server.metrics import BridgeMetrics, TimedHistory, metered
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +83,7 @@ class BridgeApp:
                 spec = self.config.modules.get(module_name)
                 if spec is None:
                     raise ConfigError(f"no module named {module_name!r}")
-                found = with_quota(build_module(spec), spec.name, spec.options)
+                found = with_quota(metered(build_module(spec), spec.name, spec.kind, self.metrics), spec.name, spec.options, spec.kind)
                 if isinstance(found, QuotaLimited):
                     self.metrics.watch_quota(module_name, found.quota)
                 self._providers[module_name] = found

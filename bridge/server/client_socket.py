@@ -16,6 +16,7 @@ from websockets.exceptions import ConnectionClosed
 
 from bridge.server.app import BridgeApp
 from bridge.server.outbox import Outbox
+from bridge.speech.meter import current_meter
 
 #: How long the writer may keep draining queued final replies after the reader has ended.
 DRAIN_S = 2.0
@@ -33,6 +34,7 @@ class ClientSocket:
         self._nursery: trio.Nursery | None = None
 
     async def run(self) -> None:
+        current_meter.set(self.app.metrics)  # this socket's speakers and entities report to /metrics
         self.app.connections += 1
         try:
             async with trio.open_nursery() as nursery:

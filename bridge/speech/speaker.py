@@ -28,6 +28,7 @@ import trio
 
 from bridge.providers.base import TTS, SpeechAudio, TimedUnit, TTSRequest
 from bridge.speech.audio import Chunker, StreamResampler, volume_envelope
+from bridge.speech.meter import chunk_released
 from bridge.speech.visemes import (
     Viseme,
     visemes_between,
@@ -358,6 +359,7 @@ class Speaker:
             "volume": volume_envelope(chunk, out.sample_rate, 10),
         }
         await self.turn.emit("ai.speech.audio", payload)
+        chunk_released(self._due(self._audio_ms_total), starts_clock=self._audio_ms_total == 0)  # /metrics late chunks
         segment.samples_sent += chunk.size
         self._audio_ms_total += end_ms - start_ms
 

@@ -196,6 +196,13 @@ def test_status_and_countenance(tmp_path: Path) -> None:
     assert (face.event.event_type, face.event.payload) == ("AI_COUNTENANCE_UPDATE", {"emotional_state": "sad", "facial_expression": "frown"})
 
 
+def test_a_quota_queue_notice_is_not_an_ai_status_of_harmony_link(tmp_path: Path) -> None:
+    """A queue-only ai.status would reach the plugin as AI_STATUS with a made-up mood."""
+    t = ready(tmp_path)
+    queue = {"state": "waiting", "module": "brain", "kind": "llm", "ahead": 1}
+    assert t.outbound(Event("ai.status", "o1", {"queue": queue}, entity="kaji", ref="u1")) == []
+
+
 def test_replies_pending_success_and_error_and_chat_history(tmp_path: Path) -> None:
     t = ready(tmp_path)
     [submit] = t.receive(ev("USER_UTTERANCE", {"type": "UTTERANCE_VERBAL", "content": "hi"}, "utt_7"))

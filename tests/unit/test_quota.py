@@ -94,3 +94,46 @@ def test_bad_settings_are_config_errors() -> None:
     for bad in ({"max_concurrency": 0}, {"max_concurrency": 1.5}, {"requests_per_minute": "ten"}, {"characters_per_minute": True}):
         with pytest.raises(ConfigError):
             QuotaSettings.from_options("m", bad)
+
+
+class _Recorder:
+    """A notify target for FairQuota.slot: records what each waiter is told."""
+
+    def __init__(self, name: str, told: dict[str, list]) -> None:
+        self.name = name
+        self.told = told
+
+    async def queued(self, ahead: int) -> None:
+        self.told.setdefault(self.name, []).append(("waiting", ahead))
+
+    async def served(self, waited_s: float) -> None:
+        self.told.setdefault(self.name, []).append(("served", waited_s))
+
+
+async def test_waiters_are_told_how_many_go_before_them() -> None:
+    quota = FairQuota(QuotaSettings(max_concurrency=1))
+    told: dict[str, list] = {}
+    order: list[str] = []
+    release = trio.Event()
+
+    async def request(entity: str, n: int) -> None:
+        name = f"{entity}{n}"
+        async with quota.slot(entity, notify=_Recorder(name, told)):
+            order.append(name)
+            await release.wait()
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(request, "x", 0)  # holds the only slot, served at once
+        await trio.testing.wait_all_tasks_blocked()
+        for entity, n in (("a", 0), ("b", 0), ("a", 1), ("c", 0)):
+            nursery.start_soon(request, entity, n)
+            await trio.testing.wait_all_tasks_blocked()
+        release.set()
+    # Round-robin: c0 joined after a1 but belongs to the first round, so it goes before a1.
+    assert order == ["x0", "a0", "b0", "c0", "a1"]
+    assert "x0" not in told, "a request served at once is not announced"
+    ahead = {name: events[0][1] for name, events in told.items()}
+    # a1 was told 2 (a0, b0) before c0 joined ahead of it; c0, the last to join, exactly 2.
+    assert ahead == {"a0": 0, "b0": 1, "a1": 2, "c0": 2}
+    assert all([kind for kind, _ in events] == ["waiting", "served"] for events in told.values())
+    assert all(events[1][1] > 0 for events in told.values())

@@ -8,7 +8,8 @@ from entity_bridge_sdk.client import (
     EntityHandle,
     Event,
     HandlerError,
+    QueueStatus,
     TurnResult,
 )
 
-__all__ = ["BRIDGE_REQUESTS", "BridgeClient", "BridgeError", "ConnectionLost", "EntityHandle", "Event", "HandlerError", "TurnResult"]
+__all__ = ["BRIDGE_REQUESTS", "BridgeClient", "BridgeError", "ConnectionLost", "EntityHandle", "Event", "HandlerError", "QueueStatus", "TurnResult"]

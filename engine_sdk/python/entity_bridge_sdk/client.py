@@ -11,6 +11,11 @@ speech streams in would stall both directions if reading waited on the applicati
 Events are routed as they arrive: final replies complete the request that awaits them,
 everything else goes to the entity's event stream (and the session-wide one), both
 unbounded so a slow consumer never blocks the socket.
+
+A turn whose request waits for a module's provider quota says so with `ai.status` events
+carrying `queue` (`Event.queue` reads them as a `QueueStatus`); to show "thinking..." while
+it waits, watch the entity's `events()`. `TurnResult.queue` lists them afterwards and
+`TurnResult.queued_ms` is the total wait from the reply's `timing`.
 """
 
 from __future__ import annotations
@@ -72,6 +77,21 @@ class ConnectionLost(Exception):
         self.code = code
 
 
+@dataclass(frozen=True)
+class QueueStatus:
+    """A turn's request waits for (`waiting`) or got (`served`) a slot of a module's quota."""
+
+    state: str
+    module: str
+    kind: str
+    ahead: int | None = None  # waiting: requests granted before this one if no other entity joins
+    waited_ms: int | None = None  # served: how long it waited
+
+    @property
+    def waiting(self) -> bool:
+        return self.state == "waiting"
+
+
 @dataclass(slots=True)
 class Event:
     type: str
@@ -98,6 +118,20 @@ class Event:
     def is_final(self) -> bool:
         return self.status in ("success", "error")
 
+    @property
+    def queue(self) -> QueueStatus | None:
+        """The quota queue notice of an `ai.status` (None for any other event)."""
+        block = (self.payload or {}).get("queue") if self.type == "ai.status" else None
+        if not isinstance(block, dict):
+            return None
+        return QueueStatus(
+            state=str(block.get("state")),
+            module=str(block.get("module")),
+            kind=str(block.get("kind")),
+            ahead=block.get("ahead"),
+            waited_ms=block.get("waited_ms"),
+        )
+
 
 @dataclass
 class TurnResult:
@@ -112,6 +146,17 @@ class TurnResult:
 
     def of_type(self, type_: str) -> list[Event]:
         return [e for e in self.events if e.type == type_]
+
+    @property
+    def queue(self) -> list[QueueStatus]:
+        """The turn's quota queue notices, in order (empty when nothing waited)."""
+        return [q for q in (e.queue for e in self.events) if q is not None]
+
+    @property
+    def queued_ms(self) -> int:
+        """How long the turn's provider requests waited for quotas (timing.queued_ms; 0: never)."""
+        timing = self.payload.get("timing")
+        return int(timing.get("queued_ms", 0)) if isinstance(timing, dict) else 0
 
 
 def encode_frame(wire: Mapping[str, Any], framing: str) -> bytes | str:

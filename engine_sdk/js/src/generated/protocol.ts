@@ -94,12 +94,26 @@ export type AiSpeechStartSuccessPayload = {
   [key: string]: unknown;
 } | null;
 
-/** ai.status: The character's state as the LLM sees it (AI_STATUS): mood, behaviour, and more. */
+/** ai.status: The character's state as the LLM sees it (AI_STATUS): mood, behaviour, and more; `queue` while a turn's request waits for a module's provider quota. */
 export type AiStatusPayload = {
   /** The character's mood. */
   "mood"?: string;
   /** What the character is doing. */
   "behaviour"?: string;
+  /** A request of the turn (`ref`) waits for, or got, a slot of a module's quota. */
+  "queue"?: {
+    /** waiting: the request joined the module's queue; served: it got its slot. */
+    "state": "waiting" | "served";
+    /** The module whose quota it waits for. */
+    "module": string;
+    /** The module's kind. */
+    "kind": "llm" | "tts" | "stt";
+    /** With state waiting: requests granted before this one if no other entity joins. */
+    "ahead"?: number;
+    /** With state served: how long it waited. */
+    "waited_ms"?: number;
+    [key: string]: unknown;
+  };
   [key: string]: unknown;
 };
 export type AiStatusSuccessPayload = {
@@ -754,6 +768,8 @@ export type TtsSaySuccessPayload = {
     "tts_first_audio_ms"?: number;
     /** Milliseconds from the bridge accepting the request to the final reply. */
     "total_ms"?: number;
+    /** A duration, not a moment: how long the turn's provider requests waited in module quota queues, summed. */
+    "queued_ms"?: number;
     [key: string]: unknown;
   };
   [key: string]: unknown;
@@ -808,6 +824,8 @@ export type UserUtteranceSuccessPayload = {
     "tts_first_audio_ms"?: number;
     /** Milliseconds from the bridge accepting the request to the final reply. */
     "total_ms"?: number;
+    /** A duration, not a moment: how long the turn's provider requests waited in module quota queues, summed. */
+    "queued_ms"?: number;
     [key: string]: unknown;
   };
   [key: string]: unknown;
@@ -862,6 +880,8 @@ export type WorldEventSuccessPayload = {
     "tts_first_audio_ms"?: number;
     /** Milliseconds from the bridge accepting the request to the final reply. */
     "total_ms"?: number;
+    /** A duration, not a moment: how long the turn's provider requests waited in module quota queues, summed. */
+    "queued_ms"?: number;
     [key: string]: unknown;
   };
   [key: string]: unknown;
