@@ -6,7 +6,8 @@ latency the provider quota queue adds when it is not saturated.
   throw-away cluster started like the test suite's, fsync on, unless `--postgres URL`).
 - **Quota queue, unsaturated**: the same sequential `user.utterance` turns through the real
   server and SDK over loopback, `echo` LLM, with and without `max_concurrency` and
-  `requests_per_minute` on the module (never reached); and `FairQuota.slot` alone.
+  `requests_per_minute` on the module (never reached), with the wait the quota itself
+  measured in each of those turns (slot asked for -> granted); and `FairQuota.slot` alone.
 
     python -m bench.deploy [--n 500] [--turns 300] [--postgres postgresql://...]
 """
@@ -61,14 +62,28 @@ def _config(quota: bool) -> dict[str, Any]:
     }
 
 
-async def turn_latency(quota: bool, turns: int) -> list[float]:
+async def turn_latency(quota: bool, turns: int, waits: list[float] | None = None) -> list[float]:
+    """Sequential turns; with ``waits``, also every wait the quota itself measured (what
+    `entity_bridge_quota_wait_seconds` observes: slot asked for -> slot granted)."""
     app = BridgeApp(parse_config(_config(quota), "bench"))
     latencies: list[float] = []
     async with trio.open_nursery() as nursery:
         running = await nursery.start(serve_bridge, app, "127.0.0.1", 0)
+        if waits is not None:
+            limited = (await app.provider("brain")).quota
+            observe = limited.on_wait
+            measuring = False
+
+            def on_wait(seconds: float) -> None:
+                observe(seconds)
+                if measuring:
+                    waits.append(seconds)
+
+            limited.on_wait = on_wait
         async with BridgeClient.connect(running.url) as client:
             npc = await client.init_entity("npc-1", "npc")
             for i in range(turns + 20):
+                measuring = i >= 20
                 started = time.perf_counter()
                 await npc.say(f"line {i}")
                 if i >= 20:  # warm-up
@@ -108,8 +123,10 @@ async def run(args: argparse.Namespace) -> list[tuple[str, str]]:
             cluster.stop()
     rows += [("history add, PostgreSQL", _ms(adds)), ("history recent(50), PostgreSQL", _ms(reads))]
     plain = await turn_latency(False, args.turns)
-    limited = await turn_latency(True, args.turns)
+    waits: list[float] = []
+    limited = await turn_latency(True, args.turns, waits)
     rows += [("turn, no quota", _ms(plain)), ("turn, quota not reached", _ms(limited))]
+    rows.append(("quota wait inside those turns", f"{_ms(waits)}, max {max(waits) * 1000:.3f} ms, n={len(waits)}"))
     rows.append(("FairQuota.slot alone", f"{await slot_cost(100_000) * 1e6:.2f} us"))
     return rows
 
