@@ -22,7 +22,7 @@ const INT_FIELDS: Dictionary = {
 	"sample_rate": true, "chunk_ms": true, "lead_ms": true, "max_frame_bytes": true,
 	"max_text_chars": true, "max_entities": true, "events_per_second": true,
 	"event_burst": true, "start_ms": true, "end_ms": true, "at": true, "cleared": true,
-	"limit": true, "turns": true, "before": true,
+	"limit": true, "turns": true, "before": true, "ahead": true,
 }
 
 ## True for a field the protocol defines as an integer: one of [constant INT_FIELDS], or any
