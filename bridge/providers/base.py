@@ -130,7 +130,12 @@ class TTSRequest:
 
 @runtime_checkable
 class TTS(Protocol):
-    """Turns text into a stream of audio pieces."""
+    """Turns text into a stream of audio pieces.
+
+    A module whose audio never carries timing may say so with a class attribute
+    ``timing = "none"`` (OpenAI, Harmony Speech): the speaker then starts its viseme work on
+    a segment's text while the request is under way instead of at the first audio.
+    """
 
     name: str
 

@@ -8,10 +8,11 @@ and paces sending at most `lead_ms` ahead of real time so an interrupt stops the
 once instead of after a buffer the client already holds.
 
 Timing for visemes comes from the backend when it has it (phonemes: piper, espeak;
-characters: ElevenLabs); otherwise the segment's audio is aligned to its text with espeak
-(OpenAI, Harmony Speech), which needs the whole segment first. Those alignments share a
-limiter sized to the cores and a deadline (`untimed_visemes`): when a crowd backlogs the
-aligner, a segment goes out with a cheaper estimate rather than late.
+characters: ElevenLabs); otherwise (OpenAI, Harmony Speech) the segment streams as its audio
+arrives with visemes from a provisional timeline that is refined as audio arrives and made
+precise once the segment is complete (`bridge.speech.lips`, `bridge.speech.provisional`);
+a segment synthesized ahead of its playback waits up to `ALIGN_WAIT_S` for the precise one.
+Those alignments share a limiter sized to the cores, so a crowd backlogs nobody's audio.
 """
 
 from __future__ import annotations
@@ -28,7 +29,9 @@ import trio
 
 from bridge.providers.base import TTS, SpeechAudio, TimedUnit, TTSRequest
 from bridge.speech.audio import Chunker, StreamResampler, volume_envelope
+from bridge.speech.lips import UntimedLips
 from bridge.speech.meter import chunk_released
+from bridge.speech.provisional import RATES
 from bridge.speech.visemes import (
     Viseme,
     visemes_between,
@@ -106,6 +109,7 @@ def _aligner_slots() -> int:
 
 
 _ALIGNER: trio.lowlevel.RunVar[trio.CapacityLimiter] = trio.lowlevel.RunVar("viseme_aligner")
+_RENDERER: trio.lowlevel.RunVar[trio.CapacityLimiter] = trio.lowlevel.RunVar("viseme_renderer")
 _QUICK: trio.lowlevel.RunVar[trio.CapacityLimiter] = trio.lowlevel.RunVar("viseme_quick")
 
 
@@ -122,6 +126,12 @@ def _run_limiter(var: trio.lowlevel.RunVar[trio.CapacityLimiter], slots: Callabl
 def aligner_limiter() -> trio.CapacityLimiter:
     """The limiter all untimed-viseme alignments of this trio run share."""
     return _run_limiter(_ALIGNER, _aligner_slots)
+
+
+def renderer_limiter() -> trio.CapacityLimiter:
+    """espeak renderings of untimed segments' texts: their own limiter, so they are never
+    queued behind the alignments (a segment's provisional timeline needs its rendering)."""
+    return _run_limiter(_RENDERER, _aligner_slots)
 
 
 def quick_limiter() -> trio.CapacityLimiter:
@@ -169,6 +179,7 @@ class SpokenSegment:
     characters: list[TimedUnit] = field(default_factory=list)
     played_ms: float | None = None  # reported by the client (playback.progress)
     done: bool = False  # the client said playback.done
+    lips: UntimedLips | None = field(default=None, repr=False)  # visemes of an untimed voice
 
     @property
     def sent_ms(self) -> float:
@@ -251,24 +262,44 @@ class Speaker:
         """Speak every queued segment until `finish()`; returns when the last one ended."""
         hand_send, hand_receive = trio.open_memory_channel[tuple[SpokenSegment, trio.MemoryReceiveChannel[SpeechAudio]]](SYNTH_AHEAD)
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(self._synthesize_all, hand_send)
+            nursery.start_soon(self._synthesize_all, hand_send, nursery)
             async with hand_receive:
                 async for segment, pieces in hand_receive:
                     await self._stream_segment(segment, pieces)
 
-    async def _synthesize_all(self, hand_send: trio.MemorySendChannel[Any]) -> None:
+    async def _synthesize_all(self, hand_send: trio.MemorySendChannel[Any], nursery: trio.Nursery) -> None:
         async with hand_send, self._text_receive:
             n = 0
             async for text in self._text_receive:
                 n += 1
                 segment = SpokenSegment(f"{self.turn.id}.{n}", text, self.audio.sample_rate, index=n - 1)
+                if self.audio.visemes and (getattr(self.tts, "timing", None) == "none" or RATES.known(self.tts)):
+                    self._start_lips(segment, nursery)  # espeak renders the text while the TTS starts
                 piece_send, piece_receive = trio.open_memory_channel[SpeechAudio](math.inf)
                 await hand_send.send((segment, piece_receive))
                 async with piece_send:
                     request = TTSRequest(text=text, voice=self.voice)
+                    timed = False
                     async with self.tts.synthesize(request) as pieces:
                         async for piece in pieces:
+                            timed = timed or bool(piece.phonemes or piece.characters)
+                            if self.audio.visemes and not timed and segment.lips is None:
+                                self._start_lips(segment, nursery)
+                            if segment.lips is not None and not timed:
+                                segment.lips.add(piece.samples, piece.sample_rate)
                             piece_send.send_nowait(piece)
+                    if segment.lips is not None:
+                        if timed:
+                            segment.lips.close()  # it brought timing after all
+                            segment.lips = None
+                        else:
+                            segment.lips.finish()
+
+    def _start_lips(self, segment: SpokenSegment, nursery: trio.Nursery) -> None:
+        segment.lips = UntimedLips(
+            segment.text, RATES.of(self.tts, self.voice), aligner=aligner_limiter(), renderer=renderer_limiter()
+        )
+        nursery.start_soon(segment.lips.run)
 
     async def _stream_segment(self, segment: SpokenSegment, pieces: trio.MemoryReceiveChannel[SpeechAudio]) -> None:
         self.segments.append(segment)
@@ -286,48 +317,44 @@ class Speaker:
         chunker = Chunker(out.sample_rate, out.chunk_ms)
         resampler: StreamResampler | None = None
         phonemes: list[TimedUnit] = []
-        source: list[np.ndarray] = []  # backend-rate audio, kept only when we must align it
-        untimed = False
         visemes: list[Viseme] = []
         seq = 0
+        lips: UntimedLips | None = None  # an untimed voice's visemes, refined while it streams
 
         async def send_chunks(chunks: list[np.ndarray]) -> None:
-            nonlocal seq
+            nonlocal seq, visemes
             for chunk in chunks:
+                if lips is not None:
+                    visemes = lips.current(chunk, out.sample_rate, segment.sent_ms)
                 await self._send_chunk(segment, chunk, seq, visemes)
                 seq += 1
 
-        buffered: list[np.ndarray] = []
-        async with pieces:
-            async for piece in pieces:
-                if resampler is None:
-                    resampler = StreamResampler(piece.sample_rate, out.sample_rate)
-                phonemes.extend(piece.phonemes)
-                segment.characters.extend(piece.characters)
-                resampled = resampler.process(piece.samples)
-                if out.visemes and not piece.phonemes and not piece.characters and not phonemes and not segment.characters:
-                    untimed = True  # visemes wanted but no timing: align the whole segment first
-                if untimed:
-                    source.append(piece.samples)
-                    buffered.append(resampled)
-                    src_rate = piece.sample_rate
-                    continue
-                if out.visemes:
-                    visemes = (
-                        visemes_from_phonemes(phonemes) if phonemes else visemes_from_characters(segment.text, segment.characters)
-                    )
-                # Without visemes, untimed audio streams as it comes: nothing to wait for.
-                await send_chunks(chunker.push(resampled))
-            tail = resampler.flush() if resampler is not None else np.zeros(0, np.int16)
-            if untimed:
-                if source:
-                    visemes = await untimed_visemes(np.concatenate(source), src_rate, segment.text)
-                await send_chunks(chunker.push(np.concatenate([*buffered, tail])))
-            else:
+        try:
+            async with pieces:
+                async for piece in pieces:
+                    if resampler is None:
+                        resampler = StreamResampler(piece.sample_rate, out.sample_rate)
+                        lips = segment.lips
+                        if lips is not None and lips.complete:
+                            await lips.wait_whole(ALIGN_WAIT_S)  # synthesized ahead: align it precisely first
+                    phonemes.extend(piece.phonemes)
+                    segment.characters.extend(piece.characters)
+                    resampled = resampler.process(piece.samples)
+                    if out.visemes and (phonemes or segment.characters):
+                        lips = None
+                        visemes = (
+                            visemes_from_phonemes(phonemes) if phonemes else visemes_from_characters(segment.text, segment.characters)
+                        )
+                    # Untimed audio streams as it comes too: its lips never hold it back.
+                    await send_chunks(chunker.push(resampled))
+                tail = resampler.flush() if resampler is not None else np.zeros(0, np.int16)
                 await send_chunks(chunker.push(tail))
-            last = chunker.flush()
-            if last is not None and last.size:
-                await send_chunks([last])
+                last = chunker.flush()
+                if last is not None and last.size:
+                    await send_chunks([last])
+        finally:
+            if segment.lips is not None:
+                segment.lips.close()
         segment.duration_ms = segment.sent_ms
         # The end is announced when its audio has played, so ends line up with the sound.
         await self._wait_until(self._audio_ms_total)

@@ -19,6 +19,7 @@ next keyframe. Backends differ in what timing they give, so there are three ways
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 import unicodedata
@@ -445,8 +446,13 @@ def _speech_frames(log_energy: np.ndarray, below_peak_db: float = 35.0, floor_db
     return log_energy > threshold
 
 
-def _dtw_path(cost: np.ndarray, should_stop: Callable[[], bool] | None = None) -> np.ndarray:
+def _dtw_path(cost: np.ndarray, should_stop: Callable[[], bool] | None = None, *, open_end: bool = False) -> np.ndarray:
     """Minimum-cost monotonic path through `cost` (steps right, down, diagonal).
+
+    With `open_end` the path ends in the last column at whichever row is cheapest per step
+    (accumulated cost over the path length ``i + m``): `cost`'s columns are a recording
+    that is only partly there yet, its rows the whole reference, and the row where the
+    path ends is how far into the reference the partial recording has got.
 
     Each row is computed with numpy: with ``a`` the best of the two cells above, the row
     recurrence ``D[j] = c[j] + min(a[j], D[j-1])`` unrolls to
@@ -480,6 +486,8 @@ def _dtw_path(cost: np.ndarray, should_stop: Callable[[], bool] | None = None) -
         np.minimum.accumulate(best, out=acc[i])
         acc[i] += running[i]
     i, j = n - 1, m - 1
+    if open_end:
+        i = int(np.argmin(acc[:, m - 1] / (np.arange(n) + m)))
     rows = [i]
     cols = [j]
     item = acc.item
@@ -547,7 +555,7 @@ def _speech_span(speech: np.ndarray) -> tuple[int, int]:
 
 
 @dataclass(frozen=True, slots=True)
-class _Reference:
+class EspeakReference:
     """What the alignment needs from espeak's own rendering of a text.
 
     It depends only on (text, voice), and game characters repeat their lines (greetings,
@@ -565,7 +573,7 @@ class _Reference:
 #: References kept (least recently used dropped). One costs ~8 KB per second of speech
 #: (9 float64 features per 10 ms), so a full cache of sentence-long lines is a few MB.
 REFERENCE_CACHE_SIZE = 256
-_CACHE: OrderedDict[tuple[str, str], _Reference | None] = OrderedDict()
+_CACHE: OrderedDict[tuple[str, str], EspeakReference | None] = OrderedDict()
 _CACHE_LOCK = threading.Lock()
 
 
@@ -575,7 +583,7 @@ def clear_reference_cache() -> None:
         _CACHE.clear()
 
 
-def _cached_reference(text: str, voice: str) -> tuple[bool, _Reference | None]:
+def _cached_reference(text: str, voice: str) -> tuple[bool, EspeakReference | None]:
     """(found, reference) without computing anything; None means espeak said nothing."""
     with _CACHE_LOCK:
         if (text, voice) in _CACHE:
@@ -584,7 +592,7 @@ def _cached_reference(text: str, voice: str) -> tuple[bool, _Reference | None]:
     return False, None
 
 
-def _reference(text: str, voice: str, should_stop: Callable[[], bool] | None = None) -> _Reference | None:
+def _reference(text: str, voice: str, should_stop: Callable[[], bool] | None = None) -> EspeakReference | None:
     """espeak's timeline and features for `text`, from the cache or freshly synthesized."""
     found, ref = _cached_reference(text, voice)
     if found:
@@ -599,7 +607,7 @@ def _reference(text: str, voice: str, should_stop: Callable[[], bool] | None = N
         if speech.any():
             r0, r1 = _speech_span(speech)
             times = np.array([[u.start_ms, u.end_ms] for u in synth.phonemes], dtype=float)
-            ref = _Reference(tuple(synth.phonemes), times, _normalise(feats, speech)[r0:r1], r0, r1)
+            ref = EspeakReference(tuple(synth.phonemes), times, _normalise(feats, speech)[r0:r1], r0, r1)
     with _CACHE_LOCK:
         _CACHE[(text, voice)] = ref
         _CACHE.move_to_end((text, voice))
@@ -625,6 +633,94 @@ def _placed(phonemes: Sequence[TimedUnit], mapped: np.ndarray, speech_start: flo
     if units and units[0].text:
         units.insert(0, TimedUnit("", 0.0, units[0].start_ms))
     return units
+
+
+@dataclass(frozen=True, slots=True)
+class Alignment:
+    """Phoneme times found in a recording, and the speech spans that were matched.
+
+    ``reference_end_ms`` is how far into espeak's speech the recording reached: its speech
+    end for a whole recording, the open end's match for a partial one. `rate` is the
+    recording's speaking time per unit of espeak's over the matched spans.
+    """
+
+    units: list[TimedUnit]
+    speech_start_ms: float
+    speech_end_ms: float
+    reference_start_ms: float
+    reference_end_ms: float
+
+    @property
+    def rate(self) -> float:
+        span = self.reference_end_ms - self.reference_start_ms
+        return (self.speech_end_ms - self.speech_start_ms) / span if span > 0 else 1.0
+
+
+def espeak_reference(text: str, voice: str = espeak.DEFAULT_VOICE, should_stop: Callable[[], bool] | None = None) -> EspeakReference | None:
+    """espeak's rendering of `text` as the alignment needs it (cached; None: nothing said).
+
+    Blocks (a worker-process espeak call and a feature pass, a few ms a sentence)."""
+    return _reference(text, voice, should_stop)
+
+
+def align_to_reference(
+    samples: np.ndarray,
+    sample_rate: int,
+    ref: EspeakReference,
+    *,
+    method: str = "dtw",
+    partial: bool = False,
+    rate: float = 1.0,
+    should_stop: Callable[[], bool] | None = None,
+) -> Alignment | None:
+    """Map `ref`'s phoneme times onto `samples` (see `align_espeak_to_audio`).
+
+    With `partial` the recording is only the start of the speech (the rest is still being
+    synthesized): its speech span is matched to however much of espeak's it covers
+    (open-end DTW), and the phonemes past that point follow at `rate` target ms per
+    espeak ms. Returns None when the recording holds too little speech to match.
+    """
+    if method not in ("dtw", "linear"):
+        raise ValueError(f"unknown alignment method {method!r}; use 'dtw' or 'linear'")
+    target = pcm.to_int16(np.asarray(samples)).reshape(-1)
+    if target.size == 0:
+        return None
+    hop_ms = pcm.FEATURE_HOP_MS
+    target_feats, target_energy = _alignment_features(target, sample_rate)
+    target_speech = _speech_frames(target_energy)
+    if not target_speech.any():
+        return None
+    t0, t1 = _speech_span(target_speech)
+    r0, r1 = ref.r0, ref.r1
+    too_big = (t1 - t0) * (r1 - r0) > MAX_DTW_CELLS
+    if partial:
+        if method == "linear" or too_big or min(t1 - t0, r1 - r0) < _MIN_PARTIAL_FRAMES:
+            return None
+    if method == "linear" or too_big or min(t1 - t0, r1 - r0) < 3:
+        scale = (t1 - t0) / max(r1 - r0, 1)
+        mapped = ((ref.times / hop_ms - r0) * scale + t0) * hop_ms
+        reached = r1
+    else:
+        a = ref.features
+        b = _normalise(target_feats, target_speech)[t0:t1]
+        # Euclidean distances via the dot-product identity: one matrix product, no loops.
+        squared = (a * a).sum(1)[:, None] + (b * b).sum(1)[None, :] - 2.0 * (a @ b.T)
+        path = _dtw_path(np.sqrt(np.maximum(squared, 0.0)), should_stop, open_end=partial)
+        mapped = _warp_times(ref.times.reshape(-1), path, r0, t0, hop_ms).reshape(ref.times.shape)
+        reached = r0 + int(path[-1, 0]) + 1
+        if partial:
+            # Past the matched point espeak's times go on at the given rate from there.
+            ref_end, target_end = reached * hop_ms, t1 * hop_ms
+            beyond = ref.times > ref_end
+            mapped = np.where(beyond, target_end + (ref.times - ref_end) * rate, mapped)
+    end_ms = math.inf if partial else t1 * hop_ms
+    units = _placed(ref.phonemes, mapped, t0 * hop_ms, end_ms)
+    return Alignment(units, t0 * hop_ms, t1 * hop_ms, r0 * hop_ms, reached * hop_ms)
+
+
+#: A partial recording is matched once it holds this much speech (10 ms frames): less says
+#: too little about where in the text it is.
+_MIN_PARTIAL_FRAMES = 20
 
 
 def align_espeak_to_audio(
@@ -659,25 +755,8 @@ def align_espeak_to_audio(
         return []
     if should_stop is not None and should_stop():
         raise AlignmentAbandoned
-    hop_ms = pcm.FEATURE_HOP_MS
-    target_feats, target_energy = _alignment_features(target, sample_rate)
-    target_speech = _speech_frames(target_energy)
-    if not target_speech.any():
-        return []
-    t0, t1 = _speech_span(target_speech)
-    r0, r1 = ref.r0, ref.r1
-    too_big = (t1 - t0) * (r1 - r0) > MAX_DTW_CELLS
-    if method == "linear" or too_big or min(t1 - t0, r1 - r0) < 3:
-        scale = (t1 - t0) / max(r1 - r0, 1)
-        mapped = ((ref.times / hop_ms - r0) * scale + t0) * hop_ms
-    else:
-        a = ref.features
-        b = _normalise(target_feats, target_speech)[t0:t1]
-        # Euclidean distances via the dot-product identity: one matrix product, no loops.
-        squared = (a * a).sum(1)[:, None] + (b * b).sum(1)[None, :] - 2.0 * (a @ b.T)
-        path = _dtw_path(np.sqrt(np.maximum(squared, 0.0)), should_stop)
-        mapped = _warp_times(ref.times.reshape(-1), path, r0, t0, hop_ms).reshape(ref.times.shape)
-    return _placed(ref.phonemes, mapped, t0 * hop_ms, t1 * hop_ms)
+    found = align_to_reference(target, sample_rate, ref, method=method, should_stop=should_stop)
+    return found.units if found is not None else []
 
 
 def visemes_from_audio(

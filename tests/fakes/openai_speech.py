@@ -20,6 +20,10 @@ ends when the client hangs up: `inflight` then shows the request finished);
 bytes that are no audio (for ``pcm``: a JSON error body labelled ``application/json``, the
 one way raw PCM can be told from garbage).
 A wrong key is refused 401 with a message that repeats the key back: clients must scrub it.
+
+``hold_after=N`` makes every response stop after its first N audio pieces until the test
+calls ``release.set()`` (``holding`` is set once one is held): what a client does before a
+segment's audio is complete is then decidable without timing anything.
 """
 
 from __future__ import annotations
@@ -63,6 +67,9 @@ class FakeOpenAISpeech:
     ms_per_char: float
     speech_requests: list[dict[str, Any]] = field(default_factory=list)
     completed: int = 0  # responses whose last audio byte was sent
+    pieces_sent: int = 0  # audio pieces written, over all responses
+    holding: trio.Event = field(default_factory=trio.Event)  # a response is held (hold_after)
+    release: trio.Event = field(default_factory=trio.Event)  # lets held responses go on
     inflight: InFlight = field(default_factory=InFlight)  # requests still being answered
 
     @property
@@ -102,6 +109,7 @@ async def fake_openai_speech(
     message: str = "The server had an error while processing your request. Sorry about that!",
     fail_times: int = 1,
     retry_after: str = "0",
+    hold_after: int | None = None,
 ) -> AsyncIterator[FakeOpenAISpeech]:
     if fault not in FAULTS:
         raise ValueError(f"unknown fault {fault!r}; one of {FAULTS}")
@@ -178,8 +186,12 @@ async def fake_openai_speech(
         pieces = split_even(data, max(1, round(seconds * 1000 / chunk_ms)))
         await res.start(200, {"content-type": CONTENT_TYPES[fmt]})
         for i, piece in enumerate(pieces):
+            if hold_after is not None and i == hold_after:
+                fake.holding.set()
+                await fake.release.wait()
             await pace.before(i, seconds / len(pieces))
             await res.write(piece)
+            fake.pieces_sent += 1
             if i == 0 and fault == "hang_mid":
                 await hang_until_disconnect(res, 3600)
                 return

@@ -43,6 +43,7 @@ from typing import Any
 import httpx
 import trio
 
+from bridge.media import phonemize
 from bridge.media.decode import DecodeError, decode_audio
 from bridge.providers import http
 from bridge.providers.base import ConfigError, ProviderError, SpeechAudio, TTSRequest
@@ -88,6 +89,9 @@ def read_clip(path: Path) -> str:
 
 class HarmonySpeechTTS:
     """Speech from a Harmony Speech Engine; one whole clip per request."""
+
+    #: Its audio carries no timing: the speaker starts espeak on the text with the request.
+    timing = "none"
 
     def __init__(
         self,
@@ -226,6 +230,16 @@ class HarmonySpeechTTS:
             yield pieces
         finally:
             await pieces.aclose()
+
+    async def warm_up(self) -> None:
+        """Before READY: the HTTP client, and espeak's workers for the visemes of this
+        untimed audio (started with each segment's request; without them the first line's
+        mouth would follow loudness only). A missing espeak is not an error here."""
+        self._client()
+        try:
+            await trio.to_thread.run_sync(phonemize.warm_up)
+        except phonemize.EspeakError:
+            pass
 
     async def aclose(self) -> None:
         if self._http is not None:

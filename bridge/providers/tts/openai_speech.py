@@ -38,6 +38,7 @@ from typing import Any
 import httpx
 import trio
 
+from bridge.media import phonemize
 from bridge.media.decode import DecodeError, StreamDecoder, stream_decoder
 from bridge.providers import http
 from bridge.providers.base import ConfigError, ProviderError, SpeechAudio, TTSRequest
@@ -75,6 +76,9 @@ def split_text(text: str, limit: int = MAX_INPUT_CHARS) -> list[str]:
 
 class OpenAISpeechTTS:
     """Speech from OpenAI's speech endpoint, streamed and decoded as it arrives."""
+
+    #: Its audio carries no timing: the speaker starts espeak on the text with the request.
+    timing = "none"
 
     def __init__(
         self,
@@ -198,6 +202,16 @@ class OpenAISpeechTTS:
                 finally:
                     with trio.CancelScope(shield=True):
                         await pieces.aclose()
+
+    async def warm_up(self) -> None:
+        """Before READY: the HTTP client, and espeak's workers for the visemes of this
+        untimed audio (started with each segment's request; without them the first line's
+        mouth would follow loudness only). A missing espeak is not an error here."""
+        self._client()
+        try:
+            await trio.to_thread.run_sync(phonemize.warm_up)
+        except phonemize.EspeakError:
+            pass
 
     async def aclose(self) -> None:
         if self._http is not None:
