@@ -59,7 +59,7 @@ class OptionRule:
 CHARACTER_OPTIONS: dict[str, OptionRule] = {
     "player_name": OptionRule(lambda v: isinstance(v, str) and 0 < len(v) <= 200, "a name (a string of 1 to 200 characters)"),
     "token_budget": OptionRule(_positive_int, "a positive integer (prompt tokens)"),
-    "history_limit": OptionRule(_positive_int, "a positive integer (messages)"),
+    "history_limit": OptionRule(_non_negative_int, "a non-negative integer (messages; 0: no history)"),
     "world_event_cap": OptionRule(_non_negative_int, "an integer >= 0"),
     "segmenter": OptionRule(lambda v: isinstance(v, dict), "a table like { first_min_words = 4, max_chars = 300 }"),
     "barge_in": OptionRule(lambda v: v in ("interrupt", "ignore"), '"interrupt" or "ignore"'),

@@ -117,6 +117,15 @@ def test_good_config_still_starts(tmp_path: Path) -> None:
     assert run.stdout.startswith("READY ws://127.0.0.1:")
 
 
+def test_history_limit_zero_means_no_history_and_is_accepted(tmp_path: Path) -> None:
+    """`history_limit = 0` (the benches' characters: no history) is valid; a negative one is not."""
+    cfg = tmp_path / "bridge.toml"
+    cfg.write_text(GOOD.replace('display_name = "Ava"', 'display_name = "Ava"\nhistory_limit = 0'))
+    assert load_config(cfg).characters["ava"].options["history_limit"] == 0
+    run = serve(tmp_path, GOOD.replace('display_name = "Ava"', 'display_name = "Ava"\nhistory_limit = -1'))
+    assert run.returncode == 2 and "`history_limit`" in run.stderr, run.stderr
+
+
 def test_example_config_and_module_docs_use_only_known_options() -> None:
     """Every option the example config sets is in the provider table (no stale names)."""
     from bridge.providers.options import OPTIONS
