@@ -7,9 +7,11 @@
 Prints, for the `tags` lexical fallback (no LLM tag) and the `embedding` classifier: overall
 accuracy, recall per emotion, the most frequent confusions, and the embedding classifier's
 load time and per-call latency. `main(argv)` returns summary rows in the shape `bench/__main__`
-collects. The labelled sets are `tests/data/countenance_labelled.tsv` (the set the prototypes
-may be tuned on) and `tests/data/countenance_labelled_b.tsv` (other kinds of games, written
-apart and only reported: never tune on it); tests reuse `load_labelled`.
+collects. The labelled sets are `tests/data/countenance_labelled.tsv` (A: the set that may
+choose settings, never training data) and `tests/data/countenance_labelled_b.tsv` (other kinds
+of games, written apart and only reported: never tune on it); the embedding classifier's
+emotion layer is trained on a third, `countenance_labelled_c.tsv`, by `bench.countenance_train`.
+Tests reuse `load_labelled`.
 
 `--bridge` also measures what a game sees: a bridge (in this process, on 127.0.0.1) with an
 espeak-voiced character whose countenance module is the embedding classifier; for each line
@@ -166,15 +168,21 @@ def main(argv: Sequence[str] | None = None) -> list[tuple[str, str]]:
                     load_s = time.perf_counter() - start
                 scores.append(evaluate("embedding", classifier.classify, rows))
                 timings: list[float] = []
+                head_us: list[float] = []
                 for _ in range(max(1, args.repeat)):
                     for _, text in rows:
                         t0 = time.perf_counter()
                         classifier.classify(text)
                         timings.append((time.perf_counter() - t0) * 1000)
+                        vector = classifier.encoder.encode([text])
+                        t0 = time.perf_counter()
+                        classifier.head.probabilities(vector)
+                        head_us.append((time.perf_counter() - t0) * 1e6)
             p50, p95 = percentile(timings, 50), percentile(timings, 95)
             latency_line = (
-                f"embedding: load {load_s:.2f} s (weights + prototypes of {len(classifier.emotions)} emotions); "
-                f"per call p50 {p50:.1f} ms, p95 {p95:.1f} ms over {len(timings)} calls"
+                f"embedding: load {load_s:.2f} s (encoder weights + emotion layer); "
+                f"per call p50 {p50:.1f} ms, p95 {p95:.1f} ms over {len(timings)} calls, "
+                f"of which the emotion layer p50 {percentile(head_us, 50):.0f} us"
             )
             summary += [
                 (f"countenance set {set_name} embedding accuracy", f"{scores[1].accuracy:.1%} of {len(rows)} lines"),

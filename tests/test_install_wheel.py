@@ -56,6 +56,9 @@ def test_wheel_installs_into_a_fresh_venv_and_works(tmp_path: Path) -> None:
     run([tool, "models", "install"], work, 900)
     licence = run([str(venv / "bin" / "python"), "-c", "import bridge, importlib.resources as r; print(r.files('bridge.providers.llm').joinpath('LICENSE-Qwen2.5-Coder-0.5B-Instruct.txt').read_text()[:60])"], work, 60)
     assert "Qwen2.5-Coder-0.5B-Instruct" in licence.stdout
+    # The embedding countenance's trained layer is package data too.
+    head = run([str(venv / "bin" / "python"), "-c", "import importlib.resources as r; print(r.files('bridge.providers.countenance').joinpath('emotion_head.json').is_file())"], work, 60)
+    assert head.stdout.strip() == "True", head.stdout
     check = run([tool, "check", "--timeout", "300"], work, 900)
     assert "5 of 5 modules ok" in check.stdout, check.stdout
     chat = run([tool, "chat"], work, 600, stdin="Hello! Who are you?\n\n")

