@@ -48,12 +48,19 @@ POOL_SHARDS = 16
 
 
 class ShardedTransport(httpx.AsyncBaseTransport):
-    """Round-robin over several httpx transports, each with its own small connection pool.
+    """Several httpx transports, each with its own small connection pool; a request goes to
+    the shard with the fewest responses open (the lowest-numbered one on a tie).
 
     Each shard may keep all its connections alive (keep-alive equals its connection limit):
     with a lower keep-alive limit httpcore closes every idle connection once the pool holds
     more than that many, and a new connection costs ~0.5-1 ms of a turn's first audio.
     Idle connections still expire after httpx's keep-alive expiry (5 s).
+
+    Why the least-busy shard and not round robin: round robin sent each request of a lone
+    character to the next shard, which had no idle connection yet, so every turn's LLM and
+    TTS request opened a new connection (16 connections for 16 requests in a row). Filling
+    the lowest shard first reuses the connection the last request left idle, and a crowd
+    still spreads evenly over all shards.
     """
 
     def __init__(self, max_connections: int, shards: int = POOL_SHARDS) -> None:
@@ -61,16 +68,45 @@ class ShardedTransport(httpx.AsyncBaseTransport):
         limits = httpx.Limits(max_connections=per_shard, max_keepalive_connections=per_shard)
         tls = _tls_context()  # one for all shards: each load of the CA bundle costs ~25 ms
         self._shards = [httpx.AsyncHTTPTransport(limits=limits, verify=tls) for _ in range(shards)]
-        self._next = 0
+        self._open = [0] * shards  # responses not yet closed, per shard
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        shard = self._shards[self._next]
-        self._next = (self._next + 1) % len(self._shards)
-        return await shard.handle_async_request(request)
+        index = min(range(len(self._shards)), key=self._open.__getitem__)
+        self._open[index] += 1
+        try:
+            response = await self._shards[index].handle_async_request(request)
+        except BaseException:
+            self._open[index] -= 1
+            raise
+        response.stream = _CountedStream(response.stream, lambda: self._release(index))
+        return response
+
+    def _release(self, index: int) -> None:
+        self._open[index] -= 1
 
     async def aclose(self) -> None:
         for shard in self._shards:
             await shard.aclose()
+
+
+class _CountedStream(httpx.AsyncByteStream):
+    """A response body that calls `on_close` once, when it is closed (read to the end,
+    closed early, or cut by a cancellation: httpx closes the stream in every case)."""
+
+    def __init__(self, stream: Any, on_close: Callable[[], None]) -> None:
+        self._stream = stream
+        self._on_close: Callable[[], None] | None = on_close
+
+    def __aiter__(self) -> AsyncIterator[bytes]:
+        return self._stream.__aiter__()  # the body's own iterator: no extra layer per read
+
+    async def aclose(self) -> None:
+        on_close, self._on_close = self._on_close, None
+        try:
+            await self._stream.aclose()
+        finally:
+            if on_close is not None:
+                on_close()
 
 
 @functools.cache

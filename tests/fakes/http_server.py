@@ -111,6 +111,7 @@ class FakeHTTPServer:
     port: int
     requests: list[FakeRequest] = field(default_factory=list)
     open_connections: int = 0
+    connections_accepted: int = 0  # ever: tells a kept-alive connection from new ones
 
 
 async def _read_request(stream: trio.SocketStream, conn: h11.Connection) -> FakeRequest | None:
@@ -153,6 +154,7 @@ async def serve_http(handler: Handler) -> AsyncIterator[FakeHTTPServer]:
 
     async def serve_connection(stream: trio.SocketStream) -> None:
         server.open_connections += 1
+        server.connections_accepted += 1
         conn = h11.Connection(h11.SERVER)
         try:
             while True:
