@@ -4,6 +4,8 @@ the machine's speed.
 
 - A lone character's turns reuse the connections earlier turns left idle (a new connection
   per request was part of the bridge-added latency at one entity).
+- A TTS faster than real time is read only as far ahead as playback needs (the bulk reads
+  of a crowd starting at once delayed everyone's paced chunks).
 """
 
 from __future__ import annotations
@@ -18,22 +20,14 @@ from tests.fakes.openai_speech import fake_openai_speech
 REPLY = "Hello there, traveller. The road north is closed."
 
 
-def config(llm_options: dict[str, Any], tts_options: dict[str, Any]) -> Any:
-    return parse_config(
-        {
-            **ECHO_CONFIG,
-            "modules": {
-                **ECHO_CONFIG["modules"],
-                "chat": {"kind": "llm", "provider": "openai", **llm_options},
-                "voice": {"kind": "tts", "provider": "openai", **tts_options},
-            },
-            "characters": {
-                **ECHO_CONFIG["characters"],
-                "npc": {"modules": {"llm": "chat", "tts": "voice", "stt": "none", "vad": "none", "countenance": "none"}},
-            },
-        },
-        "test",
-    )
+def config(tts_options: dict[str, Any], llm_options: dict[str, Any] | None = None, **character: Any) -> Any:
+    """One character `npc` on the fake TTS (and the fake LLM, else the echo LLM)."""
+    modules = {**ECHO_CONFIG["modules"], "voice": {"kind": "tts", "provider": "openai", **tts_options}}
+    if llm_options is not None:
+        modules["chat"] = {"kind": "llm", "provider": "openai", **llm_options}
+    llm = "chat" if llm_options is not None else "echo"
+    npc = {"modules": {"llm": llm, "tts": "voice", "stt": "none", "vad": "none", "countenance": "none"}, **character}
+    return parse_config({**ECHO_CONFIG, "modules": modules, "characters": {**ECHO_CONFIG["characters"], "npc": npc}}, "test")
 
 
 async def test_a_lone_characters_turns_reuse_their_backend_connections(connect) -> None:
@@ -42,7 +36,7 @@ async def test_a_lone_characters_turns_reuse_their_backend_connections(connect) 
     synthesized at once). Before, the pools sent each request to the next of 16 shards, none
     of which had an idle connection: every request opened a new one (3 and 6)."""
     async with fake_openai_chat(REPLY) as llm, fake_openai_speech() as tts:
-        async with start_bridge(config(llm.options(timeout=10), tts.options(model="tts-1", timeout=10))) as running:
+        async with start_bridge(config(tts.options(model="tts-1", timeout=10), llm.options(timeout=10))) as running:
             async with connect(running, audio_out={"sample_rate": 24000, "chunk_ms": 40, "lead_ms": 0}, visemes="none") as client:
                 npc = await client.init_entity("npc-1", "npc")
                 for _ in range(3):
@@ -51,3 +45,37 @@ async def test_a_lone_characters_turns_reuse_their_backend_connections(connect) 
     assert len(llm.requests) == 3 and len(tts.requests) == 6
     assert llm.http.connections_accepted == 1
     assert tts.http.connections_accepted <= 2, tts.http.connections_accepted
+
+
+#: 120 s of fake speech (50 ms a character) in one segment: 5.8 MB of 24 kHz PCM that the
+#: fake hands over as fast as the bridge reads it.
+LONG_LINE = " ".join(["la"] * 800)
+
+
+async def test_a_fast_tts_is_read_only_as_far_ahead_as_playback_needs(connect) -> None:
+    """An instant TTS offers a two-minute line at once. After the client has received the
+    first second of audio (paced: about a second after the line began), the fake has been
+    able to send only a few seconds of it, the rest held back by TCP backpressure. Before,
+    the bridge read the whole line into memory at once (all 5.8 MB sent by then)."""
+    bytes_per_s = 24000 * 2
+    async with fake_openai_speech() as tts:
+        segmenter = {"clause_split": False, "first_max_words": 2000, "max_chars": 5000}  # one segment
+        async with start_bridge(config(tts.options(model="tts-1", timeout=10), segmenter=segmenter)) as running:
+            async with connect(running, audio_out={"sample_rate": 24000, "chunk_ms": 40, "lead_ms": 200}, visemes="none") as client:
+                npc = await client.init_entity("npc-1", "npc")
+                turn = await client.send("tts.say", {"text": LONG_LINE}, entity="npc-1")
+                received_ms = 0
+                async for event in npc.events():
+                    if event.type == "ai.speech.audio":
+                        received_ms = event.payload["t"] + 40
+                        if received_ms >= 1000:
+                            break
+                (request,) = tts.requests
+                sent_bytes = 4800 * len(request.write_times)  # the fake writes 100 ms pieces
+                await npc.interrupt()
+                result = await client.wait(turn, timeout=30, check=False)
+    assert result.reply.payload["code"] == "cancelled", result.reply  # the interrupt's answer
+    total = len(LONG_LINE) * 50 / 1000 * bytes_per_s
+    # Released to the client: ~1.2 s (1 s + 200 ms lead); read ahead: 0.5 s and the piece
+    # being cut; the rest of the allowance is the two sockets' kernel buffers on loopback.
+    assert sent_bytes < total / 4, f"the fake sent {sent_bytes / bytes_per_s:.1f} s of {total / bytes_per_s:.0f} s"

@@ -2,7 +2,8 @@
 
 Two tasks cooperate. The synthesizer takes segments as the LLM produces them and runs the
 TTS for each one, as far ahead as the bounded hand-over allows, so segment n+1 is being
-synthesized while segment n streams. The streamer turns each segment's audio into chunks of
+synthesized while segment n streams; each segment's TTS stream is read only as far ahead
+of playback as `bridge.speech.readahead` allows. The streamer turns each segment's audio into chunks of
 the client's rate and size, attaches the visemes and the volume of each chunk's time window,
 and paces sending at most `lead_ms` ahead of real time so an interrupt stops the audio at
 once instead of after a buffer the client already holds.
@@ -27,11 +28,12 @@ from typing import Any, Protocol
 import numpy as np
 import trio
 
-from bridge.providers.base import TTS, SpeechAudio, TimedUnit, TTSRequest
+from bridge.providers.base import TTS, TimedUnit, TTSRequest
 from bridge.speech.audio import Chunker, StreamResampler, volume_envelope
 from bridge.speech.lips import UntimedLips
 from bridge.speech.meter import chunk_released
 from bridge.speech.provisional import RATES
+from bridge.speech.readahead import ReadAhead
 from bridge.speech.visemes import (
     Viseme,
     visemes_between,
@@ -260,7 +262,7 @@ class Speaker:
 
     async def run(self) -> None:
         """Speak every queued segment until `finish()`; returns when the last one ended."""
-        hand_send, hand_receive = trio.open_memory_channel[tuple[SpokenSegment, trio.MemoryReceiveChannel[SpeechAudio]]](SYNTH_AHEAD)
+        hand_send, hand_receive = trio.open_memory_channel[tuple[SpokenSegment, ReadAhead]](SYNTH_AHEAD)
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self._synthesize_all, hand_send, nursery)
             async with hand_receive:
@@ -268,32 +270,46 @@ class Speaker:
                     await self._stream_segment(segment, pieces)
 
     async def _synthesize_all(self, hand_send: trio.MemorySendChannel[Any], nursery: trio.Nursery) -> None:
-        async with hand_send, self._text_receive:
-            n = 0
-            async for text in self._text_receive:
-                n += 1
-                segment = SpokenSegment(f"{self.turn.id}.{n}", text, self.audio.sample_rate, index=n - 1)
-                if self.audio.visemes and (getattr(self.tts, "timing", None) == "none" or RATES.known(self.tts)):
-                    self._start_lips(segment, nursery)  # espeak renders the text while the TTS starts
-                piece_send, piece_receive = trio.open_memory_channel[SpeechAudio](math.inf)
-                await hand_send.send((segment, piece_receive))
-                async with piece_send:
-                    request = TTSRequest(text=text, voice=self.voice)
-                    timed = False
-                    async with self.tts.synthesize(request) as pieces:
-                        async for piece in pieces:
-                            timed = timed or bool(piece.phonemes or piece.characters)
-                            if self.audio.visemes and not timed and segment.lips is None:
-                                self._start_lips(segment, nursery)
-                            if segment.lips is not None and not timed:
-                                segment.lips.add(piece.samples, piece.sample_rate)
-                            piece_send.send_nowait(piece)
-                    if segment.lips is not None:
-                        if timed:
-                            segment.lips.close()  # it brought timing after all
-                            segment.lips = None
-                        else:
-                            segment.lips.finish()
+        """Hand the segments to the streamer in order, each with its own reader task.
+
+        A reader stops once its segment has `READ_AHEAD_MS` queued, so readers run side by
+        side: the next segment's request starts as soon as the one before it is being
+        streamed (or was read to its end), never later, so its first audio is there in
+        time; and never sooner, so a character has at most two TTS requests open at once.
+        """
+        async with self._text_receive, trio.open_nursery() as readers:
+            async with hand_send:
+                n = 0
+                previous: ReadAhead | None = None
+                async for text in self._text_receive:
+                    n += 1
+                    segment = SpokenSegment(f"{self.turn.id}.{n}", text, self.audio.sample_rate, index=n - 1)
+                    if self.audio.visemes and (getattr(self.tts, "timing", None) == "none" or RATES.known(self.tts)):
+                        self._start_lips(segment, nursery)  # espeak renders the text while the TTS starts
+                    if previous is not None:
+                        await previous.taken_or_done.wait()
+                    ahead = ReadAhead()  # read only as far ahead as playback needs
+                    await hand_send.send((segment, ahead))
+                    readers.start_soon(self._read_segment, segment, ahead, nursery)
+                    previous = ahead
+
+    async def _read_segment(self, segment: SpokenSegment, ahead: ReadAhead, nursery: trio.Nursery) -> None:
+        with ahead.writing():
+            timed = False
+            async with self.tts.synthesize(TTSRequest(text=segment.text, voice=self.voice)) as pieces:
+                async for piece in pieces:
+                    timed = timed or bool(piece.phonemes or piece.characters)
+                    if self.audio.visemes and not timed and segment.lips is None:
+                        self._start_lips(segment, nursery)
+                    if segment.lips is not None and not timed:
+                        segment.lips.add(piece.samples, piece.sample_rate)
+                    await ahead.put(piece)
+            if segment.lips is not None:
+                if timed:
+                    segment.lips.close()  # it brought timing after all
+                    segment.lips = None
+                else:
+                    segment.lips.finish()
 
     def _start_lips(self, segment: SpokenSegment, nursery: trio.Nursery) -> None:
         segment.lips = UntimedLips(
@@ -301,7 +317,7 @@ class Speaker:
         )
         nursery.start_soon(segment.lips.run)
 
-    async def _stream_segment(self, segment: SpokenSegment, pieces: trio.MemoryReceiveChannel[SpeechAudio]) -> None:
+    async def _stream_segment(self, segment: SpokenSegment, pieces: ReadAhead) -> None:
         self.segments.append(segment)
         out = self.audio
         await self.turn.emit(
