@@ -63,15 +63,16 @@ class BridgeProcess(ProcessStats):
 
 
 @asynccontextmanager
-async def bridge_process(config: str, *extra: str) -> AsyncIterator[BridgeProcess]:
-    """Start `bridge.cli serve --port 0 EXTRA...` on `config` (TOML), wait for READY, SIGTERM it after."""
+async def bridge_process(config: str, *extra: str, env: dict[str, str] | None = None) -> AsyncIterator[BridgeProcess]:
+    """Start `bridge.cli serve --port 0 EXTRA...` on `config` (TOML), wait for READY, SIGTERM it
+    after (and wait for it to exit). `env`: the process's environment, if not this one's."""
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "bridge.toml"
         path.write_text(config)
         log_path = Path(tmp) / "stderr.log"
         with open(log_path, "wb") as log:
             command = [sys.executable, "-m", "bridge.cli", "serve", "--config", str(path), "--port", "0", "--log-level", "warning", *extra]
-            async with _running(command, subprocess.DEVNULL, log) as process:
+            async with _running(command, subprocess.DEVNULL, log, env) as process:
                 line = await _ready_line(process, log_path)
                 yield BridgeProcess(process.pid, process, line.split()[1])
 
@@ -112,8 +113,8 @@ async def backends_process(llm_ms: float, tps: float, tts_ms: float, rtf: float)
 
 
 @asynccontextmanager
-async def _running(command: list[str], stdin: Any, stderr: Any) -> AsyncIterator[trio.Process]:
-    process = await trio.lowlevel.open_process(command, stdin=stdin, stdout=subprocess.PIPE, stderr=stderr, cwd=REPO)
+async def _running(command: list[str], stdin: Any, stderr: Any, env: dict[str, str] | None = None) -> AsyncIterator[trio.Process]:
+    process = await trio.lowlevel.open_process(command, stdin=stdin, stdout=subprocess.PIPE, stderr=stderr, cwd=REPO, env=env)
     try:
         yield process
     finally:

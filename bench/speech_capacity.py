@@ -19,25 +19,34 @@ timing, so visemes cost one espeak alignment per segment). The benchmark's clien
 this process and shares the 2 cores with the bridge: its own CPU share is reported too,
 since a saturated client would delay arrivals and count as lateness.
 
-    python -m bench.speech_capacity [--steps 10,25,50,100,200,300,400] [--idle 1000] [--modes none,ovr15] [--distinct] [--ramp-s 1]
+    python -m bench.speech_capacity [--steps 10,25,50,100,200,300,400] [--idle 1000] [--modes none,ovr15] [--distinct] [--ramp-s 1] [--probe]
+
+With `--probe` the bridge runs with `bench/probe/sitecustomize.py` loaded (measurement only):
+each step then also reports the bridge's garbage-collector pauses and its longest scheduler
+batches (event-loop CPU between two I/O waits), in CPU time, which a loaded machine
+stretches far less than wall time.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import math
+import os
 import random
+import tempfile
 import time
 from collections import defaultdict
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import trio
 
 from bench.common import machine, percentile, table
-from bench.processes import BridgeProcess, backends_process, bridge_process, toml_value
+from bench.processes import REPO, BridgeProcess, backends_process, bridge_process, toml_value
 from entity_bridge_sdk import BridgeClient
 from entity_bridge_sdk.client import Event
 from tests.fakes.openai_speech import fake_openai_speech
@@ -135,10 +144,13 @@ class StepResult:
     worst_ms: float
     speech_s: float
     bridge_cpu_pct: float  # of one core, whole bridge, over the speaking window
+    bridge_cpu_s: float  # the same in CPU seconds: steadier than the share on a loaded machine
     bench_cpu_pct: float  # of one core, this process (client + fake TTS)
     peak_rss_kb: int
     failures: int
     gaps_ms: list[float]
+    window: tuple[float, float] = (0.0, 0.0)  # time.monotonic() at the start and end of speaking
+    probe: str = ""  # --probe: GC pauses and long scheduler batches in the window
 
 
 async def _drain(events: AsyncIterator[Event]) -> None:
@@ -192,11 +204,11 @@ async def speaking_step(bridge: BridgeProcess, n: int, visemes: str, distinct: b
             else:
                 speech_ms = max(speech_ms, int(result.payload.get("duration_ms", 0)))
 
-        cpu0, bench0, wall0 = bridge.cpu_seconds(), time.process_time(), time.perf_counter()
+        cpu0, bench0, wall0, mono0 = bridge.cpu_seconds(), time.process_time(), time.perf_counter(), time.monotonic()
         async with trio.open_nursery() as speakers:
             for handle in handles:
                 speakers.start_soon(speak, handle)
-        cpu1, bench1, wall1 = bridge.cpu_seconds(), time.process_time(), time.perf_counter()
+        cpu1, bench1, wall1, mono1 = bridge.cpu_seconds(), time.process_time(), time.perf_counter(), time.monotonic()
         done.set()
         nursery.cancel_scope.cancel()
     chunks, late, worst = arrivals.lateness()
@@ -208,10 +220,12 @@ async def speaking_step(bridge: BridgeProcess, n: int, visemes: str, distinct: b
         worst_ms=worst,
         speech_s=speech_ms / 1000,
         bridge_cpu_pct=(cpu1 - cpu0) / wall * 100,
+        bridge_cpu_s=cpu1 - cpu0,
         bench_cpu_pct=(bench1 - bench0) / wall * 100,
         peak_rss_kb=peak_rss,
         failures=failures,
         gaps_ms=arrivals.gaps(AUDIO_OUT["chunk_ms"]),
+        window=(mono0, mono1),
     )
 
 
@@ -225,10 +239,37 @@ async def warm_up(bridge: BridgeProcess, visemes: str) -> None:
 # ----------------------------------------------------------------- the runs
 
 
-async def capacity_run(steps: list[int], visemes: str, budget_s: float, distinct: bool = False, ramp_s: float = 0.0) -> tuple[int, int, list[StepResult]]:
+def probe_summary(record: dict[str, Any], window: tuple[float, float]) -> str:
+    """GC pauses and scheduler batches of `--probe` inside `window` (monotonic seconds)."""
+    start, end = window
+    parts = []
+    for generation in (0, 1, 2):
+        pauses = [(wall, cpu) for t, gen, wall, cpu, _ in record["gc"] if gen == generation and start <= t <= end]
+        if pauses:
+            parts.append(f"gen{generation} x{len(pauses)} max {1000 * max(c for _, c in pauses):.1f} ms CPU "
+                         f"({1000 * max(w for w, _ in pauses):.1f} wall), total {1000 * sum(c for _, c in pauses):.0f} ms CPU")
+        else:
+            parts.append(f"gen{generation} none")
+    batches = [(wall, cpu) for t, wall, cpu in record["batches"] if start <= t <= end]
+    cpus = sorted(c for _, c in batches)
+    over = lambda ms: sum(1 for c in cpus if c >= ms / 1000)  # noqa: E731
+    parts.append(
+        f"scheduler batches >= 2 / 10 / 50 ms CPU: {len(cpus)} / {over(10)} / {over(50)}, longest "
+        + (f"{1000 * cpus[-1]:.1f} ms CPU ({1000 * max(w for w, _ in batches):.0f} ms wall)" if cpus else "-")
+    )
+    return "; ".join(parts)
+
+
+async def capacity_run(steps: list[int], visemes: str, budget_s: float, distinct: bool = False, ramp_s: float = 0.0, probe: bool = False) -> tuple[int, int, list[StepResult]]:
     """(RSS after hello, RSS after warm-up, step results) for one viseme mode on a fresh bridge."""
+    env = None
+    probe_out = Path(tempfile.mkdtemp()) / "probe.json"
+    if probe:
+        path = os.pathsep.join([str(REPO / "bench" / "probe"), os.environ.get("PYTHONPATH", "")])
+        env = {**os.environ, "PYTHONPATH": path, "BRIDGE_PROBE_OUT": str(probe_out)}
+    results: list[StepResult] = []
     async with backends_process(llm_ms=0, tps=1000, tts_ms=0, rtf=0) as backends:  # instant TTS, its own process
-        async with bridge_process(config_toml(backends.tts_options, max_entities=2000)) as bridge:
+        async with bridge_process(config_toml(backends.tts_options, max_entities=2000), env=env) as bridge:
             async with BridgeClient.connect(bridge.url, audio_out=AUDIO_OUT, visemes=visemes, text_deltas=False):
                 await trio.sleep(0.5)
                 hello_rss = bridge.rss_kb()
@@ -241,11 +282,18 @@ async def capacity_run(steps: list[int], visemes: str, budget_s: float, distinct
                 result = await speaking_step(bridge, n, visemes, distinct, ramp_s)
                 results.append(result)
                 print(f"  visemes {visemes}: N={n} chunks {result.chunks} late {result.late} worst {result.worst_ms:.1f} ms "
-                      f"bridge CPU {result.bridge_cpu_pct:.0f}% bench CPU {result.bench_cpu_pct:.0f}% "
+                      f"bridge CPU {result.bridge_cpu_pct:.0f}% ({result.bridge_cpu_s:.2f} s) bench CPU {result.bench_cpu_pct:.0f}% "
                       f"max gap {max(result.gaps_ms, default=0):.0f} ms", flush=True)
                 if result.late or result.failures or time.perf_counter() - started > budget_s:
                     break
                 await trio.sleep(0.5)
+    if probe:  # written by the bridge as it exited
+        record = json.loads(probe_out.read_text())
+        for result in results:
+            result.probe = probe_summary(record, result.window)
+            print(f"  visemes {visemes}: N={result.n} probe: {result.probe}", flush=True)
+        probe_out.unlink()
+    probe_out.parent.rmdir()
     return hello_rss, warm_rss, results
 
 
@@ -271,6 +319,7 @@ def main(argv: list[str] | None = None) -> list[tuple[str, str]]:
     parser.add_argument("--modes", default="none,ovr15", help="viseme modes to step through, comma-separated")
     parser.add_argument("--distinct", action="store_true", help="every entity says a different line (no shared caches)")
     parser.add_argument("--ramp-s", type=float, default=1.0, help="each entity starts its line at a random moment within this (0: all at once)")
+    parser.add_argument("--probe", action="store_true", help="also report the bridge's GC pauses and longest scheduler batches (CPU time)")
     args = parser.parse_args(argv)
     steps = [int(s) for s in args.steps.split(",") if s.strip()]
 
@@ -280,7 +329,7 @@ def main(argv: list[str] | None = None) -> list[tuple[str, str]]:
     rows.append((f"idle entities ({args.idle})", f"+{(idle_after - idle_before) / 1024:.1f} MB, {(idle_after - idle_before) / args.idle:.1f} KB per entity"))
 
     for visemes in [m.strip() for m in args.modes.split(",") if m.strip()]:
-        hello_rss, warm_rss, results = trio.run(capacity_run, steps, visemes, args.budget, args.distinct, args.ramp_s)
+        hello_rss, warm_rss, results = trio.run(capacity_run, steps, visemes, args.budget, args.distinct, args.ramp_s, args.probe)
         rows.append((f"visemes {visemes}: RSS hello / warm", f"{hello_rss / 1024:.1f} MB / {warm_rss / 1024:.1f} MB (one entity spoke once)"))
         capacity = 0
         for r in results:
@@ -290,7 +339,7 @@ def main(argv: list[str] | None = None) -> list[tuple[str, str]]:
             per_entity_kb = (r.peak_rss_kb - warm_rss) / r.n
             rows.append((
                 f"visemes {visemes}: N={r.n}",
-                f"late {r.late}/{r.chunks} chunks, worst {r.worst_ms:.1f} ms; bridge CPU {r.bridge_cpu_pct:.0f}% "
+                f"late {r.late}/{r.chunks} chunks, worst {r.worst_ms:.1f} ms; bridge CPU {r.bridge_cpu_pct:.0f}% ({r.bridge_cpu_s:.2f} s) "
                 f"({per_entity_cpu:.2f}% per entity); bench CPU {r.bench_cpu_pct:.0f}%; "
                 f"peak RSS +{(r.peak_rss_kb - warm_rss) / 1024:.1f} MB ({per_entity_kb:.0f} KB per entity)"
                 + (f"; {r.failures} failed" if r.failures else ""),
@@ -301,6 +350,8 @@ def main(argv: list[str] | None = None) -> list[tuple[str, str]]:
                 f"silence between a turn's segments p50 {percentile(gaps, 50):.0f} ms  p99 {percentile(gaps, 99):.0f} ms  "
                 f"max {max(gaps):.0f} ms (n={len(r.gaps_ms)})",
             ))
+            if r.probe:
+                rows.append((f"visemes {visemes}: N={r.n} GC and batches", r.probe))
         tested = results[-1].n if results else 0
         verdict = f"{capacity} speaking entities with no late chunk" + (
             f" (late from N={tested})" if results and (results[-1].late or results[-1].failures) else f" (highest N tried: {tested})"

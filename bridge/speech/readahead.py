@@ -40,8 +40,8 @@ def piece_ms(piece: SpeechAudio) -> float:
 class ReadAhead:
     """A queue of SpeechAudio pieces holding at most about `limit_ms` of audio.
 
-    Writer side: `await put(piece)` (returns once the queue is below the limit again; one
-    piece always fits, however long), `close()` or `with ahead.writing():` when done.
+    Writer side: `await put(piece)` (returns at once while the queue holds less than the
+    limit, else once it has drained below half of it; one piece always fits, however long), `close()` or `with ahead.writing():` when done.
     Reader side: `async for piece in ahead` until the writer closed it; `async with ahead`
     (or `aclose()`) says the reader is gone, after which `put` raises
     `trio.BrokenResourceError` as a memory channel would.
@@ -77,7 +77,7 @@ class ReadAhead:
         self.peak_ms = max(self.peak_ms, self._queued_ms)
         self._data.unpark_all()
         if self._queued_ms < self.limit_ms:
-            await trio.lowlevel.checkpoint()  # room left: still let the streamer run first
+            await trio.lowlevel.checkpoint_if_cancelled()
             return
         while self._queued_ms >= self.limit_ms and not self._gone:
             await self._room.park()
@@ -111,7 +111,10 @@ class ReadAhead:
             raise StopAsyncIteration
         piece = self._pieces.popleft()
         self._queued_ms = max(0.0, self._queued_ms - piece_ms(piece))
-        self._room.unpark_all()
+        if self._queued_ms < self.limit_ms / 2:
+            # Half empty: the reader reads a few pieces in one go (TTS servers send many
+            # small ones, ~100 ms) instead of waking once per piece.
+            self._room.unpark_all()
         self.taken_or_done.set()
         return piece
 

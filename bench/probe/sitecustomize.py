@@ -1,0 +1,71 @@
+"""Measurement only, never part of the bridge: loaded into a benchmark's bridge process by
+putting this folder first on its PYTHONPATH (`bench.speech_capacity --probe`).
+
+It records, on the process's own clocks, the two things that can hold up a paced chunk
+without showing as high CPU: garbage-collector pauses (`gc.callbacks`: wall and thread-CPU
+time per collection, by generation) and long scheduler batches (a trio instrument: the
+CPU time the event loop spent running tasks between two waits for I/O; a chunk due during
+a batch waits for the whole batch, since trio has no priorities). Both are written as JSON
+to $BRIDGE_PROBE_OUT when the process exits (the bridge exits cleanly on SIGTERM).
+
+CPU time rather than wall time is the figure to compare across runs on a shared machine:
+wall time stretches with other processes' load, CPU time barely does.
+"""
+
+from __future__ import annotations
+
+import atexit
+import gc
+import json
+import os
+import time
+
+OUT = os.environ.get("BRIDGE_PROBE_OUT")
+#: Batches shorter than this (CPU seconds) are only counted, not listed.
+LIST_BATCH_S = 0.002
+
+if OUT:
+    import trio
+
+    record: dict[str, list] = {"gc": [], "batches": [], "batch_count": [0]}
+    _gc_start: list[tuple[float, float]] = []
+
+    def _on_gc(phase: str, info: dict) -> None:
+        if phase == "start":
+            _gc_start[:] = [(time.perf_counter(), time.thread_time())]
+        elif _gc_start:
+            wall0, cpu0 = _gc_start.pop()
+            record["gc"].append([time.monotonic(), info["generation"], time.perf_counter() - wall0, time.thread_time() - cpu0, info["collected"]])
+
+    gc.callbacks.append(_on_gc)
+
+    class _Batches(trio.abc.Instrument):
+        """CPU and wall time from the end of one I/O wait to the start of the next."""
+
+        def __init__(self) -> None:
+            self._start: tuple[float, float] | None = None
+
+        def after_io_wait(self, timeout: float) -> None:
+            self._start = (time.monotonic(), time.thread_time())
+
+        def before_io_wait(self, timeout: float) -> None:
+            if self._start is None:
+                return
+            wall0, cpu0 = self._start
+            cpu = time.thread_time() - cpu0
+            record["batch_count"][0] += 1
+            if cpu >= LIST_BATCH_S:
+                record["batches"].append([wall0, time.monotonic() - wall0, cpu])
+
+    _run = trio.run
+
+    def _run_with_probe(*args, **kwargs):  # type: ignore[no-untyped-def]
+        kwargs["instruments"] = (*kwargs.get("instruments", ()), _Batches())
+        return _run(*args, **kwargs)
+
+    trio.run = _run_with_probe  # type: ignore[assignment]
+
+    @atexit.register
+    def _write() -> None:
+        with open(OUT, "w") as f:
+            json.dump(record, f)
