@@ -7,6 +7,7 @@ time per collection, by generation) and long scheduler batches (a trio instrumen
 CPU time the event loop spent running tasks between two waits for I/O; a chunk due during
 a batch waits for the whole batch, since trio has no priorities). Both are written as JSON
 to $BRIDGE_PROBE_OUT when the process exits (the bridge exits cleanly on SIGTERM).
+$BRIDGE_PROBE_GC_THRESHOLD ("7000,10,10") sets other collector thresholds, to try them.
 
 CPU time rather than wall time is the figure to compare across runs on a shared machine:
 wall time stretches with other processes' load, CPU time barely does.
@@ -26,6 +27,9 @@ LIST_BATCH_S = 0.002
 
 if OUT:
     import trio
+
+    if os.environ.get("BRIDGE_PROBE_GC_THRESHOLD"):  # an experiment: e.g. "7000,10,10"
+        gc.set_threshold(*(int(x) for x in os.environ["BRIDGE_PROBE_GC_THRESHOLD"].split(",")))
 
     record: dict[str, list] = {"gc": [], "batches": [], "batch_count": [0]}
     _gc_start: list[tuple[float, float]] = []
