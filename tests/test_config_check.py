@@ -162,4 +162,3 @@ async def test_stt_module_that_refuses_its_config_answers_instead_of_dropping_th
             assert reply.status == "error" and reply.payload["code"] == "backend_unavailable"
             assert "ENTITY_BRIDGE_TEST_UNSET_KEY" in reply.payload["message"]
             assert (await ava.say("still here?")).payload["reply"] == "You said: still here?"
-
