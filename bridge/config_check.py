@@ -69,6 +69,11 @@ CHARACTER_OPTIONS: dict[str, OptionRule] = {
     "min_speech_ms": OptionRule(lambda v: _number(v) and v >= 0, "a number >= 0 (milliseconds)"),
     "min_silence_ms": OptionRule(lambda v: _number(v) and v >= 0, "a number >= 0 (milliseconds)"),
     "pad_ms": OptionRule(lambda v: _number(v) and v >= 0, "a number >= 0 (milliseconds)"),
+    # partial transcripts and the end-of-turn decision (bridge/character/partials.py, bridge/speech/turn_end.py)
+    "partial_interval_ms": OptionRule(lambda v: _non_negative_int(v) and (v == 0 or v >= 100), "an integer of milliseconds >= 100, or 0 (no partial transcripts)"),
+    "end_of_turn": OptionRule(lambda v: v in ("adaptive", "fixed"), '"adaptive" or "fixed"'),
+    "end_of_turn_complete_ms": OptionRule(lambda v: _number(v) and v >= 0, "a number >= 0 (milliseconds)"),
+    "end_of_turn_trailing_ms": OptionRule(lambda v: _number(v) and v >= 0, "a number >= 0 (milliseconds)"),
     # the world stage (bridge/world/entity_world.py): engine requests such as movement.perform
     "action_timeout_s": OptionRule(lambda v: _number(v) and v > 0, "a number of seconds > 0"),
     "react_to_action_result": OptionRule(lambda v: isinstance(v, bool), "true or false"),

@@ -821,6 +821,7 @@ def _events() -> list[EventSpec]:
                 {
                     "text": string("The transcript so far (partial) or of the whole segment (final)."),
                     "final": boolean("True for the segment's last transcript."),
+                    "t": ms("Partial transcripts: how far into the microphone stream the decoded audio reaches."),
                 },
                 ["text", "final"],
             ),

@@ -15,6 +15,15 @@ most `MIC_MAX_AHEAD_S` ahead of real time (counted from the first chunk of a lis
 session); chunks beyond that are refused with `rate_limited`: a stream pushed far faster
 than it can be recorded is a recording, and belongs in `stt.transcribe`.
 
+Partial transcripts (issue 15): in `vad` mode the growing utterance is decoded while the
+player speaks (bridge/character/partials.py says when, and bounds it to one decode at a
+time per entity), each result sent as `stt.transcript` with `final: false`; the last one
+that heard the whole speech becomes the final transcript without another decode. Each
+partial also tells the VAD how long a silence ends this turn (bridge/speech/turn_end.py:
+sooner after a finished sentence, later after a trailing "and"). Options:
+`partial_interval_ms` (600 for an STT that decodes locally, else 0 = off),
+`end_of_turn` ("adaptive" or "fixed"), `end_of_turn_complete_ms`, `end_of_turn_trailing_ms`.
+
 Barge-in: speech that starts while the character is talking interrupts it (policy
 `barge_in = "interrupt"`, the default) once it has lasted `barge_in_min_ms`, so a cough
 does not cut the character off; `barge_in = "ignore"` lets the character finish.
@@ -27,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import trio
 
+from bridge.character.partials import PartialJob, PartialSchedule
 from bridge.character.ports import ClientGone
 from bridge.character.turns import handler_for
 from bridge.media.pcm import MicResampler, decode_wav, pcm_to_int16, resample
@@ -34,6 +44,7 @@ from bridge.protocol.envelope import Event
 from bridge.protocol.errors import ErrorCode, ProtocolError
 from bridge.providers.base import ConfigError, ProviderError
 from bridge.providers.redact import clip
+from bridge.speech.turn_end import TurnEndPolicy
 from bridge.speech.vad import PushToTalkBuffer, SpeechStarted, SpeechStopped, UtteranceTooLong, VoiceActivitySegmenter
 
 if TYPE_CHECKING:
@@ -43,6 +54,9 @@ STT_RATE = 16000
 MAX_PENDING_TRANSCRIPTIONS = 2
 MIC_MAX_AHEAD_S = 5.0
 VAD_OPTION_KEYS = ("threshold", "min_speech_ms", "min_silence_ms", "pad_ms")
+#: `partial_interval_ms` when the character sets none and its STT decodes locally (costs no
+#: money per call); a remote STT gets no partials unless asked for.
+DEFAULT_PARTIAL_INTERVAL_MS = 600
 
 
 class Listener:
@@ -66,12 +80,21 @@ class Listener:
         self.barge_in_min_ms = int(options.get("barge_in_min_ms", 300))
         self.respond = bool(options.get("stt_responds", True))
         self.vad_options = {k: options[k] for k in VAD_OPTION_KEYS if k in options}
+        self._partial_interval = options.get("partial_interval_ms")
+        self.turn_end = TurnEndPolicy(
+            enabled=str(options.get("end_of_turn", "adaptive")) == "adaptive",
+            complete_ms=float(options.get("end_of_turn_complete_ms", TurnEndPolicy.complete_ms)),
+            trailing_ms=float(options.get("end_of_turn_trailing_ms", TurnEndPolicy.trailing_ms)),
+        )
+        self._partials: PartialSchedule | None = None
 
     # ----------------------------------------------------------------- requests
 
     async def start(self, event: Event) -> Event:
         mode = str((event.payload or {}).get("mode") or "vad")
-        await self._stt(event)  # fail now, not at the first utterance, if there is no STT
+        stt = await self._stt(event)  # fail now, not at the first utterance, if there is no STT
+        if self._partials is not None:
+            self._partials.cancel()
         self.mode = mode
         self.expected_seq = None
         self._resampler = MicResampler(self.audio_in_rate)
@@ -86,9 +109,14 @@ class Listener:
             fork = getattr(vad, "fork", None)  # VAD models are stateful: one per stream
             self._vad = VoiceActivitySegmenter(fork() if fork else vad, max_utterance_s=self.max_audio_s, **self.vad_options)
             self._ptt = None
+            interval = self._partial_interval
+            if interval is None:
+                interval = DEFAULT_PARTIAL_INTERVAL_MS if getattr(stt, "incremental", False) else 0
+            self._partials = PartialSchedule(float(interval), STT_RATE) if interval else None
         else:
             self._ptt = PushToTalkBuffer(self.max_audio_s, STT_RATE)
             self._vad = None
+            self._partials = None
         return event.reply("success", {"mode": mode})
 
     async def stop(self, event: Event) -> Event:
@@ -103,8 +131,11 @@ class Listener:
                 self._transcribe_soon(stopped.audio)
         elif self._vad is not None:
             await self._handle(self._vad.feed(tail) + self._vad.finish())
+        if self._partials is not None:
+            self._partials.cancel()
         self.mode = None
         self._vad = self._ptt = self._resampler = None
+        self._partials = None
         return event.reply("success", {})
 
     async def audio(self, event: Event) -> None:
@@ -167,7 +198,7 @@ class Listener:
         if samples.size > self.max_audio_s * rate:
             raise self._error(event, ErrorCode.TOO_LARGE, f"audio is longer than {self.max_audio_s} s")
         stt = await self._stt(event)
-        if self.pending >= MAX_PENDING_TRANSCRIPTIONS:
+        if self._running_jobs() >= MAX_PENDING_TRANSCRIPTIONS:
             raise self._error(event, ErrorCode.BUSY, self._busy_message())
         self.pending += 1
         try:
@@ -208,8 +239,16 @@ class Listener:
             if isinstance(vad_event, SpeechStarted):
                 self._speech_started_at = vad_event.t_ms
                 self._barged = False
+                if self._partials is not None and self._vad is not None:
+                    self._partials.start_utterance(self._vad.position)
                 await self._emit("stt.speech.started", {"t": vad_event.t_ms})
             elif isinstance(vad_event, (SpeechStopped, UtteranceTooLong)):
+                reuse = None
+                if self._partials is not None:
+                    if isinstance(vad_event, SpeechStopped):
+                        reuse = self._partials.end_utterance(vad_event.voiced_end)
+                    else:
+                        self._partials.cancel()
                 await self._emit("stt.speech.stopped", {"t": vad_event.t_ms})
                 if isinstance(vad_event, UtteranceTooLong):
                     await self._emit(
@@ -217,8 +256,59 @@ class Listener:
                         {"code": str(ErrorCode.TOO_LARGE), "message": f"an utterance reached the {self.max_audio_s} s buffer bound; transcribing what was kept"},
                     )
                 self._speech_started_at = None
-                self._transcribe_soon(vad_event.audio)
+                self._transcribe_soon(vad_event.audio, reuse)
         self._maybe_barge_in()
+        self._maybe_partial()
+
+    def _running_jobs(self) -> int:
+        """Transcriptions of this entity counted against the bound: finals, one-shots, a partial."""
+        running = self._partials.running if self._partials is not None else None
+        return self.pending + (running is not None)
+
+    def _maybe_partial(self) -> None:
+        """Start a partial decode of the utterance so far if one is due (see partials.py)."""
+        partials, vad, nursery = self._partials, self._vad, self.entity.nursery
+        if partials is None or vad is None or nursery is None or not vad.speaking:
+            return
+        if self._running_jobs() >= MAX_PENDING_TRANSCRIPTIONS or not partials.due(vad.position, vad.voiced_end):
+            return
+        audio = vad.utterance_so_far()
+        if audio is None:
+            return
+        job = partials.begin(vad.position)
+        nursery.start_soon(self._run_partial, partials, job, audio, name=f"stt.partial:{self.entity.name}")
+
+    async def _run_partial(self, partials: PartialSchedule, job: PartialJob, audio: np.ndarray) -> None:
+        """Decode the utterance so far; send it as a partial transcript and judge the turn's end.
+
+        Nothing is sent once the utterance is over: then this text goes out as the final
+        transcript (if it heard everything) or not at all.
+        """
+        try:
+            with job.scope:
+                module = self.runtime.config.modules.get("stt")
+                stt = await self.runtime.app.provider(module) if module else None
+                if stt is None:
+                    return
+                try:
+                    transcript = await stt.transcribe(audio, STT_RATE)
+                except ProviderError:
+                    return  # a partial is a preview: the final decode reports failures
+                job.text = transcript.text.strip()
+                partials.finished(job)
+                if partials is not self._partials or job.utterance != partials.utterance or partials.latest is not job:
+                    return
+                vad = self._vad
+                if vad is not None and vad.speaking:
+                    vad.hold_end(job.end, self.turn_end.silence_ms(job.text))
+                if job.text:
+                    t_ms = round(job.end * 1000 / STT_RATE)
+                    await self._emit("stt.transcript", {"text": job.text, "final": False, "t": t_ms})
+        except ClientGone:
+            pass
+        finally:
+            partials.finished(job)
+            job.done.set()
 
     def _maybe_barge_in(self) -> None:
         """Interrupt a talking character once the player's speech has lasted barge_in_min_ms.
@@ -238,11 +328,16 @@ class Listener:
 
     def _busy_message(self) -> str:
         return (
-            f"{self.pending} transcriptions of entity {self.entity.name!r} are still running "
+            f"{self._running_jobs()} transcriptions of entity {self.entity.name!r} are still running "
             f"(at most {MAX_PENDING_TRANSCRIPTIONS}); wait for one to finish"
         )
 
-    def _transcribe_soon(self, audio: np.ndarray) -> None:
+    def _transcribe_soon(self, audio: np.ndarray, reuse: PartialJob | None = None) -> None:
+        """Transcribe a finished utterance; `reuse` is a partial decode that heard all of it.
+
+        A running partial decode does not count here: it was either cancelled for this
+        final decode or is the one being reused, so the final takes its place in the bound.
+        """
         nursery = self.entity.nursery
         if nursery is None:
             return
@@ -250,7 +345,7 @@ class Listener:
             nursery.start_soon(self._refuse_utterance, name=f"stt:{self.entity.name}")
             return
         self.pending += 1
-        nursery.start_soon(self._transcribe_and_answer, audio, name=f"stt:{self.entity.name}")
+        nursery.start_soon(self._transcribe_and_answer, audio, reuse, name=f"stt:{self.entity.name}")
 
     async def _refuse_utterance(self) -> None:
         try:
@@ -258,25 +353,30 @@ class Listener:
         except ClientGone:
             pass
 
-    async def _transcribe_and_answer(self, audio: np.ndarray) -> None:
+    async def _transcribe_and_answer(self, audio: np.ndarray, reuse: PartialJob | None = None) -> None:
         try:
-            await self._transcribe_and_answer_inner(audio)
+            await self._transcribe_and_answer_inner(audio, reuse)
         except ClientGone:
             pass  # the client left while we listened: nothing to tell anyone
         finally:
             self.pending -= 1
 
-    async def _transcribe_and_answer_inner(self, audio: np.ndarray) -> None:
+    async def _transcribe_and_answer_inner(self, audio: np.ndarray, reuse: PartialJob | None) -> None:
         module = self.runtime.config.modules.get("stt")
         if not module:
             return
-        try:
-            stt = await self.runtime.app.provider(module)
-            transcript = await stt.transcribe(audio, STT_RATE)
-        except ProviderError as exc:
-            await self._emit("error", {"code": exc.code, "message": clip(f"transcription failed: {exc.message}")})
-            return
-        text = transcript.text.strip()
+        text: str | None = None
+        if reuse is not None:
+            await reuse.done.wait()
+            text = reuse.text  # None if that decode failed: decode the utterance after all
+        if text is None:
+            try:
+                stt = await self.runtime.app.provider(module)
+                transcript = await stt.transcribe(audio, STT_RATE)
+            except ProviderError as exc:
+                await self._emit("error", {"code": exc.code, "message": clip(f"transcription failed: {exc.message}")})
+                return
+            text = transcript.text.strip()
         if not text:
             return
         announced = await self._emit("stt.transcript", {"text": text, "final": True})

@@ -58,6 +58,7 @@ class SpeechStopped:
 
     t_ms: int
     audio: np.ndarray
+    voiced_end: int = 0  # stream sample index where the last voiced frame ended
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, SpeechStopped) and self.t_ms == other.t_ms and _same_audio(self.audio, other.audio)
@@ -149,6 +150,42 @@ class VoiceActivitySegmenter:
         self._last_voiced_end = 0  # end of the last frame >= neg_threshold (keeps speech alive)
         self._last_confident_end = 0  # end of the last frame >= threshold (dates the end)
         self.last_probability = 0.0
+        self._hold: tuple[int, int] | None = None  # (until sample, silence samples): see hold_end
+
+    def hold_end(self, until: int, silence_ms: float | None) -> None:
+        """End this utterance after `silence_ms` of silence instead of `min_silence_ms`.
+
+        The end-of-turn decision (bridge/speech/turn_end.py) is made on a transcript of the
+        audio up to stream sample `until`; it holds only while no voiced frame came after
+        that, so speech that goes on falls back to `min_silence_ms` until the next
+        decision. `None` clears it. Never shorter than `pad_ms`, which the audio needs.
+        """
+        if silence_ms is None or self._state is _State.IDLE:
+            self._hold = None
+            return
+        self._hold = (until, round(max(silence_ms, 0) * self.sample_rate / 1000))
+
+    @property
+    def position(self) -> int:
+        """Stream samples fed so far (including a partial frame)."""
+        return self._position + self._pending.size
+
+    @property
+    def voiced_end(self) -> int:
+        """Stream sample index where the utterance's last voiced frame ended."""
+        return self._last_voiced_end
+
+    def utterance_so_far(self) -> np.ndarray | None:
+        """While speaking: the utterance's audio from `pad_ms` before its start up to now."""
+        if self._state is not _State.SPEECH:
+            return None
+        return self._audio_between(self._onset - self.pad, self.position)
+
+    def _silence_window(self) -> int:
+        hold = self._hold
+        if hold is not None and self._last_voiced_end <= hold[0]:
+            return max(hold[1], self.pad)
+        return max(self.min_silence, self.pad)
 
     @property
     def speaking(self) -> bool:
@@ -185,7 +222,8 @@ class VoiceActivitySegmenter:
         end = self._position + self._pending.size
         if self._state is _State.SPEECH:
             audio = self._audio_between(self._onset - self.pad, min(end, self._last_voiced_end + self.pad))
-            events.append(SpeechStopped(self._end_ms(), audio))
+            events.append(SpeechStopped(self._end_ms(), audio, self._last_voiced_end))
+        self._hold = None
         self._position = end
         self._pending = np.zeros(0, dtype=np.int16)
         self._frames = []
@@ -213,6 +251,7 @@ class VoiceActivitySegmenter:
         if self._state is _State.IDLE:
             if p >= self.threshold:
                 self._state = _State.CANDIDATE
+                self._hold = None
                 self._onset = start
                 self._last_voiced_end = self._last_confident_end = end
                 return self._check_started()
@@ -235,10 +274,11 @@ class VoiceActivitySegmenter:
             return []
 
         # SPEECH
-        if silence >= max(self.min_silence, self.pad):
+        if silence >= self._silence_window():
             audio = self._audio_between(self._onset - self.pad, self._last_voiced_end + self.pad)
-            stopped = SpeechStopped(self._end_ms(), audio)
+            stopped = SpeechStopped(self._end_ms(), audio, self._last_voiced_end)
             self._state = _State.IDLE
+            self._hold = None
             self._trim_to_preroll()
             return [stopped]
         return self._check_too_long(end)
@@ -255,6 +295,7 @@ class VoiceActivitySegmenter:
             return []
         audio = self._audio_between(begin, end)
         self._state = _State.IDLE
+        self._hold = None
         self._frames = []
         self._frames_start = end
         return [UtteranceTooLong(self._ms(end), audio)]

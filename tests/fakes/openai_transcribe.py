@@ -17,6 +17,11 @@ Faults (`fault=`): "bad_request" 400, "unauthorized" 401, "server_error" 500,
 "unavailable" 503 + Retry-After, "rate_limit" 429 + Retry-After, "hang" (answers nothing
 until the client hangs up), "garbage" (200 with a non-JSON body), "abort" (drops the
 connection mid-body), "no_text" (200 JSON without `text`). `fail_times=n` makes only the first n requests fail.
+`text` may also be a function of the audio received (a recognizer hears what it is sent:
+tests of partial transcripts answer by what the upload ends with), `delay_s` makes
+each transcription take that long, as a loaded service does, and `gated=True` holds every
+answer until the test calls `server.allow()` (one answer per call), so a test decides when
+each transcription finishes.
 Harsher than the real service on purpose: its 401 echoes the key it received in full (OpenAI
 masks it), so tests prove the client scrubs secrets from errors.
 """
@@ -28,7 +33,9 @@ import email.policy
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
+
+import trio
 
 from tests.fakes.http_server import FakeHTTPServer, FakeRequest, Responder, serve_http
 from tests.fakes.inflight import InFlight
@@ -62,6 +69,13 @@ class FakeTranscribeServer:
     uploads: list[Upload] = field(default_factory=list)
     disconnects: int = 0  # clients that hung up on a hanging request
     inflight: InFlight = field(default_factory=InFlight)  # requests still being answered
+    gate: trio.Semaphore | None = None  # with gated=True: one permit per answer
+
+    def allow(self, answers: int = 1) -> None:
+        """Let `answers` more transcriptions be answered (gated=True)."""
+        assert self.gate is not None, "allow() needs gated=True"
+        for _ in range(answers):
+            self.gate.release()
 
     @property
     def url(self) -> str:
@@ -107,7 +121,7 @@ def _error(message: str, type_: str, code: str | None = None, param: str | None 
 @asynccontextmanager
 async def fake_openai_transcribe(
     *,
-    text: str = "Hello there, traveler.",
+    text: str | Callable[[ReceivedAudio], str] = "Hello there, traveler.",
     language: str = "english",
     fault: str | None = None,
     fail_times: int | None = None,
@@ -116,10 +130,13 @@ async def fake_openai_transcribe(
     duration_tolerance_s: float = 0.05,
     retry_after: str = "0.05",
     hang_s: float = 60.0,
+    delay_s: float = 0.0,
+    gated: bool = False,
 ) -> AsyncIterator[FakeTranscribeServer]:
     if fault is not None and fault not in FAULTS:
         raise ValueError(f"unknown fault {fault!r}; one of {', '.join(FAULTS)}")
     state: dict[str, Any] = {"faults_sent": 0}
+    text_of = text
     server: FakeTranscribeServer
 
     def faulting() -> bool:
@@ -187,7 +204,12 @@ async def fake_openai_transcribe(
             await send_fault(res)
             return
 
+        if delay_s:
+            await trio.sleep(delay_s)
+        if server.gate is not None:
+            await server.gate.acquire()
         duration = upload.audio.duration_s
+        text = heard(upload.audio)
         if response_format == "text":
             await res.send(200, text + "\n", {"content-type": "text/plain"})
             return
@@ -207,6 +229,9 @@ async def fake_openai_transcribe(
         if model != "whisper-1":
             body["usage"] = {"type": "tokens", "input_tokens": 40, "output_tokens": len(text.split()), "total_tokens": 40 + len(text.split())}
         await res.send_json(200, body)
+
+    def heard(audio: ReceivedAudio) -> str:
+        return text_of(audio) if callable(text_of) else text_of
 
     async def send_fault(res: Responder) -> None:
         if fault == "bad_request":
@@ -235,5 +260,5 @@ async def fake_openai_transcribe(
 
     inflight = InFlight()
     async with serve_http(inflight.wrap(handler)) as http_server:
-        server = FakeTranscribeServer(http_server, api_key, inflight=inflight)
+        server = FakeTranscribeServer(http_server, api_key, inflight=inflight, gate=trio.Semaphore(0) if gated else None)
         yield server

@@ -97,6 +97,10 @@ class _Job:
 class LocalWhisperSTT:
     """An `STT` backed by the embedded faster-whisper model."""
 
+    #: Decoding runs here, at no cost per call: the listener sends partial transcripts by
+    #: default (see bridge/character/partials.py).
+    incremental = True
+
     def __init__(self, *, language: str | None = "en", beam_size: int = 1, prompt: str | None = None) -> None:
         if beam_size < 1:
             raise ConfigError(f"local STT: beam_size must be at least 1, got {beam_size}")

@@ -743,6 +743,8 @@ export type SttTranscriptPayload = {
   "text": string;
   /** True for the segment's last transcript. */
   "final": boolean;
+  /** Partial transcripts: how far into the microphone stream the decoded audio reaches. */
+  "t"?: number;
   [key: string]: unknown;
 };
 export type SttTranscriptSuccessPayload = {
