@@ -1,6 +1,6 @@
 """The whole embedded offline stack, end to end: player speech in, character speech out.
 
-    python -m bench.embedded_stack [--sentences 12] [--full-turns]
+    python -m bench.embedded_stack [--sentences 12] [--full-turns] [--turn-end adaptive|fixed|off]
 
 One bridge runs in-process on 127.0.0.1 with a character on the built-in modules
 (`local` LLM, `piper` voice, `whisper` STT, `silero` VAD, `tags` countenance), and the SDK
@@ -27,6 +27,21 @@ once it is answered, waits for 0.3 s without events of that turn: the figures of
 end at the first audio, and cutting the reply keeps runs short and every sentence starting
 from an idle character. `--full-turns` lets each reply play out instead and waits for an
 `ai.speech.end` followed by `--quiet-s` of silence; it adds the whole reply's duration.
+
+Speech in while the player speaks (issue 15 item 2). `--turn-end` picks how the turn ends:
+
+- `adaptive` (default, the bridge's default with the local STT): partial transcripts every
+  `--partial-ms` of speech, the final transcript reused from the decode made when the voice
+  paused, and a silence of 250 ms ending the turn after a finished sentence;
+- `fixed`: partial transcripts as above, but always the VAD's 500 ms of silence;
+- `off`: no partial transcripts (`partial_interval_ms = 0`): the utterance is decoded once
+  it has ended, as before issue 15.
+
+The table adds `stt.speech.stopped -> final stt.transcript` (near 0 when the final reused a
+partial decode) and the number of partial transcripts per sentence. These are CPU-bound
+wall-clock figures: run them on a quiet machine (`uptime` load below 1 on 2 cores) and
+record them with the load average the table prints; on a loaded machine they show the
+load, not the bridge.
 
 A first sentence goes first and is reported apart ("first exchange after start"). By
 default the bridge loads its models before it listens, as `entity-bridge serve` does
@@ -81,7 +96,8 @@ class Utterance:
     end_sent: float | None = None  # when the chunk holding the true end of speech was sent
     streamed: bool = False
     stopped: list[tuple[float, float]] = field(default_factory=list)  # (arrival, stream ms `t`)
-    transcripts: list[tuple[float, str, str]] = field(default_factory=list)  # (arrival, id, text)
+    transcripts: list[tuple[float, str, str]] = field(default_factory=list)  # (arrival, id, text), final ones
+    partials: list[tuple[float, str]] = field(default_factory=list)  # (arrival, text) of final: false ones
     first_start: dict[str, float] = field(default_factory=dict)  # transcript id -> first ai.speech.start
     first_audio: dict[str, float] = field(default_factory=dict)  # transcript id -> first ai.speech.audio
     first_text: dict[str, str] = field(default_factory=dict)  # transcript id -> text of its first segment
@@ -123,7 +139,11 @@ class Recorder:
         if event.type == "stt.speech.stopped":
             u.stopped.append((now, float((event.payload or {}).get("t", float("nan")))))
         elif event.type == "stt.transcript":
-            u.transcripts.append((now, event.id, str((event.payload or {}).get("text", ""))))
+            payload = event.payload or {}
+            if payload.get("final") is False:
+                u.partials.append((now, str(payload.get("text", ""))))
+            else:
+                u.transcripts.append((now, event.id, str(payload.get("text", ""))))
         elif event.type == "error":
             u.errors.append(str((event.payload or {}).get("message", "")))
         if event.ref is not None:
@@ -201,8 +221,14 @@ async def run(args: argparse.Namespace) -> tuple[Utterance, list[Utterance], flo
     samples = [speech_sample(text, lead_s=args.lead_s, tail_s=args.tail_s) for text in sentences]
     render_s = time.perf_counter() - started
     print(f"rendered {len(samples) + 1} samples with piper in {render_s:.1f} s")
+    character = dict(CHARACTER)
+    if args.turn_end == "off":
+        character["partial_interval_ms"] = 0
+    else:
+        character["partial_interval_ms"] = args.partial_ms
+        character["end_of_turn"] = args.turn_end
     config = parse_config(
-        {"server": {"history_path": ":memory:"}, "characters": {"keeper": CHARACTER}},
+        {"server": {"history_path": ":memory:"}, "characters": {"keeper": character}},
         "bench.embedded_stack",
     )
     app = BridgeApp(config)
@@ -262,11 +288,14 @@ def p50_p90(values: Sequence[float]) -> str:
 
 def summarize(cold: Utterance, results: list[Utterance], args: argparse.Namespace) -> list[tuple[str, str]]:
     stopped, transcript, audio, llm_tts, vad_lag, llm, tts = [], [], [], [], [], [], []
+    stop_to_final: list[float] = []
     for u in results:
         if u.stopped:
             arrival, t = u.stopped[-1]
             stopped.append(u.since_end(arrival))
             vad_lag.append(t - u.sample.speech_end_ms)
+            if u.transcripts and u.transcripts[-1][0] >= arrival:
+                stop_to_final.append((u.transcripts[-1][0] - arrival) * 1000)
         if u.transcripts:
             transcript.append(u.since_end(u.transcripts[-1][0]))
             ref = u.answered_ref
@@ -286,11 +315,14 @@ def summarize(cold: Utterance, results: list[Utterance], args: argparse.Namespac
     turn_end = "full replies, ai.speech.end + quiet" if args.full_turns else "entity.interrupt at first audio"
     return [
         ("sentences", f"{len(results)} ({audio_s:.0f} s of audio streamed in real time, 20 ms chunks, 16 kHz)"),
-        ("turn end", turn_end),
+        ("reply end", turn_end),
         ("WER (corpus)", f"{corpus_wer(pairs):.1%}  ({sum(1 for p in pairs if wer(*p))} sentences with errors)"),
         ("end of speech -> stt.speech.stopped p50/p90", p50_p90([v for v in stopped if v is not None])),
         ("  (VAD stream-time lag p50/p90)", p50_p90(vad_lag)),
-        ("end of speech -> stt.transcript p50/p90", p50_p90([v for v in transcript if v is not None])),
+        ("turn end", f"{args.turn_end}" + (f", partial transcripts every {args.partial_ms} ms of speech" if args.turn_end != "off" else ", no partial transcripts")),
+        ("partial transcripts per sentence (mean)", f"{sum(len(u.partials) for u in results) / max(len(results), 1):.1f}"),
+        ("stt.speech.stopped -> final stt.transcript p50/p90", p50_p90(stop_to_final)),
+        ("end of speech -> final stt.transcript p50/p90", p50_p90([v for v in transcript if v is not None])),
         ("stt.transcript -> first ai.speech.audio p50/p90", p50_p90(llm_tts)),
         ("  (LLM: transcript -> ai.speech.start)", p50_p90(llm)),
         ("  (TTS: ai.speech.start -> first audio)", p50_p90(tts)),
@@ -310,13 +342,15 @@ def load_average() -> float:
 
 
 def main(argv: Sequence[str] | None = None) -> list[tuple[str, str]]:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sentences", type=int, default=12, help="how many sentences of stt_sentences.txt (after a warm-up one)")
     parser.add_argument("--lead-s", type=float, default=0.5, help="silence before each sentence")
     parser.add_argument("--tail-s", type=float, default=1.0, help="silence after each sentence (must exceed the VAD's min_silence_ms)")
     parser.add_argument("--full-turns", action="store_true", help="let each reply play out instead of interrupting at the first audio")
     parser.add_argument("--quiet-s", type=float, default=2.0, help="with --full-turns: silence after ai.speech.end that ends a turn")
     parser.add_argument("--cold", action="store_true", help="do not load the models before listening (the first turn loads them)")
+    parser.add_argument("--turn-end", choices=("adaptive", "fixed", "off"), default="adaptive", help="adaptive: partials + end of turn by the words (default); fixed: partials, 500 ms silence; off: no partials")
+    parser.add_argument("--partial-ms", type=int, default=600, help="partial_interval_ms with --turn-end adaptive or fixed")
     parser.add_argument("--turn-timeout-s", type=float, default=12.0, help="give up on a sentence this long after its audio would have ended")
     args = parser.parse_args(argv)
     load_before = load_average()

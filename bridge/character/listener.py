@@ -275,7 +275,7 @@ class Listener:
         audio = vad.utterance_so_far()
         if audio is None:
             return
-        job = partials.begin(vad.position)
+        job = partials.begin(vad.position, trio.current_time())
         nursery.start_soon(self._run_partial, partials, job, audio, name=f"stt.partial:{self.entity.name}")
 
     async def _run_partial(self, partials: PartialSchedule, job: PartialJob, audio: np.ndarray) -> None:
@@ -295,7 +295,7 @@ class Listener:
                 except ProviderError:
                     return  # a partial is a preview: the final decode reports failures
                 job.text = transcript.text.strip()
-                partials.finished(job)
+                partials.finished(job, trio.current_time())
                 if partials is not self._partials or job.utterance != partials.utterance or partials.latest is not job:
                     return
                 vad = self._vad

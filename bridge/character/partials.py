@@ -10,6 +10,10 @@ utterance so far, and each costs about as much as the final one (the encoder alw
   covering everything the player said is under way as soon as the speech ends;
 - at most one partial decode per entity runs at a time; one that falls due while the
   previous is still running is skipped (the next one, started later, hears more anyway);
+- the interval stretches to twice the last decode's duration when decodes are slow (a
+  loaded machine), so partials never keep the recognizer busy more than about half the
+  time: a decode still running when the speech ends delays the final one (a local model
+  cannot be stopped mid-window), so they must not run back to back;
 - none starts while the entity's other transcriptions fill the issue-11 bound
   (`MAX_PENDING_TRANSCRIPTIONS`, counted with the running partial).
 
@@ -38,6 +42,7 @@ class PartialJob:
 
     utterance: int
     end: int
+    started_at: float = 0.0  # the listener's clock (trio time), for the interval's back-off
     scope: trio.CancelScope = field(default_factory=trio.CancelScope)
     done: trio.Event = field(default_factory=trio.Event)
     text: str | None = None  # None until it succeeded (and for ever if it failed or was cancelled)
@@ -59,6 +64,8 @@ class PartialSchedule:
         self.running: PartialJob | None = None
         self.latest: PartialJob | None = None  # the last started job of this utterance
         self._since = 0  # where the interval counts from
+        self.sample_rate = sample_rate
+        self._backoff = 0  # samples: twice the last decode's duration (see module docstring)
 
     def start_utterance(self, position: int) -> None:
         self.utterance += 1
@@ -71,17 +78,20 @@ class PartialSchedule:
             return False  # skip: never more than one per entity
         if self.latest is not None and self.latest.covers(voiced_end):
             return False  # nothing voiced since the last decode: decoding silence adds nothing
-        if position - self._since >= self.interval:
+        if position - self._since >= max(self.interval, self._backoff):
             return True
         return position - voiced_end >= self.tail_pause
 
-    def begin(self, position: int) -> PartialJob:
-        job = PartialJob(self.utterance, position)
+    def begin(self, position: int, now: float = 0.0) -> PartialJob:
+        job = PartialJob(self.utterance, position, now)
         self.running = self.latest = job
         self._since = position
         return job
 
-    def finished(self, job: PartialJob) -> None:
+    def finished(self, job: PartialJob, now: float | None = None) -> None:
+        """`job` is over; `now` (same clock as `begin`) when it succeeded, for the back-off."""
+        if now is not None:
+            self._backoff = round(2 * max(0.0, now - job.started_at) * self.sample_rate)
         if self.running is job:
             self.running = None
 

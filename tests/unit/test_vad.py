@@ -271,3 +271,31 @@ def test_events_compare_by_value() -> None:
     assert SpeechStopped(1, np.arange(3, dtype=np.int16)) == SpeechStopped(1, np.arange(3, dtype=np.int16))
     assert SpeechStopped(1, np.arange(3, dtype=np.int16)) != SpeechStopped(1, np.arange(4, dtype=np.int16))
     assert UtteranceTooLong(1, np.zeros(2, np.int16)) != SpeechStopped(1, np.zeros(2, np.int16))
+
+
+def test_hold_end_shortens_or_lengthens_the_silence_window_until_more_voice_comes() -> None:
+    """The end-of-turn decision (issue 15): a hold made on what was heard up to a sample
+    changes the window for that utterance, but not once the voice goes on after it."""
+
+    def stop_frame(hold_ms: float | None, more_voice: bool = False) -> int:
+        segmenter = VoiceActivitySegmenter(EnergyVAD(), min_speech_ms=64, min_silence_ms=320, pad_ms=64)
+        segmenter.feed(levels((0.0, 5), (0.9, 10), (0.0, 2)))
+        assert segmenter.speaking and segmenter.voiced_end == 15 * 512
+        heard = segmenter.utterance_so_far()
+        assert heard is not None and heard.size == 17 * 512 - (5 * 512 - 1024)  # from pad before the onset
+        segmenter.hold_end(segmenter.position, hold_ms)
+        if more_voice:
+            assert segmenter.feed(levels((0.9, 3))) == []
+        for frame in range(60):
+            events = segmenter.feed(levels((0.0, 1)))
+            if events:
+                assert kinds(events) == ["SpeechStopped"]
+                return (0 if more_voice else 2) + frame + 1
+        raise AssertionError("no stop")
+
+    # Frames of silence after the last voiced frame when the utterance ended.
+    assert stop_frame(None) == 10  # 320 ms
+    assert stop_frame(128) == 4  # 128 ms
+    assert stop_frame(32) == 3  # 64 ms (pad_ms) had passed at the hold: ends at the next frame
+    assert stop_frame(640) == 20
+    assert stop_frame(128, more_voice=True) == 10  # the voice went on: back to 320 ms
