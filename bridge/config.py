@@ -29,7 +29,7 @@ from bridge.config_check import (
     type_name,
 )
 from bridge.protocol.limits import LIMIT_KEYS, Limits
-from bridge.providers.base import ConfigError
+from bridge.providers.base import EMOTIONS, ConfigError
 from bridge.providers.options import MODULE_KEYS, known_options
 from bridge.providers.registry import KINDS, ModuleSpec, known_providers
 
@@ -281,6 +281,8 @@ def parse_character(
     expressions = table.get("expressions", {})
     if not isinstance(expressions, dict) or not all(isinstance(v, str) for v in expressions.values()):
         raise loc.error(path, "expressions", "maps emotions to preset names (strings)")
+    # A misspelt emotion would never be shown: its preset is looked up by the emotion's name.
+    loc.reject_unknown(expressions, EMOTIONS, path + ("expressions",), what="emotion")
     options = {k: v for k, v in table.items() if k not in CHARACTER_KEYS and k != "name"}
     check_character_options(options, loc, path)
     if inline is not None:
@@ -305,6 +307,10 @@ def _parse_module(name: str, table: Any, loc: Locator) -> ModuleSpec:
     if not isinstance(table, dict):
         raise loc.error(("modules",), name, f"must be a table with `kind` and `provider`, got {type_name(table)}")
     kind, provider = table.get("kind"), table.get("provider")
+    for missing in sorted(MODULE_KEYS - table.keys()):  # `knd = "llm"`: point at the typo itself
+        for key in table:
+            if key not in MODULE_KEYS and did_you_mean(key, [missing]):
+                raise loc.error(path, key, f"unknown key `{key}`{did_you_mean(key, [missing])} (every module needs `kind` and `provider`)")
     if kind not in KINDS:
         raise loc.error(path, None, f"`kind` must be one of {', '.join(KINDS)}, got {kind!r}")
     providers = known_providers(kind)

@@ -80,6 +80,8 @@ CHARACTER_OPTIONS: dict[str, OptionRule] = {
     "perception_max_items": OptionRule(_non_negative_int, "an integer >= 0"),
     "scene_max_age_s": OptionRule(lambda v: _number(v) and v >= 0, "a number of seconds >= 0"),
     "scene_request_timeout_s": OptionRule(lambda v: _number(v) and v > 0, "a number of seconds > 0"),
+    # the prompt (bridge/character/harmonize.py): "compact" suits small local models
+    "prompt_style": OptionRule(lambda v: v in ("full", "compact"), '"full" or "compact"'),
     # Harmony Link compatibility (bridge/compat/harmony_link.py): reported in AI_STATUS
     "gender": OptionRule(lambda v: isinstance(v, str) and len(v) <= 200, "a string"),
 }

@@ -83,6 +83,12 @@ CASES = [
     pytest.param(GOOD.replace('provider = "echo"', 'provider = "openia"'),
                  ["bridge.toml:6:", "no llm provider `openia`", "did you mean `openai`?", "characterai, echo, kajiwoto, kindroid, local, openai, textgen"],
                  id="provider-does-not-exist"),
+    pytest.param(GOOD.replace('display_name = "Ava"', 'display_name = "Ava"\nexpressions = { hapy = "smile_big" }'),
+                 ["bridge.toml:11:", "[characters.ava.expressions] `hapy`", "unknown emotion", "did you mean `happy`?"], id="expression-emotion-typo"),
+    pytest.param(GOOD.replace('kind = "llm"', 'knd = "llm"'),
+                 ["bridge.toml:5:", "[modules.scripted] `knd`", "did you mean `kind`?"], id="module-kind-typo"),
+    pytest.param(GOOD + '\n[modules.brain]\nkind = "llm"\nprovider = "local"\nno_echo = "yes"\n',
+                 ["module 'brain'", "`no_echo` must be true or false"], id="local-no-echo-type"),
     pytest.param(GOOD.replace('replies = ["Hello."]', 'replies = ["Hello."]\nfirst_token_ms = "soon"'),
                  ["module 'scripted'", "refused its options"], id="module-refuses-its-options"),
     pytest.param(GOOD + '\n[modules.gpt]\nkind = "llm"\nprovider = "openai"\napi_key_env = "ENTITY_BRIDGE_TEST_UNSET_KEY"\n',
@@ -102,6 +108,51 @@ def test_config_error_says_what_and_where_before_ready(tmp_path: Path, text: str
     assert run.stderr.startswith("entity-bridge: config error: "), run.stderr
     for needle in needles:
         assert needle in run.stderr, f"{needle!r} not in {run.stderr!r}"
+
+
+#: The cases that are wrong in the file itself; `check` stops at them before trying any module.
+FILE_CASES = [case for case in CASES if case.id not in ("module-refuses-its-options", "module-missing-its-key", "history-unusable", "local-no-echo-type")]
+
+
+@pytest.mark.parametrize(("text", "needles"), FILE_CASES)
+def test_check_reports_the_same_config_errors(tmp_path: Path, text: str, needles: list[str]) -> None:
+    """`entity-bridge check` (finding ./bridge.toml by itself) says the same, with exit status 2."""
+    (tmp_path / "bridge.toml").write_text(text)
+    run = subprocess.run(
+        [sys.executable, "-m", "bridge.cli", "check"], capture_output=True, text=True, timeout=60, cwd=tmp_path, stdin=subprocess.DEVNULL
+    )
+    assert run.returncode == 2, (run.returncode, run.stdout, run.stderr)
+    assert "Traceback" not in run.stderr, run.stderr
+    assert run.stderr.startswith("entity-bridge: config error: "), run.stderr
+    for needle in needles:
+        assert needle in run.stderr, f"{needle!r} not in {run.stderr!r}"
+
+
+def test_the_options_first_hour_added_are_known(tmp_path: Path) -> None:
+    """What `init` writes for the embedded brain, and the local module's and the prompt's own
+    options, load (they were refused once the config check came in)."""
+    cfg = tmp_path / "bridge.toml"
+    text = GOOD + textwrap.dedent(
+        """
+        [modules.local]
+        kind = "llm"
+        provider = "local"
+        model = "smollm2-135m"
+        max_sentences = 2
+        repeat_penalty = 1.2
+        no_echo = true
+        seed = 7
+
+        [characters.mira]
+        display_name = "Mira"
+        prompt_style = "compact"
+        modules = { llm = "local", tts = "none", stt = "none", vad = "none", countenance = "none" }
+        """
+    )
+    cfg.write_text(text)
+    config = load_config(cfg)
+    assert config.modules["local"].options["model"] == "smollm2-135m"
+    assert config.characters["mira"].options["prompt_style"] == "compact"
 
 
 def test_non_utf8_config_is_a_clean_error(tmp_path: Path) -> None:

@@ -1,10 +1,12 @@
 """The default character on the embedded model, as a new user meets it: no loops, short, in turn.
 
-`serve` with no config file (and `--no-detect`), the real model, a few player lines in one
-conversation. Small-model replies vary, so the checks are about shape, not wording: every
-reply is there, at most three sentences, does not repeat a sentence or a six-word run, and
-shows none of the prompt's machinery. (Not checked: that it never echoes the player's line.
-The 0.5B model still does that now and then, e.g. to a threat; see docs/quickstart.md.)
+`serve` in a fresh directory, the real model, a few player lines in one conversation. The
+only config is a sampling seed for the built-in `local` module, so the run is repeatable;
+the default character is the built-in one. Replies are checked for shape, not wording:
+every reply is there, at most three sentences, does not repeat a sentence or a six-word run,
+shows none of the prompt's machinery, and does not open by repeating the player's line
+(`loop_guard.echoes`; before the fix the 0.5B model parroted the threat, the compliment and
+the goodbye back word for word, see docs/quickstart.md).
 """
 
 from __future__ import annotations
@@ -18,11 +20,21 @@ from pathlib import Path
 import pytest
 import trio
 
+from bridge.providers.llm.loop_guard import echoes, first_sentence
 from entity_bridge_sdk import BridgeClient
 
 pytestmark = [pytest.mark.embedded, pytest.mark.slow]
 REPO = Path(__file__).resolve().parents[1]
-LINES = ["Hello there!", "What's on the menu tonight?", "Heard any rumours lately?", "Hand over your coin or I'll burn this place down!"]
+LINES = [
+    "Hello there!",
+    "What's on the menu tonight?",
+    "Heard any rumours lately?",
+    "Hand over your coin or I'll burn this place down!",
+    "This is the best ale I've ever had.",
+    "I must be going. Farewell!",
+]
+SEEDED = '[modules.local]\nkind = "llm"\nprovider = "local"\nseed = 7\n'
+
 
 
 def repeated_ngram(text: str, n: int = 6) -> tuple[str, ...] | None:
@@ -43,7 +55,8 @@ def test_repeated_ngram_finds_the_old_loops() -> None:
     assert repeated_ngram("Welcome to the Copper Kettle! The stew is hot tonight.") is None
 
 
-async def test_default_character_replies_without_loops(tmp_path: Path) -> None:
+async def test_default_character_replies_without_loops_or_echoes(tmp_path: Path) -> None:
+    (tmp_path / "bridge.toml").write_text(SEEDED)
     proc = await trio.lowlevel.open_process(
         [sys.executable, "-m", "bridge.cli", "serve", "--port", "0", "--no-detect"], stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, cwd=tmp_path
     )
@@ -62,14 +75,15 @@ async def test_default_character_replies_without_loops(tmp_path: Path) -> None:
             for line in LINES:
                 result = await mira.say(line, timeout=300)
                 replies.append((line, result.payload["reply"]))
+        print("\n" + "\n".join(f"  {line!r} -> {reply!r}" for line, reply in replies))
         for line, reply in replies:
             assert reply.strip(), (line, reply)
+            assert not echoes(line, first_sentence(reply)), ("the reply repeats the player's line", line, reply)
             assert repeated_ngram(reply) is None, (line, reply)
             sentences = [s for s in re.split(r"(?<=[.!?])\s+", reply.strip()) if s]
             assert len(sentences) <= 3, (line, reply)
             assert len(set(sentences)) == len(sentences), (line, reply)
             assert not re.search(r"\[(neutral|happy|sad|angry|surprised|afraid|disgusted)\]|<\|im_|Player:", reply), (line, reply)
-        print("\n" + "\n".join(f"  {line!r} -> {reply!r}" for line, reply in replies))
     finally:
         proc.send_signal(signal.SIGTERM)
         with trio.move_on_after(15):

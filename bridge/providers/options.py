@@ -38,7 +38,8 @@ OPTIONS: dict[tuple[str, str], frozenset[str]] = {
     | _secret("auth_token", "password")
     | HTTP,
     ("llm", "characterai"): frozenset({"character_id", "chat_id", "greeting", "rest_url", "ws_url"}) | _secret("token") | HTTP,
-    ("llm", "local"): frozenset({"model_path", "n_ctx", "n_threads", "extra_buffers"}) | SAMPLING,
+    ("llm", "local"): frozenset({"model", "model_path", "n_ctx", "n_threads", "extra_buffers", "max_sentences", "repeat_penalty", "no_echo", "seed"})
+    | SAMPLING,
     ("llm", "echo"): frozenset({"replies", "first_token_ms", "token_ms", "fail"}),
     # `ws_url` belongs to elevenlabs_realtime; accepted here so one table can switch between the two.
     ("tts", "elevenlabs"): frozenset({"base_url", "ws_url", "optimize_streaming_latency"}) | _ELEVENLABS_COMMON | _secret("api_key") | HTTP,

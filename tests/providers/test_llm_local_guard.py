@@ -9,10 +9,12 @@ thread, the loop guard, the channel to trio, and the stream's close.
 from __future__ import annotations
 
 import itertools
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 import trio
 
@@ -22,19 +24,45 @@ from bridge.providers.registry import ModuleSpec
 
 
 class ScriptedLlama:
-    """Streams `pieces` (cycled forever when `loop`), counting what was pulled."""
+    """Streams `pieces` (cycled forever when `loop`), counting what was pulled.
 
-    def __init__(self, pieces: list[str], loop: bool = False) -> None:
+    Like llama.cpp it has a vocabulary (`tokenize` gives every new piece of text an id) and
+    runs a `logits_processor` before its first token: when the processor forbids the first
+    piece, the stand-in says `instead` (if given) in its place. `replies` scripts
+    consecutive calls (one list of pieces per call).
+    """
+
+    def __init__(self, pieces: list[str], loop: bool = False, replies: list[list[str]] | None = None, instead: list[str] | None = None) -> None:
         self.pieces = pieces
         self.loop = loop
+        self.replies = list(replies or [])
+        self.instead = instead
         self.pulled = 0
         self.closed = False
         self.params: dict[str, Any] = {}
+        self.calls: list[dict[str, Any]] = []
+        self.vocab: dict[str, int] = {}
+
+    def tokenize(self, text: bytes, add_bos: bool = True, special: bool = False) -> list[int]:
+        pieces = re.findall(r" ?[\w']+|[^\w\s]|\s+", text.decode())
+        return [self.vocab.setdefault(piece, len(self.vocab)) for piece in pieces]
 
     def create_chat_completion(self, messages: list[dict[str, str]], stream: bool, **params: Any) -> Iterator[dict[str, Any]]:
         assert stream
         self.params = params
-        source = itertools.cycle(self.pieces) if self.loop else iter(self.pieces)
+        self.calls.append(params)
+        pieces = self.replies.pop(0) if self.replies else self.pieces
+        processors = params.get("logits_processor") or []
+        if pieces and processors:
+            first = self.tokenize(pieces[0].encode())[0]
+            scores = np.zeros(len(self.vocab) + 1, dtype=np.single)
+            prompt = np.arange(7, dtype=np.intc)  # the processor sees the prompt's ids first
+            for processor in processors:
+                scores = processor(prompt, scores)
+            if scores[first] == -np.inf:
+                assert self.instead is not None, f"the stand-in was told not to start with {pieces[0]!r}"
+                pieces = self.instead
+        source = itertools.cycle(pieces) if self.loop else iter(pieces)
 
         def chunks() -> Iterator[dict[str, Any]]:
             try:
@@ -104,3 +132,64 @@ async def test_a_good_reply_streams_whole(module: Any) -> None:
     assert "".join(parts) == "".join(words)
     assert len(parts) == 3  # a clause at a time: "Welcome," / " traveller!" / " The stew ..."
     assert llm.last_stats is not None and llm.last_stats.stopped_by is None
+
+
+# --------------------------------------------------------------------------- echoes
+
+
+async def ask_reply(llm: local.LocalLLM, line: str) -> str:
+    with trio.fail_after(30):
+        async with llm.stream(ask(line)) as deltas:
+            return "".join([d async for d in deltas])
+
+
+async def test_the_reply_may_not_start_with_the_players_first_word(module: Any) -> None:
+    """The real model's echo (docs/quickstart.md): the first word is forbidden, so it answers."""
+    llm, install = module
+    fake = ScriptedLlama(["This", " is", " the", " best", " ale", " I've", " ever", " had", "."], instead=["Glad", " you", " like", " it", "!"])
+    install(fake)
+    assert await ask_reply(llm, "This is the best ale I've ever had.") == "Glad you like it!"
+    assert len(fake.calls) == 1
+
+
+async def test_an_echo_that_gets_through_is_dropped_and_the_reply_goes_on(module: Any) -> None:
+    llm, install = module
+    echo_then_answer = ["hand", " over", " your", " coin", ",", " eh", "?", " Not", " a", " chance", "."]
+    install(ScriptedLlama(echo_then_answer))  # lower case: another token than the forbidden "Hand"
+    text = await ask_reply(llm, "Hand over your coin or I'll burn this place down!")
+    assert text == "Eh? Not a chance."  # the echoed clause is gone; the answer starts like a sentence
+    assert llm.last_stats is not None and llm.last_stats.attempts == 1
+
+
+async def test_a_reply_that_is_only_an_echo_is_generated_again(module: Any) -> None:
+    llm, install = module
+    echo = ["I'll", " burn", " this", " place", " down", "."]
+    fake = ScriptedLlama([], replies=[echo, echo], instead=["Try", " it", " and", " the", " guard", " will", " have", " you", "."])
+    install(fake)
+    text = await ask_reply(llm, "Hand over your coin or I'll burn this place down!")
+    assert text == "Try it and the guard will have you."
+    assert llm.last_stats is not None and llm.last_stats.attempts == 2
+    assert llm.last_stats.echo_dropped == "I'll burn this place down."
+
+
+async def test_an_echo_is_still_better_than_no_reply(module: Any) -> None:
+    """Should the model say nothing but the echo twice, the turn still gets its reply."""
+    llm, install = module
+    echo = ["Burn", " this", " place", " down", "!"]
+    install(ScriptedLlama([], replies=[echo, echo], instead=echo))
+    assert await ask_reply(llm, "Hand over your coin or I'll burn this place down!") == "Burn this place down!"
+    assert llm.last_stats is not None and llm.last_stats.attempts == 2
+
+
+async def test_no_echo_false_leaves_the_reply_alone(tmp_path: Path) -> None:
+    path = tmp_path / "fake.gguf"
+    path.write_bytes(b"GGUF")
+    llm = local.create(ModuleSpec("local", "llm", "local", {"model_path": str(path), "no_echo": False}))
+    key = (llm.path, llm.n_ctx, llm.n_threads)
+    fake = ScriptedLlama(["Hello", " there", "!"])
+    local._models[key] = local._Model(llama=fake, load_s=0.0)
+    try:
+        assert await ask_reply(llm, "Hello there!") == "Hello there!"
+        assert "logits_processor" not in fake.params
+    finally:
+        local._models.pop(key, None)

