@@ -22,7 +22,7 @@ checkout's SDK; extra arguments after `--` go to `serve` (e.g. `-- --no-detect`)
 The table in docs/quickstart.md (before and after side by side) is made with:
 
     git archive a5f67db | (mkdir -p /tmp/fh-before && tar -x -C /tmp/fh-before)
-    python -m bench.first_hour --tree /tmp/fh-before --seed none --json before.json -- --no-detect
+    python -m bench.first_hour --tree /tmp/fh-before --seed none --json before.json   # no --no-detect: it predates it
     python -m bench.first_hour --json after.json -- --no-detect
     python -m bench.first_hour --side-by-side before.json after.json
 

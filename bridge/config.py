@@ -324,7 +324,7 @@ def _parse_module(name: str, table: Any, loc: Locator) -> ModuleSpec:
     options = {k: v for k, v in table.items() if k not in MODULE_KEYS}
     loc.reject_unknown(options, known, path, what=f"option of {kind}/{provider}")
     loc.check_options(options, MODULE_OPTIONS, path)
-    return ModuleSpec(name, kind, provider, options)
+    return ModuleSpec(name, kind, provider, options, where=loc.where(path))
 
 
 def _parse_server(data: dict[str, Any], loc: Locator) -> ServerConfig:

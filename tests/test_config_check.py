@@ -88,9 +88,11 @@ CASES = [
     pytest.param(GOOD.replace('kind = "llm"', 'knd = "llm"'),
                  ["bridge.toml:5:", "[modules.scripted] `knd`", "did you mean `kind`?"], id="module-kind-typo"),
     pytest.param(GOOD + '\n[modules.brain]\nkind = "llm"\nprovider = "local"\nno_echo = "yes"\n',
-                 ["module 'brain'", "`no_echo` must be true or false"], id="local-no-echo-type"),
+                 ["bridge.toml:14: [modules.brain]:", "module 'brain'", "`no_echo` must be true or false"], id="local-no-echo-type"),
+    pytest.param(GOOD.replace('replies = ["Hello."]', 'replies = "Hello."'),
+                 ["bridge.toml:4: [modules.scripted]:", "`replies` must be a list of strings"], id="wrong-type-provider-option"),
     pytest.param(GOOD.replace('replies = ["Hello."]', 'replies = ["Hello."]\nfirst_token_ms = "soon"'),
-                 ["module 'scripted'", "refused its options"], id="module-refuses-its-options"),
+                 ["bridge.toml:4: [modules.scripted]:", "module 'scripted'", "refused its options"], id="module-refuses-its-options"),
     pytest.param(GOOD + '\n[modules.gpt]\nkind = "llm"\nprovider = "openai"\napi_key_env = "ENTITY_BRIDGE_TEST_UNSET_KEY"\n',
                  ["module 'gpt'", "ENTITY_BRIDGE_TEST_UNSET_KEY"], id="module-missing-its-key"),
     pytest.param(GOOD.replace('history_path = ":memory:"', 'history_path = "not-a-db.txt"'),
@@ -111,7 +113,7 @@ def test_config_error_says_what_and_where_before_ready(tmp_path: Path, text: str
 
 
 #: The cases that are wrong in the file itself; `check` stops at them before trying any module.
-FILE_CASES = [case for case in CASES if case.id not in ("module-refuses-its-options", "module-missing-its-key", "history-unusable", "local-no-echo-type")]
+FILE_CASES = [case for case in CASES if case.id not in ("module-refuses-its-options", "module-missing-its-key", "history-unusable", "local-no-echo-type", "wrong-type-provider-option")]
 
 
 @pytest.mark.parametrize(("text", "needles"), FILE_CASES)

@@ -50,6 +50,9 @@ class ModuleSpec:
     kind: str
     provider: str
     options: Mapping[str, Any] = field(default_factory=dict)
+    #: Where the table is in the config file (`bridge.toml:4: [modules.brain]`), so an option
+    #: the provider refuses when it is built is reported with its place too; "" when built in.
+    where: str = field(default="", compare=False)
 
     def option(self, key: str, default: Any = None) -> Any:
         return self.options.get(key, default)

@@ -31,12 +31,15 @@ log = logging.getLogger(__name__)
 
 def build_module(spec: ModuleSpec) -> Any:
     """`create_provider`, with a wrong option type reported as the config error it is."""
+    where = f"{spec.where}: " if spec.where else ""
     try:
         return create_provider(spec)
-    except ConfigError:
-        raise
+    except ConfigError as exc:
+        if not where or str(exc).startswith(spec.where):
+            raise
+        raise ConfigError(f"{where}{exc}") from None
     except (TypeError, ValueError, OSError) as exc:
-        raise ConfigError(f"module {spec.name!r} ({spec.kind}/{spec.provider}) refused its options: {exc}") from None
+        raise ConfigError(f"{where}module {spec.name!r} ({spec.kind}/{spec.provider}) refused its options: {exc}") from None
 
 
 class BridgeApp:

@@ -50,7 +50,7 @@ class ScriptedLlama:
     def create_chat_completion(self, messages: list[dict[str, str]], stream: bool, **params: Any) -> Iterator[dict[str, Any]]:
         assert stream
         self.params = params
-        self.calls.append(params)
+        self.calls.append({**params, "messages": messages})
         pieces = self.replies.pop(0) if self.replies else self.pieces
         processors = params.get("logits_processor") or []
         if pieces and processors:
@@ -170,15 +170,27 @@ async def test_a_reply_that_is_only_an_echo_is_generated_again(module: Any) -> N
     assert text == "Try it and the guard will have you."
     assert llm.last_stats is not None and llm.last_stats.attempts == 2
     assert llm.last_stats.echo_dropped == "I'll burn this place down."
+    assert fake.calls[1]["messages"] == fake.calls[0]["messages"]  # the same prompt, one more word forbidden
 
 
 async def test_an_echo_is_still_better_than_no_reply(module: Any) -> None:
     """Should the model say nothing but the echo twice, the turn still gets its reply."""
     llm, install = module
     echo = ["Burn", " this", " place", " down", "!"]
-    install(ScriptedLlama([], replies=[echo, echo], instead=echo))
+    fake = ScriptedLlama([], replies=[echo, echo, echo], instead=echo)
+    install(fake)
     assert await ask_reply(llm, "Hand over your coin or I'll burn this place down!") == "Burn this place down!"
-    assert llm.last_stats is not None and llm.last_stats.attempts == 2
+    assert llm.last_stats is not None and llm.last_stats.attempts == local.MAX_ATTEMPTS == 3
+    last = fake.calls[-1]["messages"][-1]  # the last try quotes the line as the player's
+    assert last == {"role": "user", "content": 'Player: "Hand over your coin or I\'ll burn this place down!"'}
+
+
+async def test_a_try_that_says_nothing_is_tried_again(module: Any) -> None:
+    llm, install = module
+    fake = ScriptedLlama([], replies=[[], ["Not", " a", " copper", "!"]])
+    install(fake)
+    assert await ask_reply(llm, "Hand over your coin or I'll burn this place down!") == "Not a copper!"
+    assert len(fake.calls) == 2
 
 
 async def test_no_echo_false_leaves_the_reply_alone(tmp_path: Path) -> None:

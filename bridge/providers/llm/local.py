@@ -8,7 +8,7 @@ model starts repeating itself; llama.cpp's repeat penalty and stop strings make 
 The same module keeps the reply from parroting the player's line (see `loop_guard`): the
 line's first word is forbidden as the reply's first token (a logits processor), and an
 echo that gets through anyway is dropped; a reply that was nothing but an echo is generated
-once more with its own first word forbidden too. `no_echo = false` turns both off.
+again with its own first word forbidden too (up to three tries; the last quotes the line). `no_echo = false` turns all of it off.
 
 Threads. llama.cpp blocks, so generation runs in a worker thread and sends each token back
 to trio through an unbounded memory channel (queued with the run's `TrioToken`, so the
@@ -33,6 +33,7 @@ afresh; a number makes the same prompt give the same reply, for benches and test
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import threading
@@ -51,6 +52,8 @@ from bridge.providers.llm._common import empty_reply, openai_messages, sampling
 from bridge.providers.llm.loop_guard import LoopGuard, opening_bans
 from bridge.providers.registry import ModuleSpec
 
+log = logging.getLogger(__name__)
+
 #: Where a small model drifts into writing the other side of the dialogue, or a new scene.
 STOP = ["\n\n", "Player:", "User:", "<|im_end|>", "<|endoftext|>"]
 DEFAULTS: dict[str, Any] = {"max_tokens": 80, "temperature": 0.4, "top_p": 0.9, "stop": STOP}
@@ -61,8 +64,8 @@ DEFAULT_N_CTX = 2048
 # Upper bound on waiting for the worker after the stream closes. It notices the abandon
 # flag within one token (~10 ms); only a first-time model load (~0.2 s) can hold it longer.
 JOIN_TIMEOUT_S = 30.0
-#: Generations of one reply at most: the first, and one more if it was only an echo.
-MAX_ATTEMPTS = 2
+#: Generations of one reply at most, while the model says nothing but an echo.
+MAX_ATTEMPTS = 3
 LOCK_POLL_S = 0.05
 
 
@@ -143,7 +146,7 @@ class GenerationStats:
     abandoned: bool = False
     stopped_by: str | None = None  # "loop" or "length" when the loop guard ended the reply
     echo_dropped: str = ""  # an echo of the player's line that was generated but not sent
-    attempts: int = 0  # generations run (2 when the first was only an echo)
+    attempts: int = 0  # generations run (more than 1 when a try was only an echo)
 
     @property
     def tokens_per_s(self) -> float | None:
@@ -206,20 +209,29 @@ class LocalLLM:
             try:
                 if job.abandon.is_set():
                     return
-                bans: set[int] = set()
+                if not job.line:  # no_echo = false
+                    self._generate(model, job, set())
+                    return
+                tokenize = partial(_tokenize, model.llama)
+                bans = opening_bans(job.line, tokenize)
                 for attempt in range(1, MAX_ATTEMPTS + 1):
                     job.stats.attempts = attempt
-                    if job.line:
-                        bans |= opening_bans(job.line, partial(_tokenize, model.llama))
-                    if not self._generate(model, job, bans) or not job.guard.echo_only:
+                    if not self._generate(model, job, bans) or job.guard.released_any:
                         return
-                    job.stats.echo_dropped = job.guard.dropped
-                    if attempt == MAX_ATTEMPTS:  # better the echo than no reply at all
-                        job.emit(job.stats.echo_dropped)
-                        return
-                    # Only an echo came out: try again, its own first word forbidden too.
-                    bans |= opening_bans(job.stats.echo_dropped, partial(_tokenize, model.llama))
+                    # Nothing went out: the reply was only an echo (or empty). Try again with
+                    # the echo's own first word forbidden too; the last try quotes the line
+                    # as the player's (measured: quoting alone stopped every echo of the ten
+                    # bench lines but made the model refuse far more often, so it is the last
+                    # resort rather than the prompt).
+                    job.stats.echo_dropped = job.stats.echo_dropped or job.guard.dropped
+                    log.info("local LLM: attempt %d only echoed the player (%r)", attempt, job.guard.dropped)
+                    if job.guard.dropped:
+                        bans |= opening_bans(job.guard.dropped, tokenize)
+                    if attempt == MAX_ATTEMPTS - 1:
+                        job.messages = [*job.messages[:-1], {"role": "user", "content": f'Player: "{job.line}"'}]
                     job.guard = self._guard(job.line)
+                if job.stats.echo_dropped:  # better the echo than no reply at all
+                    job.emit(job.stats.echo_dropped)
             finally:
                 model.busy.release()
         except ProviderError as exc:

@@ -21,7 +21,7 @@ parts stop it. `opening_bans` names the tokens a reply may not start with (the f
 of the player's line, as the model would spell it), which the `local` module forbids at the
 reply's first token: the echo cannot begin. As a backstop, a guard given `echo_of` (the
 player's line) drops opening clauses that `echoes` that line, and the reply goes on from the
-next clause; `echo_only` says the whole reply was an echo (the module then tries once more).
+next clause; `echo_only` says the whole reply was an echo (the module then tries again).
 `echoes` is also what the bench and the live test count with.
 """
 
@@ -119,6 +119,11 @@ class LoopGuard:
     def dropped(self) -> str:
         """The echoed opening that was not released."""
         return "".join(self._dropped).strip()
+
+    @property
+    def released_any(self) -> bool:
+        """Some words went out."""
+        return bool(self._released)
 
     @property
     def echo_only(self) -> bool:
