@@ -88,7 +88,7 @@ CASES = [
     pytest.param(GOOD.replace('kind = "llm"', 'knd = "llm"'),
                  ["bridge.toml:5:", "[modules.scripted] `knd`", "did you mean `kind`?"], id="module-kind-typo"),
     pytest.param(GOOD + '\n[modules.brain]\nkind = "llm"\nprovider = "local"\nno_echo = "yes"\n',
-                 ["bridge.toml:14: [modules.brain]:", "module 'brain'", "`no_echo` must be true or false"], id="local-no-echo-type"),
+                 ["bridge.toml:13: [modules.brain]:", "module 'brain'", "`no_echo` must be true or false"], id="local-no-echo-type"),
     pytest.param(GOOD.replace('replies = ["Hello."]', 'replies = "Hello."'),
                  ["bridge.toml:4: [modules.scripted]:", "`replies` must be a list of strings"], id="wrong-type-provider-option"),
     pytest.param(GOOD.replace('replies = ["Hello."]', 'replies = ["Hello."]\nfirst_token_ms = "soon"'),
