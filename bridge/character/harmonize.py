@@ -204,7 +204,8 @@ class Harmonizer:
         if self.style == "compact":
             if self._scene:
                 lines.append(f"Scene: {self._scene}")
-            lines.extend(f"Earlier: {event.render()}" for event in self._events)
+            lines.extend(f"Earlier: {event.render()}" for event in events)
+            lines.extend(section for section in sections if section)
             lines.append("Put actions between asterisks, like *smiles*.")
             return "\n".join(lines)
         if self.greeting:

@@ -236,3 +236,19 @@ def test_compact_style_for_small_models() -> None:
     assert [m.role for m in full.build_messages([], "Hi", 2000)] == ["system", "user"]
     with pytest.raises(ValueError, match="prompt style"):
         Harmonizer("Mira", "", style="tiny")
+
+
+def test_compact_style_keeps_the_world_stage_sections_and_the_token_budget() -> None:
+    """The default character's style once dropped the perception/action blocks and ignored the
+    event trimming, so its budget could not cover world events (issue 11 item 6)."""
+    h = Harmonizer("Mira", "You keep the Copper Kettle.", "Welcome, traveller!", style="compact")
+    actions = "You can act: open_gate(which)."
+    assert actions in h.system_prompt(sections=[actions])
+    for n in range(20):
+        h.add_world_event(f"event {n} " + "x" * 200)
+    prompt = h.system_prompt(max_events=2)
+    assert "event 17" not in prompt and "event 18" in prompt and "event 19" in prompt
+    messages = h.build_messages([], "Hello", 300, sections=[actions])
+    system = messages[0].content
+    assert actions in system and "event 19" in system and "event 0 " not in system
+    assert estimate_tokens(system) + estimate_tokens("Hello") <= 300
