@@ -12,15 +12,17 @@ from bench import (
     scene,
     speech_capacity,
     speech_latency,
+    streamed_input,
     stt_wer,
     viseme_accuracy,
+    viseme_streaming,
 )
 from bench.common import machine, table
 
 
 def main() -> None:
     rows: list[tuple[str, str]] = []
-    for module in (codec, roundtrip, scene, speech_latency, speech_capacity, viseme_accuracy, countenance_accuracy, stt_wer, embedded_stack):
+    for module in (codec, roundtrip, scene, speech_latency, streamed_input, speech_capacity, viseme_accuracy, viseme_streaming, countenance_accuracy, stt_wer, embedded_stack):
         # The countenance target is the face a game sees, so it is measured through a bridge.
         rows += module.main(["--bridge"] if module is countenance_accuracy else [])
         print()

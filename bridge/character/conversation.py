@@ -150,7 +150,7 @@ class ConversationTurn:
         soon as each is complete; without `acts` they are dropped with a log line.
         """
         parser = ReplyParser()
-        segmenter = self.character.new_segmenter()
+        segmenter = self.character.new_segmenter(self.speaker.first_words if self.speaker is not None else None)
         emotion: str | None = None
         text_deltas = self.character.text_deltas
         needs_space = separator and bool(self.speech_parts)
@@ -175,6 +175,7 @@ class ConversationTurn:
                         for segment in segmenter.feed(text):
                             turn.timing.mark("first_segment")
                             self.speaker.say(segment)
+                        self.speaker.wrote(text)
                 elif isinstance(piece, Action):
                     self.actions.append(piece.text)
                     await turn.emit("ai.action", {"text": piece.text, "kind": "nonverbal"})
@@ -216,6 +217,7 @@ class ConversationTurn:
                     for segment in segmenter.flush():
                         turn.timing.mark("first_segment")
                         self.speaker.say(segment)
+                    self.speaker.text_done()
                 return emotion
             except ProviderError as exc:
                 if started or module_name == self.character.llm_chain[-1]:
@@ -268,6 +270,7 @@ class SpeakTurn:
         for segment in [*segmenter.feed(text), *segmenter.flush()]:
             turn.timing.mark("first_segment")
             self.speaker.say(segment)
+        self.speaker.wrote(text)
         self.speaker.finish()
         await self.speaker.run()
         total = sum(s.sent_ms for s in self.speaker.segments)

@@ -77,8 +77,14 @@ class CharacterRuntime:
         module = self.config.modules.get("tts")
         return await self.app.provider(module) if module else None
 
-    def new_segmenter(self) -> Segmenter:
-        return Segmenter(**self.segmenter_options)
+    def new_segmenter(self, first_words: int | None = None) -> Segmenter:
+        """A segmenter for one reply; `first_words` (a TTS fed words as they are written)
+        ends the first segment after at most that many words."""
+        options = dict(self.segmenter_options)
+        if first_words is not None:
+            options["first_max_words"] = min(int(options.get("first_max_words", 12)), first_words)
+            options["first_min_words"] = min(int(options.get("first_min_words", 4)), options["first_max_words"])
+        return Segmenter(**options)
 
     async def mood_for(self, text: str) -> dict[str, Any] | None:
         """The countenance of one spoken segment, smoothed, with the character's preset name."""
@@ -112,7 +118,10 @@ class CharacterRuntime:
             if self.mood_changed:
                 await turn.emit("ai.status", self.status())
 
-        return Speaker(turn, tts, self.audio_out, voice=self.config.voice, mood_for=self.mood_for, on_mood=report_mood)
+        max_chars = int(self.segmenter_options.get("max_chars", 300))
+        return Speaker(
+            turn, tts, self.audio_out, voice=self.config.voice, mood_for=self.mood_for, on_mood=report_mood, max_chars=max_chars
+        )
 
     def status(self) -> dict[str, Any]:
         """The `ai.status` payload: the current mood (and what the character is doing)."""

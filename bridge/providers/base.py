@@ -146,6 +146,34 @@ class TTS(Protocol):
     async def aclose(self) -> None: ...
 
 
+@runtime_checkable
+class TextStream(Protocol):
+    """One utterance whose text arrives while it is spoken: `send_text` as often as needed,
+    `end` once, and iterate for its audio (sending and iterating run in different tasks)."""
+
+    async def send_text(self, text: str, *, flush: bool = False) -> None: ...
+
+    async def end(self) -> None: ...
+
+    def __aiter__(self) -> AsyncIterator[SpeechAudio]: ...
+
+
+@runtime_checkable
+class TextStreamTTS(Protocol):
+    """A TTS that takes text while it speaks (ElevenLabs' stream-input socket).
+
+    ``stream_text`` says whether the speaker should use it (a module option); with it the
+    speaker opens a stream per segment before the segment's first word is written and
+    feeds words as the LLM writes them. ``first_words`` (or None) cuts a reply's first
+    segment after that many words, so the first audio waits for those words only.
+    """
+
+    stream_text: bool
+    first_words: int | None
+
+    def open_text_stream(self, request: TTSRequest) -> AbstractAsyncContextManager[TextStream]: ...
+
+
 # --------------------------------------------------------------------------- STT / VAD
 
 

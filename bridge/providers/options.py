@@ -43,7 +43,9 @@ OPTIONS: dict[tuple[str, str], frozenset[str]] = {
     ("llm", "echo"): frozenset({"replies", "first_token_ms", "token_ms", "fail"}),
     # `ws_url` belongs to elevenlabs_realtime; accepted here so one table can switch between the two.
     ("tts", "elevenlabs"): frozenset({"base_url", "ws_url", "optimize_streaming_latency"}) | _ELEVENLABS_COMMON | _secret("api_key") | HTTP,
-    ("tts", "elevenlabs_realtime"): frozenset({"base_url", "ws_url", "chunk_length_schedule", "inactivity_timeout"})
+    ("tts", "elevenlabs_realtime"): frozenset(
+        {"base_url", "ws_url", "chunk_length_schedule", "inactivity_timeout", "stream_text", "stream_first_words"}
+    )
     | _ELEVENLABS_COMMON
     | _secret("api_key")
     | HTTP,

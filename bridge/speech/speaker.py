@@ -14,6 +14,11 @@ arrives with visemes from a provisional timeline that is refined as audio arrive
 precise once the segment is complete (`bridge.speech.lips`, `bridge.speech.provisional`);
 a segment synthesized ahead of its playback waits up to `ALIGN_WAIT_S` for the precise one.
 Those alignments share a limiter sized to the cores, so a crowd backlogs nobody's audio.
+
+A TTS that takes text while it speaks (`TextStreamTTS`: ElevenLabs' stream-input socket) gets
+one text stream per segment instead of one request: the first is opened when the turn
+starts, each later one when the previous one gets its first word, and the words go in as the LLM writes them
+(`wrote()`, routed by `bridge.speech.text_feed`); the segment's end closes its input.
 """
 
 from __future__ import annotations
@@ -28,12 +33,13 @@ from typing import Any, Protocol
 import numpy as np
 import trio
 
-from bridge.providers.base import TTS, TimedUnit, TTSRequest
+from bridge.providers.base import TTS, TextStreamTTS, TimedUnit, TTSRequest
 from bridge.speech.audio import Chunker, StreamResampler, volume_envelope
 from bridge.speech.lips import UntimedLips
 from bridge.speech.meter import chunk_released
 from bridge.speech.provisional import RATES
 from bridge.speech.readahead import ReadAhead
+from bridge.speech.text_feed import Route, TextRouter
 from bridge.speech.visemes import (
     Viseme,
     visemes_between,
@@ -232,6 +238,7 @@ class Speaker:
         voice: str | None = None,
         mood_for: MoodFor | None = None,
         on_mood: Callable[[], Awaitable[None]] | None = None,
+        max_chars: int = 300,
     ) -> None:
         self.turn = turn
         self.on_mood = on_mood  # after each countenance: lets the character report a new mood
@@ -245,6 +252,13 @@ class Speaker:
         self._clock_start: float | None = None  # real time of audio time 0 of this turn
         self._batch_until = -math.inf  # chunks due before this trio time go without a sleep
         self._audio_ms_total = 0.0  # audio released so far, across segments
+        # Streamed text input: words routed to per-segment TTS text streams as they come.
+        self._router: TextRouter | None = None
+        self.first_words: int | None = None  # cut the first segment after this many words
+        if isinstance(tts, TextStreamTTS) and tts.stream_text:
+            self._router = TextRouter(max_chars=max_chars)
+            self.first_words = tts.first_words
+        self._route_send, self._route_receive = trio.open_memory_channel[Route](math.inf)
 
     # ----------------------------------------------------------------- input
 
@@ -253,10 +267,33 @@ class Speaker:
         if text.strip():
             self.texts.append(text.strip())
             self._text_send.send_nowait(text.strip())
+            if self._router is not None:
+                self._routes(self._router.said(text.strip()))
+
+    def wrote(self, text: str) -> None:
+        """The reply's speech text as the LLM wrote it, after the segmenter read it (and its
+        segments were `say`-ed): fed word by word to a TTS that takes text while it speaks."""
+        if self._router is not None:
+            self._routes(self._router.wrote(text))
+
+    def text_done(self) -> None:
+        """The reply's text is complete (its segmenter flushed): its last word is whole."""
+        if self._router is not None:
+            self._routes(self._router.end_text())
 
     def finish(self) -> None:
         """No more segments will come."""
+        if self._router is not None:
+            self._routes(self._router.finish())
+        self._route_send.close()
         self._text_send.close()
+
+    def _routes(self, routes: list[Route]) -> None:
+        try:
+            for route in routes:
+                self._route_send.send_nowait(route)
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            pass  # the speaker stopped (interrupted): its streams are gone, nothing to feed
 
     # ----------------------------------------------------------------- running
 
@@ -264,7 +301,10 @@ class Speaker:
         """Speak every queued segment until `finish()`; returns when the last one ended."""
         hand_send, hand_receive = trio.open_memory_channel[tuple[SpokenSegment, ReadAhead]](SYNTH_AHEAD)
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(self._synthesize_all, hand_send, nursery)
+            if self._router is not None:
+                nursery.start_soon(self._synthesize_streamed, hand_send, nursery)
+            else:
+                nursery.start_soon(self._synthesize_all, hand_send, nursery)
             async with hand_receive:
                 async for segment, pieces in hand_receive:
                     await self._stream_segment(segment, pieces)
@@ -310,6 +350,62 @@ class Speaker:
                     segment.lips = None
                 else:
                     segment.lips.finish()
+
+    async def _synthesize_streamed(self, hand_send: trio.MemorySendChannel[Any], nursery: trio.Nursery) -> None:
+        """One TTS text stream per segment, fed the words routed to it; each segment is
+        handed to the streamer when the segmenter has released it (its text is known)."""
+        words: dict[int, trio.MemorySendChannel[str]] = {}
+        audio: dict[int, ReadAhead] = {}
+        scopes: dict[int, trio.CancelScope] = {}
+
+        def open_stream(k: int) -> None:
+            if k in scopes:
+                return
+            word_send, word_receive = trio.open_memory_channel[str](math.inf)
+            words[k], audio[k], scopes[k] = word_send, ReadAhead(), trio.CancelScope()
+            nursery.start_soon(self._text_stream, word_receive, audio[k], scopes[k])
+
+        async def route_words() -> None:
+            async with self._route_receive:
+                async for k, text in self._route_receive:
+                    open_stream(k)
+                    if text is None:
+                        words[k].close()  # the segment's last word: its stream ends
+                    else:
+                        words[k].send_nowait(text)
+                        # The next segment's socket opens now, not at the boundary, where
+                        # its handshake would hold up this segment's end.
+                        open_stream(k + 1)
+
+        open_stream(0)  # the socket is up before the LLM's first word
+        nursery.start_soon(route_words)
+        n = 0
+        async with hand_send, self._text_receive:
+            async for text in self._text_receive:
+                segment = SpokenSegment(f"{self.turn.id}.{n + 1}", text, self.audio.sample_rate, index=n)
+                open_stream(n)
+                await hand_send.send((segment, audio.pop(n)))
+                n += 1
+        for k, scope in scopes.items():
+            if k >= n:
+                scope.cancel()  # opened for a segment that never came
+
+    async def _text_stream(
+        self, words: trio.MemoryReceiveChannel[str], ahead: ReadAhead, scope: trio.CancelScope
+    ) -> None:
+        assert isinstance(self.tts, TextStreamTTS)
+        with scope, ahead.writing():
+            async with words, self.tts.open_text_stream(TTSRequest(text="", voice=self.voice)) as stream:
+
+                async def feed() -> None:
+                    async for text in words:
+                        await stream.send_text(text)
+                    await stream.end()
+
+                async with trio.open_nursery() as inner:
+                    inner.start_soon(feed)
+                    async for piece in stream:
+                        await ahead.put(piece)  # read only as far ahead as playback needs
 
     def _start_lips(self, segment: SpokenSegment, nursery: trio.Nursery) -> None:
         segment.lips = UntimedLips(

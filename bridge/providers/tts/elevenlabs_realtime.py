@@ -34,14 +34,17 @@ Config (`[modules.NAME]`, provider = "elevenlabs_realtime"): as `elevenlabs` (`a
 `voice_settings`, `alignment`, `alignment_times`, `timeout`, `connect_timeout`), plus
 `ws_url` (default derived from `base_url`: https -> wss, http -> ws),
 `chunk_length_schedule` (default [120, 160, 250, 290]), `inactivity_timeout` (s, sent as
-a query parameter), `language`.
+a query parameter), `language`, `stream_text` (default true: the speaker feeds each segment's
+words as the LLM writes them, one socket per segment; false: each segment is sent whole once
+written) and `stream_first_words` (default 4: with `stream_text`, a reply's first segment ends
+after this many words, so first audio comes that many words after the LLM's first).
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator, Mapping, Sequence
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 from urllib.parse import quote, urlencode, urlsplit, urlunsplit
 
@@ -70,6 +73,7 @@ from bridge.providers.tts.elevenlabs import (
 )
 
 DEFAULT_SCHEDULE = (120, 160, 250, 290)
+DEFAULT_FIRST_WORDS = 4
 DEFAULT_TIMEOUT_S = 30.0
 
 
@@ -252,6 +256,8 @@ class ElevenLabsRealtimeTTS:
         inactivity_timeout: float | None = None,
         timeout: float = DEFAULT_TIMEOUT_S,
         connect_timeout: float = http.DEFAULT_CONNECT_TIMEOUT_S,
+        stream_text: bool = True,
+        first_words: int | None = DEFAULT_FIRST_WORDS,
     ) -> None:
         codec, _ = parse_output_format(output_format)
         if codec == "opus":
@@ -275,6 +281,10 @@ class ElevenLabsRealtimeTTS:
         self.inactivity_timeout = inactivity_timeout
         self.timeout = timeout
         self.connect_timeout = connect_timeout
+        if first_words is not None and first_words < 1:
+            raise ConfigError("elevenlabs_realtime: stream_first_words must be at least 1")
+        self.stream_text = stream_text
+        self.first_words = first_words
 
     def endpoint(self, voice: str, language: str | None = None) -> str:
         query: dict[str, str] = {"model_id": self.model, "output_format": self.output_format}
@@ -321,6 +331,10 @@ class ElevenLabsRealtimeTTS:
                     with trio.CancelScope(shield=True):
                         await speech.aclose()
 
+    def open_text_stream(self, request: TTSRequest) -> AbstractAsyncContextManager[RealtimeSpeech]:
+        """The speaker's text stream (`bridge.providers.base.TextStreamTTS`); `request.text` is unused."""
+        return self.open_realtime(request.voice, options=request.options)
+
     @asynccontextmanager
     async def synthesize(self, request: TTSRequest) -> AsyncIterator[AsyncIterator[SpeechAudio]]:
         """The whole text at once: sent, ended, and the audio yielded as it comes."""
@@ -339,6 +353,12 @@ def create(spec: ModuleSpec) -> ElevenLabsRealtimeTTS:
     if not isinstance(schedule, (list, tuple)):
         raise ConfigError(f"module {spec.name!r}: `chunk_length_schedule` must be a list of numbers")
     inactivity = spec.option("inactivity_timeout")
+    stream_text = spec.option("stream_text", True)
+    if not isinstance(stream_text, bool):
+        raise ConfigError(f"module {spec.name!r}: `stream_text` must be true or false")
+    first_words = spec.option("stream_first_words", DEFAULT_FIRST_WORDS)
+    if not isinstance(first_words, int) or isinstance(first_words, bool) or first_words < 1:
+        raise ConfigError(f"module {spec.name!r}: `stream_first_words` must be a whole number of at least 1")
     return ElevenLabsRealtimeTTS(
         api_key=str(spec.secret("api_key")),
         ws_url=str(ws_url),
@@ -346,5 +366,7 @@ def create(spec: ModuleSpec) -> ElevenLabsRealtimeTTS:
         inactivity_timeout=None if inactivity is None else float(inactivity),
         timeout=float(spec.option("timeout", DEFAULT_TIMEOUT_S)),
         connect_timeout=float(spec.option("connect_timeout", http.DEFAULT_CONNECT_TIMEOUT_S)),
+        stream_text=stream_text,
+        first_words=first_words,
         **common_options(spec),
     )
