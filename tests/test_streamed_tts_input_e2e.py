@@ -73,7 +73,8 @@ async def test_words_reach_the_tts_while_the_llm_is_still_writing(connect) -> No
     assert starts == SEGMENTS
     # One socket per segment, each spoken as one generation of exactly its words.
     assert tts.generations == [s + " " for s in SEGMENTS]
-    assert tts.sockets_opened == 3 and not tts.violations
+    # (A fourth may have opened ahead for a segment that never came, and closed unused.)
+    assert 3 <= tts.sockets_opened <= 4 and tts.sockets_opened == tts.sockets_closed and not tts.violations
     assert words_sent(tts) == sorted(REPLY.split())
     assert result.payload["spoken"] == REPLY
     for speech in [e.payload["speech"] for e in result.of_type("ai.speech.start")]:
