@@ -49,7 +49,7 @@ def stream(sample: Sample, rate: VoiceRate, rtf: float, piece_ms: float, ahead: 
     per_piece = max(1, int(sr * piece_ms / 1000))
     pieces = [sample.samples[i : i + per_piece] for i in range(0, sample.samples.size, per_piece)]
     arrivals = [0.0 if ahead else k * piece_ms / 1000 * rtf for k in range(len(pieces))]
-    state = StreamingAlignment(sample.text, rate)
+    state = StreamingAlignment(sample.text, rate, playing=True)  # its chunks go out as it arrives
     state.set_reference(espeak_reference(sample.text))  # started with the TTS request: ready at first audio
     total_ms = sample.duration_ms
     chunks = int(np.ceil(total_ms / CHUNK_MS))

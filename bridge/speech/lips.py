@@ -54,6 +54,11 @@ class UntimedLips:
         timeline = self.state.current()
         return timeline if timeline is not None else loudness_visemes(chunk, sample_rate, start_ms)
 
+    def playing(self) -> None:
+        """The streamer has started sending this segment: partial alignments may help now."""
+        self.state.playing = True
+        self._changed.set()
+
     @property
     def complete(self) -> bool:
         return self.state.complete

@@ -11,7 +11,9 @@ known when each chunk leaves:
    starts in the audio received so far;
 2. partial: the audio received so far aligned to espeak's rendering by open-end DTW (how far
    into the text the voice has got, and where each phoneme fell); the phonemes not reached
-   yet follow at the voice's rate. Redone as more audio arrives, at growing intervals;
+   yet follow at the voice's rate. Redone as more audio arrives, at growing intervals, and
+   only while the segment is playing (a segment still being read ahead of its turn waits
+   for its whole alignment: partial ones there cost a crowd CPU for nothing);
 3. whole: once the segment's audio is complete, the precise alignment, which also teaches
    the voice's rate and where its speech starts.
 
@@ -132,6 +134,7 @@ class StreamingAlignment:
     has_reference: bool = False  # set_reference was called (the reference may be None)
     sample_rate: int | None = None
     complete: bool = False
+    playing: bool = False  # its chunks are being sent: only then is a partial alignment worth it
     kind: Literal["none", "provisional", "partial", "whole"] = "none"
     visemes: list[Viseme] = field(default_factory=list)
     _pieces: list[np.ndarray] = field(default_factory=list)
@@ -203,6 +206,8 @@ class StreamingAlignment:
             return None
         if self.complete:
             return None if self._whole_failed else "whole"
+        if not self.playing:
+            return None  # synthesized ahead: the whole alignment will be there first
         due = max(PARTIAL_FIRST_MS, self._partial_at_ms * PARTIAL_GROWTH)
         return "partial" if self.received_ms >= due else None
 

@@ -449,6 +449,8 @@ class Speaker:
                         lips = segment.lips
                         if lips is not None and lips.complete:
                             await lips.wait_whole(ALIGN_WAIT_S)  # synthesized ahead: align it precisely first
+                        if lips is not None:
+                            lips.playing()
                     phonemes.extend(piece.phonemes)
                     segment.characters.extend(piece.characters)
                     resampled = resampler.process(piece.samples)

@@ -59,6 +59,10 @@ def test_jobs_fall_due_as_audio_arrives_and_the_whole_one_teaches_the_rate(voice
     state = StreamingAlignment(TEXT, rate)
     assert state.current() is None and state.next_job() is None  # nothing before espeak's rendering
     state.set_reference(V.espeak_reference(TEXT))
+    state.add(voice.samples[: voice.sample_rate], voice.sample_rate)
+    assert state.next_job() is None  # read ahead of its turn: no partial alignment
+    state = StreamingAlignment(TEXT, rate, playing=True)
+    state.set_reference(V.espeak_reference(TEXT))
     jobs: list[tuple[str, float]] = []
     for piece in pieces(voice):
         state.add(piece, voice.sample_rate)
