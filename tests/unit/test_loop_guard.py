@@ -116,6 +116,28 @@ def test_the_guard_says_when_the_whole_reply_was_an_echo() -> None:
     assert out == "" and guard.echo_only
 
 
+def test_an_opening_without_words_is_not_sent() -> None:
+    """The 0.5B model, its first word banned, opened with a lone ":" (": We should leave ...")."""
+    line = "We should leave before the guard change shifts."
+    out, guard, _ = run(": We should leave before the guard shifts.", echo_of=line)
+    assert out == "" and guard.echo_only  # the echo is seen as an echo, the ":" never sent
+    out, _, _ = run(": The silver sword costs twenty crowns.", echo_of="How much for the sword?")
+    assert out == "The silver sword costs twenty crowns."
+    out, _, _ = run("\n\nWelcome in, traveller.")
+    assert out == "Welcome in, traveller."
+    assert run("Well... yes, it is.")[0] == "Well... yes, it is."  # punctuation after a word stays
+
+
+def test_an_echo_after_an_opening_action_is_still_an_echo() -> None:
+    """Seen from the 0.5B model: "*smiles*: We should leave before the guard shifts." The
+    action went out, the ":" and the echo must not (the reply parser shows the action)."""
+    line = "We should leave before the guard change shifts."
+    out, guard, _ = run("*smiles*: We should leave before the guard shifts.", echo_of=line)
+    assert out == "*smiles*" and guard.echo_only and not guard.spoke_any
+    out, guard, _ = run("*smiles*: Aye, the gate opens at dawn.", echo_of=line)
+    assert out == "*smiles* Aye, the gate opens at dawn." and guard.spoke_any
+
+
 def test_words_of_the_line_later_in_the_reply_are_not_touched() -> None:
     line = "Do you have a room for the night?"
     text = "Aye, love. A room for the night is ten coppers."

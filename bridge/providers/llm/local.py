@@ -216,9 +216,9 @@ class LocalLLM:
                 bans = opening_bans(job.line, tokenize)
                 for attempt in range(1, MAX_ATTEMPTS + 1):
                     job.stats.attempts = attempt
-                    if not self._generate(model, job, bans) or job.guard.released_any:
+                    if not self._generate(model, job, bans) or job.guard.spoke_any:
                         return
-                    # Nothing went out: the reply was only an echo (or empty). Try again with
+                    # Nothing was said: the reply was only an echo (or empty, or only an action). Try again with
                     # the echo's own first word forbidden too; the last try quotes the line
                     # as the player's (measured: quoting alone stopped every echo of the ten
                     # bench lines but made the model refuse far more often, so it is the last

@@ -32,6 +32,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 _WORD = re.compile(r"[\w']+")
+_ACTION = re.compile(r"\*[^*]*\*")
+#: An action clause the model ended with a colon, as if naming a speaker: "*smiles*:".
+_ACTION_COLON = re.compile(r"(\*[^*]*\*)\s*:(\s*)$")
 # A clause ends at punctuation (or a newline) followed by whitespace; the whitespace stays
 # with the next clause.
 _CLAUSE_END = re.compile(r"[,;:.!?…]+[\"')\]*]*(?=\s)|\n")
@@ -114,6 +117,8 @@ class LoopGuard:
     _pending: str = ""
     _sentences: int = 0
     _dropped: list[str] = field(default_factory=list)  # opening clauses dropped as echoes
+    _noise: bool = False  # an opening without words was dropped
+    _spoke: bool = False  # words outside *actions* were released
 
     @property
     def dropped(self) -> str:
@@ -126,9 +131,14 @@ class LoopGuard:
         return bool(self._released)
 
     @property
+    def spoke_any(self) -> bool:
+        """Some words meant to be spoken went out (not only *actions*)."""
+        return self._spoke
+
+    @property
     def echo_only(self) -> bool:
-        """Everything the model said so far was an echo of the player's line."""
-        return bool(self._dropped) and not self._released
+        """Nothing but actions went out, and the model's speech so far was an echo of the player's line."""
+        return bool(self._dropped) and not self._spoke
 
     def feed(self, text: str) -> str:
         """Take more model text; return what may be sent now (possibly "")."""
@@ -180,7 +190,20 @@ class LoopGuard:
 
     def _release(self, clause: str) -> str:
         words = _words(clause)
-        if self.echo_of and not self._released and words:
+        if not words and not self._released:
+            # An opening without words is noise, never speech: seen as a lone ":" when the
+            # player's first word was banned as the first token, and it reached the player as
+            # ": I'm sorry, ..." (or stayed in front of an echo the next try replaced).
+            self._noise = True
+            return ""
+        if self._noise and not self._released:
+            clause = clause.lstrip()
+        spoken = _words(_ACTION.sub(" ", clause))
+        if not spoken:
+            clause = _ACTION_COLON.sub(r"\1\2", clause)  # "*smiles*: We ..." is no speaker's name
+        # Until the character has said something, an opening *action* does not end the echo
+        # check: "*smiles*: We should leave ..." echoed the player after its action.
+        if self.echo_of and not self._spoke and spoken:
             if echoes(self.echo_of, clause) or (self._dropped and echoes(self.echo_of, self.dropped + " " + clause)):
                 self._dropped.append(clause)
                 return ""
@@ -194,6 +217,7 @@ class LoopGuard:
         for start in range(len(sequence) - self.ngram + 1):
             self._ngrams.add(tuple(sequence[start : start + self.ngram]))
         self._released.extend(words)
+        self._spoke = self._spoke or bool(spoken)
         if words:
             self._clauses.append(tuple(words))
         if _SENTENCE_END.search(clause):
