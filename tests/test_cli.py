@@ -14,6 +14,7 @@ import pytest
 import trio
 
 from entity_bridge_sdk import BridgeClient
+from tests.serve_in_directory import serve_in_directory
 
 CONFIG = textwrap.dedent(
     """
@@ -148,20 +149,7 @@ async def test_record_then_replay(tmp_path: Path) -> None:
 @pytest.mark.embedded
 async def test_serve_with_no_config_answers_with_the_embedded_stack(tmp_path: Path) -> None:
     """The README's first command: no bridge.toml, the built-in character on local models."""
-    proc = await trio.lowlevel.open_process(
-        [sys.executable, "-m", "bridge.cli", "serve", "--port", "0", "--no-detect"], stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, cwd=tmp_path
-    )
-    try:
-        assert proc.stdout is not None
-        buf = b""
-        # The models (LLM, piper, Whisper, Silero) now load before READY rather than in the
-        # first turn: the wait for READY holds what the turn's 120 s used to.
-        with trio.fail_after(180):
-            while b"\n" not in buf:
-                chunk = await proc.stdout.receive_some(1024)
-                assert chunk, "bridge exited before READY"
-                buf += chunk
-        url = buf.split(b"\n", 1)[0].decode().split(" ", 1)[1]
+    async with serve_in_directory(tmp_path) as url:
         async with BridgeClient.connect(url, audio_out={"sample_rate": 24000, "chunk_ms": 40, "lead_ms": 0}) as client:
             assert client.hello["characters"] == ["mira"]
             mira = await client.init_entity("npc-1", "mira")
@@ -170,9 +158,3 @@ async def test_serve_with_no_config_answers_with_the_embedded_stack(tmp_path: Pa
         assert result.payload["reply"].strip()
         assert result.of_type("ai.text") and result.of_type("ai.speech.audio")
         assert (tmp_path / "entity-bridge-history.sqlite3").exists()
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        with trio.move_on_after(15):
-            await proc.wait()
-        if proc.returncode is None:
-            proc.kill()

@@ -12,16 +12,13 @@ the goodbye back word for word, see docs/quickstart.md).
 from __future__ import annotations
 
 import re
-import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-import trio
 
 from bridge.providers.llm.loop_guard import echoes, first_sentence
 from entity_bridge_sdk import BridgeClient
+from tests.serve_in_directory import serve_in_directory
 
 pytestmark = [pytest.mark.embedded, pytest.mark.slow]
 REPO = Path(__file__).resolve().parents[1]
@@ -57,18 +54,7 @@ def test_repeated_ngram_finds_the_old_loops() -> None:
 
 async def test_default_character_replies_without_loops_or_echoes(tmp_path: Path) -> None:
     (tmp_path / "bridge.toml").write_text(SEEDED)
-    proc = await trio.lowlevel.open_process(
-        [sys.executable, "-m", "bridge.cli", "serve", "--port", "0", "--no-detect"], stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, cwd=tmp_path
-    )
-    try:
-        assert proc.stdout is not None
-        buf = b""
-        with trio.fail_after(60):
-            while b"\n" not in buf:
-                chunk = await proc.stdout.receive_some(1024)
-                assert chunk, "bridge exited before READY"
-                buf += chunk
-        url = buf.split(b"\n", 1)[0].decode().split(" ", 1)[1]
+    async with serve_in_directory(tmp_path) as url:  # reads the seeded bridge.toml there
         replies = []
         async with BridgeClient.connect(url, audio_out={"sample_rate": 24000, "chunk_ms": 40, "lead_ms": 10000}) as client:
             mira = await client.init_entity("npc-1", "mira")
@@ -84,9 +70,3 @@ async def test_default_character_replies_without_loops_or_echoes(tmp_path: Path)
             assert len(sentences) <= 3, (line, reply)
             assert len(set(sentences)) == len(sentences), (line, reply)
             assert not re.search(r"\[(neutral|happy|sad|angry|surprised|afraid|disgusted)\]|<\|im_|Player:", reply), (line, reply)
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        with trio.move_on_after(15):
-            await proc.wait()
-        if proc.returncode is None:
-            proc.kill()
