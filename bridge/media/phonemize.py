@@ -364,6 +364,17 @@ def warm_up(piper_config: str | None = None) -> None:
         raise EspeakError(str(exc)) from None
 
 
+def warm_up_for_untimed_voices() -> None:
+    """`warm_up` for a TTS whose audio comes without timing (OpenAI, Harmony Speech): its
+    visemes are aligned against espeak, started with each segment's request, so the workers
+    should be up before READY, or the first line's mouth follows loudness only. A missing or
+    broken espeak is not an error here: those visemes then stay loudness-driven."""
+    try:
+        warm_up()
+    except EspeakError:
+        pass
+
+
 def _info() -> tuple[int, frozenset[str], frozenset[str]]:
     global _INFO
     with _INFO_LOCK:

@@ -204,14 +204,9 @@ class OpenAISpeechTTS:
                         await pieces.aclose()
 
     async def warm_up(self) -> None:
-        """Before READY: the HTTP client, and espeak's workers for the visemes of this
-        untimed audio (started with each segment's request; without them the first line's
-        mouth would follow loudness only). A missing espeak is not an error here."""
+        """Before READY: the HTTP client, and espeak's workers for this untimed audio's visemes."""
         self._client()
-        try:
-            await trio.to_thread.run_sync(phonemize.warm_up)
-        except phonemize.EspeakError:
-            pass
+        await trio.to_thread.run_sync(phonemize.warm_up_for_untimed_voices)
 
     async def aclose(self) -> None:
         if self._http is not None:
