@@ -143,10 +143,12 @@ def _migrate(conn: sqlite3.Connection, path: str) -> None:
             raise
 
 
-def _row(row: tuple[Any, ...]) -> HistoryMessage:
+def message_from_row(row: tuple[Any, ...]) -> HistoryMessage:
+    """A stored line from its columns (speaker, role, text, kind, at, interrupted[, id]), as
+    both stores select them: SQLite's and PostgreSQL's."""
     speaker, role, text, kind, at, interrupted, *rest = row
     return HistoryMessage(
-        speaker=speaker, role=role, text=text, kind=kind, at=at, interrupted=bool(interrupted), id=int(rest[0]) if rest else 0
+        speaker=speaker, role=role, text=text, kind=kind, at=int(at), interrupted=bool(interrupted), id=int(rest[0]) if rest else 0
     )
 
 
@@ -245,7 +247,7 @@ class HistoryStore:
                 " WHERE character = ? AND scope = ? AND id < ? ORDER BY id DESC LIMIT ?",
                 (character, scope, before if before is not None else 2**62, limit),
             ).fetchall()
-            return [_row(row) for row in reversed(rows)]
+            return [message_from_row(row) for row in reversed(rows)]
 
         return await self._run(select)
 

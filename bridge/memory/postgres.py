@@ -27,7 +27,7 @@ from typing import Any, Final, TypeVar
 
 import trio
 
-from bridge.memory.history import HistoryError, HistoryMessage, HistoryRole, resolve_role
+from bridge.memory.history import HistoryError, HistoryMessage, HistoryRole, message_from_row, resolve_role
 
 _T = TypeVar("_T")
 
@@ -89,13 +89,6 @@ def _migrate(conn: Any, where: str, upto: int = SCHEMA_VERSION) -> None:
             for statement in _MIGRATIONS[target]:
                 conn.execute(statement)
             conn.execute("UPDATE entity_bridge_schema SET version = %s", (target + 1,))
-
-
-def _row(row: tuple[Any, ...]) -> HistoryMessage:
-    speaker, role, text, kind, at, interrupted, *rest = row
-    return HistoryMessage(
-        speaker=speaker, role=role, text=text, kind=kind, at=int(at), interrupted=bool(interrupted), id=int(rest[0]) if rest else 0
-    )
 
 
 class PostgresHistoryStore:
@@ -187,7 +180,7 @@ class PostgresHistoryStore:
                 " WHERE character = %s AND scope = %s AND id < %s ORDER BY id DESC LIMIT %s",
                 (character, scope, before if before is not None else 2**62, limit),
             ).fetchall()
-            return [_row(row) for row in reversed(rows)]
+            return [message_from_row(row) for row in reversed(rows)]
 
         return await self._run(select)
 
