@@ -172,10 +172,13 @@ TEST_CASE("speech buffer: producer and audio thread run concurrently without los
     std::thread audio([&] {
         std::vector<float> block(256);
         while (heard.size() < total) {
+            // `done` is read before the pull: an empty pull after the producer finished means
+            // the buffer is really drained (read after, the last chunk could still be unread).
+            const bool producer_finished = done.load();
             const size_t got = buffer.pull(block.data(), block.size());
             heard.insert(heard.end(), block.begin(), block.begin() + static_cast<long>(got));
             if (got == 0) {
-                if (done.load()) break;
+                if (producer_finished) break;
                 std::this_thread::yield();
             }
         }
