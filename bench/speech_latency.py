@@ -30,24 +30,34 @@ The floor: a bridge with zero overhead would get first audio at LLM first token 
 of the first segment + TTS first audio. At one entity this runs both with the clause-level
 first segment (default) and with sentence segments only, to show what the former saves.
 
-    python -m bench.speech_latency [--entities 1,50,200] [--visemes none] [--turns 3]
+With `--probe` the bridge also stamps its own socket reads and writes (`bench/probe`), and
+each leg is printed again as the bridge saw it: wall time from the read that brought the
+utterance (the token, the audio) to the end of the write that sent the request (the audio),
+and the bridge main thread's CPU time over the same span. The CPU figure is what to compare
+on a shared machine: it barely stretches with other processes' load, wall time does.
+
+    python -m bench.speech_latency [--entities 1,50,200] [--visemes none] [--turns 3] [--probe]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import random
 import resource
+import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import trio
 
 from bench.backends import REPLY
 from bench.common import machine, percentile, table
-from bench.processes import Backends, backends_process, bridge_process, toml_table
+from bench.processes import REPO, Backends, backends_process, bridge_process, toml_table
 from bridge.speech.segmenter import Segmenter
 from entity_bridge_sdk import BridgeClient
 from entity_bridge_sdk.client import Event
@@ -114,6 +124,8 @@ class Level:
     client_cpu: float
     missing: int
     parts_ms: dict[str, list[float]]  # the three legs of bridge-added
+    #: With --probe: each leg on the bridge's own clocks, (wall ms, main-thread CPU ms) per turn.
+    probed: dict[str, list[tuple[float, float]]] = field(default_factory=dict)
 
 
 def correlate(turns: Turns, trace: list[dict[str, Any]], k: int, llm_ms: float, tps: float, tts_ms: float, measured: set[str]) -> tuple[list[float], list[float], list[float], int, dict[str, list[float]]]:
@@ -148,8 +160,13 @@ async def run_level(args: argparse.Namespace, entities: int, clause_split: bool,
     turns = Turns()
     measured: set[str] = set()
     rng = random.Random(entities)
+    env = None
+    probe_out = Path(tempfile.mkdtemp()) / "probe.json"
+    if args.probe:
+        path = os.pathsep.join([str(REPO / "bench" / "probe"), os.environ.get("PYTHONPATH", "")])
+        env = {**os.environ, "PYTHONPATH": path, "BRIDGE_PROBE_OUT": str(probe_out), "BRIDGE_PROBE_IO": "1"}
     async with backends_process(args.llm_ms, args.tps, args.tts_ms, args.rtf) as backends:
-        async with bridge_process(bridge_config(backends, clause_split, entities + 10)) as bridge:
+        async with bridge_process(bridge_config(backends, clause_split, entities + 10), env=env) as bridge:
             async with BridgeClient.connect(bridge.url, audio_out=AUDIO_OUT, text_deltas=False, visemes=visemes, on_event=turns.on_event) as client:
                 handles = [await client.init_entity(f"npc-{i}", "npc") for i in range(entities)]
                 span: dict[str, float] = {}
@@ -196,7 +213,50 @@ async def run_level(args: argparse.Namespace, entities: int, clause_split: bool,
     k = tokens_until_first_segment(REPLY.format(tag="Q1x1"), clause_split)
     added, over_floor, overshoot, missing, parts = correlate(turns, backends.trace, k, args.llm_ms, args.tps, args.tts_ms, measured)
     floor = args.llm_ms + (k - 1) * 1000 / args.tps + args.tts_ms
-    return Level(entities, floor, k, added, over_floor, overshoot, cpu["bridge"] / elapsed, cpu["backends"] / elapsed, cpu["client"] / elapsed, missing, parts)
+    probed = bridge_legs(json.loads(probe_out.read_text()).get("io", [])) if probe_out.exists() else {}
+    probe_out.unlink(missing_ok=True)
+    probe_out.parent.rmdir()
+    return Level(entities, floor, k, added, over_floor, overshoot, cpu["bridge"] / elapsed, cpu["backends"] / elapsed, cpu["client"] / elapsed, missing, parts, probed)
+
+
+def bridge_legs(io: list[list[Any]]) -> dict[str, list[tuple[float, float]]]:
+    """The three legs as the bridge's socket stamps show them: (wall ms, CPU ms) per turn.
+
+    `io` rows are [kind, peer port, bytes, monotonic, thread CPU] (bench/probe). A request is
+    sent when its last write (head, then body) to that backend is done.
+    """
+
+    def request_end(i: int) -> list[Any]:
+        end, peer = io[i], io[i][1]
+        for row in io[i + 1 :]:
+            if row[1] == peer:
+                if row[0] != "http_out":
+                    break
+                end = row
+        return end
+
+    def span(start: list[Any], end: list[Any]) -> tuple[float, float]:
+        return (1000 * (end[3] - start[3]), 1000 * (end[4] - start[4]))
+
+    legs: dict[str, list[tuple[float, float]]] = {"in": [], "segment -> TTS": [], "audio out": []}
+    llm_at = [i for i, row in enumerate(io) if row[0] == "llm_out"]
+    for n, i in enumerate(llm_at):
+        utterance = next((io[j] for j in range(i - 1, -1, -1) if io[j][0] == "ws_in" and io[j][2]), None)
+        if utterance is not None:
+            legs["in"].append(span(utterance, request_end(i)))
+        stop = llm_at[n + 1] if n + 1 < len(llm_at) else len(io)
+        tts = next((k for k in range(i, stop) if io[k][0] == "tts_out"), None)
+        if tts is None:
+            continue
+        token = next((io[j] for j in range(tts - 1, i, -1) if io[j][0] == "http_in" and io[j][1] == io[i][1]), None)
+        if token is not None:
+            legs["segment -> TTS"].append(span(token, request_end(tts)))
+        audio = next((k for k in range(tts, stop) if io[k][0] == "audio_out"), None)
+        if audio is not None:
+            piece = next((io[j] for j in range(audio - 1, tts, -1) if io[j][0] == "http_in" and io[j][1] == io[tts][1]), None)
+            if piece is not None:
+                legs["audio out"].append(span(piece, io[audio]))
+    return legs
 
 
 def _own_cpu() -> float:
@@ -221,6 +281,7 @@ def main(argv: list[str] | None = None) -> list[tuple[str, str]]:
     parser.add_argument("--rtf", type=float, default=0.25, help="fake TTS real-time factor after its first audio")
     parser.add_argument("--visemes", default="ovr15", choices=["ovr15", "none"], help="OpenAI TTS gives no timing: ovr15 aligns it with espeak")
     parser.add_argument("--no-floor-comparison", action="store_true", help="skip the sentence-segments run at one entity")
+    parser.add_argument("--probe", action="store_true", help="also time each leg on the bridge's own clocks, CPU time included (bench/probe)")
     args = parser.parse_args(argv)
     rows: list[tuple[str, str]] = []
     levels = [int(n) for n in args.entities.split(",") if n.strip()]
@@ -234,6 +295,12 @@ def main(argv: list[str] | None = None) -> list[tuple[str, str]]:
             rows.append((f"{label}: bridge-added", f"{describe(level.added_ms)}  (n={len(level.added_ms)}, {level.missing} unmatched)"))
             legs = ", ".join(f"{name} {percentile(values, 50):.1f}" for name, values in level.parts_ms.items() if values)
             rows.append((f"{label}: its legs, p50 ms", legs))
+            if level.probed:
+                seen = ", ".join(
+                    f"{name} {percentile([w for w, _ in values], 50):.2f} / {percentile([c for _, c in values], 50):.2f}"
+                    for name, values in level.probed.items() if values
+                )
+                rows.append((f"{label}: in the bridge, p50 wall / CPU ms", f"{seen} (n={len(level.probed['in'])}, warm-up turns included)"))
             rows.append((f"{label}: first audio - set delays", f"{describe(level.over_floor_ms)}  (floor {level.floor_ms:.0f} ms, {level.tokens} tokens; fakes' own overshoot {describe(level.fake_overshoot_ms)})"))
             rows.append((f"{label}: CPU (one core = 100 %)", f"bridge {100 * level.bridge_cpu:.0f} %, fakes {100 * level.backends_cpu:.0f} %, client {100 * level.client_cpu:.0f} %"))
     title = (

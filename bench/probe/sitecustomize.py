@@ -8,6 +8,10 @@ CPU time the event loop spent running tasks between two waits for I/O; a chunk d
 a batch waits for the whole batch, since trio has no priorities). Both are written as JSON
 to $BRIDGE_PROBE_OUT when the process exits (the bridge exits cleanly on SIGTERM).
 $BRIDGE_PROBE_GC_THRESHOLD ("7000,10,10") sets other collector thresholds, to try them.
+With $BRIDGE_PROBE_IO set it also stamps every socket read and write of the bridge
+(`bench.speech_latency --probe`): the kind of traffic, `time.monotonic()` (the clock the
+fakes log with) and the main thread's CPU time, so the bridge's own share of each leg of a
+turn is measured on the bridge's clocks, CPU time included.
 
 CPU time rather than wall time is the figure to compare across runs on a shared machine:
 wall time stretches with other processes' load, CPU time barely does.
@@ -68,6 +72,38 @@ if OUT:
         return _run(*args, **kwargs)
 
     trio.run = _run_with_probe  # type: ignore[assignment]
+
+    if os.environ.get("BRIDGE_PROBE_IO"):
+        record["io"] = []
+        _http_peers: set[int] = set()  # ports of the backends, learned from the requests
+        _send_all, _receive_some = trio.SocketStream.send_all, trio.SocketStream.receive_some
+
+        def _peer(stream: trio.SocketStream) -> int:
+            try:
+                return int(stream.socket.getpeername()[1])
+            except (OSError, IndexError, TypeError):
+                return 0
+
+        async def _stamped_send_all(self: trio.SocketStream, data: bytes | bytearray | memoryview) -> None:
+            head, peer = bytes(data[:48]), _peer(self)
+            if head.startswith(b"POST "):
+                _http_peers.add(peer)
+                kind = "llm_out" if b"/chat/" in head else "tts_out" if b"/audio/speech" in head else "http_out"
+            elif peer in _http_peers:
+                kind = "http_out"  # a request's body
+            else:
+                kind = "audio_out" if b"ai.speech.audio" in head else "ws_out"
+            await _send_all(self, data)
+            record["io"].append([kind, peer, len(data), time.monotonic(), time.thread_time()])
+
+        async def _stamped_receive_some(self: trio.SocketStream, max_bytes: int | None = None) -> bytes | bytearray:
+            data = await _receive_some(self, max_bytes)
+            peer = _peer(self)
+            record["io"].append(["http_in" if peer in _http_peers else "ws_in", peer, len(data), time.monotonic(), time.thread_time()])
+            return data
+
+        trio.SocketStream.send_all = _stamped_send_all  # type: ignore[method-assign]
+        trio.SocketStream.receive_some = _stamped_receive_some  # type: ignore[method-assign]
 
     @atexit.register
     def _write() -> None:
