@@ -9,7 +9,7 @@ alignment deadline for its precise timeline (`wait_whole`).
 
 Under load the work sheds itself: a partial alignment is skipped while the aligner is busy
 (the next one, or the whole one, supersedes it), and `close()` (the segment's last chunk has
-gone) abandons whatever is queued or running, as `speaker.untimed_visemes` does.
+gone) abandons whatever is queued or running.
 """
 
 from __future__ import annotations

@@ -43,10 +43,8 @@ from bridge.speech.text_feed import Route, TextRouter
 from bridge.speech.visemes import (
     Viseme,
     visemes_between,
-    visemes_from_audio,
     visemes_from_characters,
     visemes_from_phonemes,
-    visemes_quick,
 )
 
 #: Segments synthesized ahead of the one streaming.
@@ -118,7 +116,6 @@ def _aligner_slots() -> int:
 
 _ALIGNER: trio.lowlevel.RunVar[trio.CapacityLimiter] = trio.lowlevel.RunVar("viseme_aligner")
 _RENDERER: trio.lowlevel.RunVar[trio.CapacityLimiter] = trio.lowlevel.RunVar("viseme_renderer")
-_QUICK: trio.lowlevel.RunVar[trio.CapacityLimiter] = trio.lowlevel.RunVar("viseme_quick")
 
 
 def _run_limiter(var: trio.lowlevel.RunVar[trio.CapacityLimiter], slots: Callable[[], int]) -> trio.CapacityLimiter:
@@ -140,36 +137,6 @@ def renderer_limiter() -> trio.CapacityLimiter:
     """espeak renderings of untimed segments' texts: their own limiter, so they are never
     queued behind the alignments (a segment's provisional timeline needs its rendering)."""
     return _run_limiter(_RENDERER, _aligner_slots)
-
-
-def quick_limiter() -> trio.CapacityLimiter:
-    """One quick estimate at a time: when a crowd falls back at once, dozens of threads
-    fighting over the GIL would starve the event loop more than queueing ~1 ms jobs."""
-    return _run_limiter(_QUICK, lambda: 1)
-
-
-async def untimed_visemes(samples: np.ndarray, sample_rate: int, text: str, *, wait_s: float | None = None) -> list[Viseme]:
-    """Visemes for audio with no timing: the espeak alignment if it is done within
-    `wait_s` (default `ALIGN_WAIT_S`), else `visemes_quick`.
-
-    The alignment runs in a worker thread under `aligner_limiter()`. If the wait runs out
-    while it is still queued it never starts; if it is running, its thread is told to stop
-    (it polls a flag) and is left to end on its own within about a millisecond; the same
-    happens when the caller is cancelled. So a backlog is shed instead of piling up.
-    """
-    stop = False
-
-    def align() -> list[Viseme]:
-        return visemes_from_audio(samples, sample_rate, text, should_stop=lambda: stop)
-
-    try:
-        with trio.move_on_after(ALIGN_WAIT_S if wait_s is None else wait_s):
-            return await trio.to_thread.run_sync(align, limiter=aligner_limiter(), abandon_on_cancel=True)
-    finally:
-        stop = True  # the abandoned thread (if any) raises AlignmentAbandoned into the void
-    # Sub-millisecond, but espeak's transcription takes the process-wide espeak lock that
-    # a running alignment may hold for a few ms: wait for it off the event loop.
-    return await trio.to_thread.run_sync(visemes_quick, samples, sample_rate, text, limiter=quick_limiter())
 
 
 @dataclass

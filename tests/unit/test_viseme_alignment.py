@@ -1,16 +1,15 @@
-"""Visemes for untimed voices under load: the fast DTW, espeak reference cache, the quick
-estimate, and the limiter/deadline that picks between them (real libespeak-ng, real threads)."""
+"""Visemes for untimed voices: the fast DTW, the espeak reference cache, abandoning an
+alignment, and the quick estimate (real libespeak-ng). How the speaker runs the alignments
+under load (limiters, skipping, shedding) is tests/unit/test_lips.py."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
-import trio
 
 from bridge.media import phonemize
 from bridge.providers.base import TimedUnit as U
 from bridge.speech import visemes as V
-from bridge.speech.speaker import aligner_limiter, quick_limiter, untimed_visemes
 from tests.unit.test_visemes import check_shape, frame_agreement
 
 TEXT = "I never expected to see you here again, old friend. Shall we walk to the harbour?"
@@ -146,59 +145,3 @@ def test_speech_islands_split_at_the_longest_silences() -> None:
     assert V._speech_islands(speech, 0, speech.size, 2) == [(0, 80), (120, speech.size)]
     assert V._speech_islands(speech, 0, speech.size, 3) == [(0, 30), (50, 80), (120, speech.size)]
     assert V._speech_islands(speech, 0, speech.size, 4) == [(0, speech.size)]  # not enough pauses
-
-
-async def test_untimed_visemes_aligns_when_in_time_and_falls_back_when_not(other_speaker: phonemize.EspeakSynthesis) -> None:
-    V.clear_reference_cache()
-    samples, rate = other_speaker.samples, other_speaker.sample_rate
-    aligned = await untimed_visemes(samples, rate, TEXT, wait_s=30)
-    assert aligned == V.visemes_from_audio(samples, rate, TEXT)
-    V.clear_reference_cache()
-    fallback = await untimed_visemes(samples, rate, TEXT, wait_s=0)
-    assert fallback == V.visemes_quick(samples, rate, TEXT)
-    assert aligner_limiter().borrowed_tokens == 0 and quick_limiter().borrowed_tokens == 0
-
-
-async def test_burst_is_limited_shed_and_leaves_no_thread_running(other_speaker: phonemize.EspeakSynthesis) -> None:
-    """40 segments at once, 50 ms each to wait: alignments run at most `total_tokens` at a
-    time, the rest fall back, every segment gets visemes, and no aligner is left busy."""
-    V.clear_reference_cache()
-    limiter = aligner_limiter()
-    assert limiter.total_tokens >= 1
-    peak = 0
-    results: list[list[V.Viseme]] = []
-    samples, rate = other_speaker.samples, other_speaker.sample_rate
-
-    async def one(k: int) -> None:
-        results.append(await untimed_visemes(samples, rate, f"{TEXT} Number {k}.", wait_s=0.05))
-
-    async def watch() -> None:
-        nonlocal peak
-        while True:
-            peak = max(peak, limiter.borrowed_tokens)
-            await trio.sleep(0.001)
-
-    async with trio.open_nursery() as outer:
-        outer.start_soon(watch)
-        async with trio.open_nursery() as nursery:
-            for k in range(40):
-                nursery.start_soon(one, k)
-        outer.cancel_scope.cancel()
-    assert len(results) == 40 and all(len(r) > 5 for r in results)
-    assert peak <= limiter.total_tokens
-    cached = sum(V._cached_reference(f"{TEXT} Number {k}.", "en-us")[0] for k in range(40))
-    assert cached < 40  # some were shed before espeak ever ran for them
-    with trio.fail_after(2):  # an abandoned thread stops at its next check
-        while limiter.borrowed_tokens:
-            await trio.sleep(0.005)
-
-
-async def test_cancelled_caller_stops_the_alignment_thread(other_speaker: phonemize.EspeakSynthesis) -> None:
-    V.clear_reference_cache()
-    limiter = aligner_limiter()
-    long_audio = np.tile(other_speaker.samples, 3)
-    with trio.move_on_after(0.002):
-        await untimed_visemes(long_audio, other_speaker.sample_rate, TEXT * 3, wait_s=30)
-    with trio.fail_after(2):
-        while limiter.borrowed_tokens:
-            await trio.sleep(0.002)
