@@ -5,12 +5,16 @@ Retry-After pauses the module."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+from typing import Any
+
 import httpx
 import trio
 from entity_bridge_sdk import QueueStatus
 from prometheus_client.parser import text_string_to_metric_families
 
 from bridge.config import parse_config
+from bridge.server.serve import RunningBridge
 from tests.conftest import start_bridge
 from tests.fakes.openai_chat import fake_openai_chat
 
@@ -50,11 +54,15 @@ async def test_fifty_entities_never_exceed_the_concurrency_limit(connect) -> Non
     assert replies == {f"npc-{n}": "Aye." for n in range(ENTITIES)}
 
 
-async def test_without_a_quota_the_same_load_does_exceed_it(connect) -> None:
-    """The control: the limit above is the quota's doing, not the fake's or the client's pace."""
+HELD = 10  # entities whose turns the fake holds open in the two tests below
+
+
+async def hold_turns(connect, options: dict, while_held: Callable[[Any, RunningBridge], Awaitable[None]]) -> Any:
+    """HELD entities each send a turn; the fake holds every reply it starts until
+    `while_held(server, running)` has returned; then all finish. Returns the fake server."""
     hold = trio.Event()
     async with fake_openai_chat(reply="Aye.", hold_before_finish=hold) as server:
-        async with start_bridge(_config(server.options(timeout=30))) as running:
+        async with start_bridge(_config(server.options(timeout=30, **options))) as running:
             async with connect(running) as client:
 
                 async def talk(n: int) -> None:
@@ -63,41 +71,43 @@ async def test_without_a_quota_the_same_load_does_exceed_it(connect) -> None:
 
                 with trio.fail_after(120):
                     async with trio.open_nursery() as nursery:
-                        for n in range(10):
+                        for n in range(HELD):
                             nursery.start_soon(talk, n)
-                        while server.inflight.count < 10:
-                            await trio.sleep(0.01)
+                        await while_held(server, running)
                         hold.set()
-    assert server.inflight.peak == 10
+    return server
+
+
+async def test_without_a_quota_the_same_load_does_exceed_it(connect) -> None:
+    """The control: the limit above is the quota's doing, not the fake's or the client's pace."""
+
+    async def all_started(server: Any, running: RunningBridge) -> None:
+        while server.inflight.count < HELD:
+            await trio.sleep(0.01)
+
+    server = await hold_turns(connect, {}, all_started)
+    assert server.inflight.peak == HELD
 
 
 async def test_the_queue_shows_in_metrics(connect) -> None:
-    hold = trio.Event()
-    async with fake_openai_chat(reply="Aye.", hold_before_finish=hold) as server:
-        async with start_bridge(_config(server.options(timeout=30, max_concurrency=LIMIT))) as running:
-            async with connect(running) as client:
+    text = ""
 
-                async def talk(n: int) -> None:
-                    npc = await client.init_entity(f"npc-{n}", "npc")
-                    await npc.say(f"hello from {n}")
+    async def read_metrics(server: Any, running: RunningBridge) -> None:
+        nonlocal text
+        quota = (await running.app.provider("brain")).quota
+        while server.inflight.count < LIMIT or quota.queued < HELD - LIMIT:
+            await trio.sleep(0.01)
+        async with httpx.AsyncClient() as http:
+            text = (await http.get(running.url.replace("ws://", "http://") + "/metrics")).text
 
-                with trio.fail_after(120):
-                    async with trio.open_nursery() as nursery:
-                        for n in range(10):
-                            nursery.start_soon(talk, n)
-                        quota = (await running.app.provider("brain")).quota
-                        while server.inflight.count < LIMIT or quota.queued < 10 - LIMIT:
-                            await trio.sleep(0.01)
-                        async with httpx.AsyncClient() as http:
-                            text = (await http.get(running.url.replace("ws://", "http://") + "/metrics")).text
-                        hold.set()
+    server = await hold_turns(connect, {"max_concurrency": LIMIT}, read_metrics)
     values = {
         sample.name: sample.value
         for family in text_string_to_metric_families(text)
         for sample in family.samples
         if sample.labels.get("module") == "brain" and sample.name in ("entity_bridge_quota_queued", "entity_bridge_quota_active")
     }
-    assert values == {"entity_bridge_quota_queued": 10 - LIMIT, "entity_bridge_quota_active": LIMIT}
+    assert values == {"entity_bridge_quota_queued": HELD - LIMIT, "entity_bridge_quota_active": LIMIT}
     assert server.inflight.peak == LIMIT
 
 
