@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 
 import pytest
 import trio
@@ -11,6 +10,7 @@ from bridge.providers.base import LLM, ChatMessage, ConfigError, LLMRequest, Pro
 from bridge.providers.llm import openai_chat
 from bridge.providers.registry import ModuleSpec, create_provider
 from tests.fakes.openai_chat import fake_openai_chat
+from tests.refused_port import refused_port
 
 KEY = "sk-test-SECRET-4242"
 
@@ -36,13 +36,6 @@ def make(options: dict[str, object]) -> openai_chat.OpenAIChatLLM:
 async def collect(llm: LLM, req: LLMRequest | None = None) -> list[str]:
     async with llm.stream(req or request()) as deltas:
         return [d async for d in deltas]
-
-
-def free_port() -> int:
-    """A port nobody listens on (bound, then released)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 async def test_streamed_deltas_join_to_the_reply_and_request_is_well_formed() -> None:
@@ -161,10 +154,11 @@ async def test_503_is_backend_unavailable_after_retries() -> None:
 
 
 async def test_connection_refused_is_backend_unavailable() -> None:
-    llm = make({"base_url": f"http://127.0.0.1:{free_port()}/v1", "model": "m", "connect_timeout": 1})
-    with pytest.raises(ProviderError) as info:
-        await collect(llm)
-    await llm.aclose()
+    with refused_port() as port:
+        llm = make({"base_url": f"http://127.0.0.1:{port}/v1", "model": "m", "connect_timeout": 1})
+        with pytest.raises(ProviderError) as info:
+            await collect(llm)
+        await llm.aclose()
     assert info.value.code == "backend_unavailable"
     assert "cannot reach" in info.value.message
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 
 import numpy as np
 import pytest
@@ -13,6 +12,7 @@ from bridge.providers.registry import ModuleSpec, create_provider
 from bridge.providers.tts import openai_speech
 from tests.fakes.openai_speech import PCM_RATE, fake_openai_speech
 from tests.fakes.tts_tone import dominant_frequency, tone, tone_frequency, tone_sample_count
+from tests.refused_port import refused_port
 
 KEY = "sk-test-SECRET-openai-4242"
 TEXT = "Well met, traveller. The road north is closed tonight."
@@ -31,12 +31,6 @@ async def speak(tts: TTS, text: str = TEXT, **kw: object) -> list[SpeechAudio]:
 
 def joined(pieces: list[SpeechAudio]) -> np.ndarray:
     return np.concatenate([p.samples for p in pieces])
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 async def test_pcm_stream_is_the_exact_tone_in_several_pieces_and_request_is_well_formed() -> None:
@@ -257,10 +251,11 @@ async def test_garbage_instead_of_audio_is_a_backend_error(fmt: str) -> None:
 
 
 async def test_unreachable_server_is_backend_unavailable() -> None:
-    tts = make({"base_url": f"http://127.0.0.1:{free_port()}/v1", "api_key": KEY, "max_retries": 0})
-    with pytest.raises(ProviderError) as info:
-        await speak(tts)
-    await tts.aclose()
+    with refused_port() as port:
+        tts = make({"base_url": f"http://127.0.0.1:{port}/v1", "api_key": KEY, "max_retries": 0})
+        with pytest.raises(ProviderError) as info:
+            await speak(tts)
+        await tts.aclose()
     assert info.value.code == "backend_unavailable"
 
 
