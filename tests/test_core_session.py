@@ -10,7 +10,7 @@ import trio
 from websockets.exceptions import InvalidStatus
 
 from bridge.config import parse_config
-from entity_bridge_sdk import BridgeClient, BridgeError
+from entity_bridge_sdk import BridgeClient, BridgeError, EntityHandle
 from tests.conftest import ECHO_CONFIG, live_tasks, start_bridge
 
 
@@ -181,14 +181,19 @@ async def test_inline_character_and_remove(bridge, connect) -> None:
         assert bad.payload["code"] == "bad_event" and "nope" in bad.payload["message"]
 
 
+async def first_delta(npc: EntityHandle) -> None:
+    """Wait for the entity's first streamed `ai.text`: its turn is running, the LLM streaming."""
+    with trio.fail_after(30):
+        async for event in npc.events():
+            if event.type == "ai.text":
+                return
+
+
 async def test_interrupt_mid_turn_cancels_the_whole_turn(bridge, connect) -> None:
     async with connect(bridge) as client:
         npc = await client.init_entity("npc-1", "slowpoke")
         turn_id = await npc.start_say("tell me a long story about the old war and the dragons")
-        events = npc.events()
-        async for event in events:  # wait for the first streamed delta: the turn is running
-            if event.type == "ai.text":
-                break
+        await first_delta(npc)
         assert live_tasks(f"turn:npc-1:{turn_id}")
         interrupted = await npc.interrupt()
         assert interrupted.payload["interrupted"] is True
@@ -205,7 +210,7 @@ async def test_new_utterance_interrupts_by_default_and_queues_when_configured(br
     async with connect(bridge) as client:
         fast = await client.init_entity("npc-1", "slowpoke")
         first = await fast.start_say("one two three four five six")
-        await trio.sleep(0.05)
+        await first_delta(fast)  # the first turn is running (a sleep here raced the bridge)
         second = await fast.say("hi")
         assert (await client.wait(first, check=False)).reply.payload["code"] == "cancelled"
         assert second.payload["reply"] == "You said: hi"
@@ -222,7 +227,7 @@ async def test_disconnect_mid_turn_leaves_no_task(bridge) -> None:
     async with BridgeClient.connect(bridge.url) as client:
         npc = await client.init_entity("npc-9", "slowpoke")
         await npc.start_say("a long answer please with many many words")
-        await trio.sleep(0.1)
+        await first_delta(npc)  # mid-turn: the LLM is streaming (after a fixed sleep it might not be yet)
         assert live_tasks("turn:npc-9")
     with trio.fail_after(5):
         while live_tasks("turn:") or live_tasks("entity:"):
