@@ -60,8 +60,14 @@ class ClientSocket:
             self._nursery.cancel_scope.cancel()
 
     async def _write(self) -> None:
+        metrics = self.app.metrics
+
+        async def send(items: list[Any]) -> None:
+            await self._send(items)
+            metrics.written(len(items))
+
         try:
-            await self.outbox.run_writer(self._send)
+            await self.outbox.run_writer(send)
         except (ConnectionClosed, trio.BrokenResourceError, trio.ClosedResourceError):
             pass  # the client went away; the reader notices and ends the connection
 
@@ -71,8 +77,8 @@ class ClientSocket:
         """Receive and handle frames until the connection is over."""
         raise NotImplementedError
 
-    async def _send(self, item: Any) -> None:
-        """Put one encoded outbox item on the wire."""
+    async def _send(self, items: list[Any]) -> None:
+        """Put encoded outbox items on the wire, in order (all that were queued at once)."""
         raise NotImplementedError
 
     def _close_entities(self) -> None:

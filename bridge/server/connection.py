@@ -31,6 +31,7 @@ from bridge.server.client_socket import ClientSocket
 from bridge.server.guard import peer_of
 from bridge.server.history_page import DEFAULT_LIMIT, MAX_LIMIT, fit_page
 from bridge.server.outbox import Outbox
+from bridge.server.ws_write import send_in_one_write
 from bridge.world.engine import EngineRequests
 from bridge.world import scenes
 from bridge.world.entity_world import EntityWorld
@@ -73,8 +74,11 @@ class Connection(ClientSocket):
                 scope.shield = True
                 await self.ws.aclose(self._close_code)
 
-    async def _send(self, item: Any) -> None:
-        await self.ws.send(item)
+    async def _send(self, items: list[Any]) -> None:
+        if len(items) == 1:
+            await self.ws.send(items[0])
+        else:
+            await send_in_one_write(self.ws, items)
 
     def abort(self) -> None:
         """Drop a client that does not read: no close handshake, the socket is closed under it."""

@@ -111,8 +111,8 @@ class HarmonyLinkConnection(ClientSocket):
         for path in self.translator.leftover_files():
             path.unlink(missing_ok=True)
 
-    async def _send(self, items: list[Send]) -> None:
-        for item in items:
+    async def _send(self, queued: list[list[Send]]) -> None:
+        for item in (item for items in queued for item in items):
             if item.write is not None:
                 await trio.to_thread.run_sync(_write_file, *item.write)
             await self.ws.send(item.event.to_text())

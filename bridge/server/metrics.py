@@ -62,6 +62,12 @@ class BridgeMetrics:
             "ai.speech.audio chunks sent after their playback time (the client's buffer ran dry: the voice is slower than real time).",
             registry=self.registry,
         )
+        self.client_frames = Counter("entity_bridge_client_frames", "Frames written to client sockets.", registry=self.registry)
+        self.client_writes = Counter(
+            "entity_bridge_client_writes",
+            "Writes to client sockets: frames queued together go out in one (client_frames / client_writes per write).",
+            registry=self.registry,
+        )
         self.provider_requests = Counter(
             "entity_bridge_provider_requests", "Requests made to a module's provider.", ["module", "kind"], registry=self.registry
         )
@@ -101,6 +107,11 @@ class BridgeMetrics:
         self.speech_chunks.inc()
         if late:
             self.late_chunks.inc()
+
+    def written(self, frames: int) -> None:
+        """One write of `frames` frames to a client socket (`Outbox.run_writer`)."""
+        self.client_frames.inc(frames)
+        self.client_writes.inc()
 
     def entity_started(self) -> None:
         self._entities.inc()
