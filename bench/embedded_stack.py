@@ -1,10 +1,14 @@
 """The whole embedded offline stack, end to end: player speech in, character speech out.
 
-    python -m bench.embedded_stack [--sentences 12] [--full-turns] [--turn-end adaptive|fixed|off]
+    python -m bench.embedded_stack [--sentences 12] [--full-turns] [--turn-end adaptive|fixed|off] [--character default|bench]
 
 One bridge runs in-process on 127.0.0.1 with a character on the built-in modules
 (`local` LLM, `piper` voice, `whisper` STT, `silero` VAD, `tags` countenance), and the SDK
-talks to it over a real WebSocket, as a game would. Each sentence of
+talks to it over a real WebSocket, as a game would. By default the character is the one
+`entity-bridge serve` gives without a config (Mira, `bridge.config.DEFAULT_CHARACTERS`:
+its persona, greeting, compact prompt and history), so the figures are what a new user
+gets; `--character bench` is the bench's older persona (no history, full prompt), kept to
+compare with figures taken before 2026-12-02 03:00 UTC. Each sentence of
 tests/data/stt_sentences.txt is spoken by piper (silence around it, so the true end of
 speech is known to the sample), resampled to 16 kHz and sent as 20 ms `stt.audio` messages
 in real time after `stt.listen.start {mode: vad}`. The bridge finds the end of speech,
@@ -65,7 +69,7 @@ from entity_bridge_sdk import BridgeClient, EntityHandle
 from entity_bridge_sdk.client import Event
 
 from bench.common import machine, percentile, table
-from bridge.config import parse_config
+from bridge.config import DEFAULT_CHARACTERS, parse_config
 from bridge.server.app import BridgeApp
 from bridge.server.serve import serve_bridge
 from bridge.server.warmup import Warmup
@@ -75,7 +79,9 @@ from tests.speech_samples import SpeechSample, load_sentences, speech_sample
 RATE = 16000
 CHUNK_MS = 20
 ENTITY = "keeper-1"
+CHARACTER_NAME = "mira"
 WARM_UP = "Good evening, is anyone here?"
+#: `--character bench`: the persona the bench used before it switched to the default character.
 CHARACTER: dict[str, Any] = {
     "display_name": "Mira",
     "persona": "Mira keeps the Copper Kettle tavern. She answers travellers warmly in one or two short sentences.",
@@ -86,6 +92,15 @@ CHARACTER: dict[str, Any] = {
     # samples would then measure its degenerate replies rather than a first answer.
     "history_limit": 0,
 }
+
+
+def default_character() -> dict[str, Any]:
+    """The default character (what `serve` gives without a config) as a config table."""
+    mira = DEFAULT_CHARACTERS["mira"]
+    table: dict[str, Any] = {"display_name": mira.display_name, "persona": mira.persona, **mira.options}
+    if mira.greeting:
+        table["greeting"] = mira.greeting
+    return table
 
 
 @dataclass
@@ -221,14 +236,14 @@ async def run(args: argparse.Namespace) -> tuple[Utterance, list[Utterance], flo
     samples = [speech_sample(text, lead_s=args.lead_s, tail_s=args.tail_s) for text in sentences]
     render_s = time.perf_counter() - started
     print(f"rendered {len(samples) + 1} samples with piper in {render_s:.1f} s")
-    character = dict(CHARACTER)
+    character = dict(CHARACTER) if args.character == "bench" else default_character()
     if args.turn_end == "off":
         character["partial_interval_ms"] = 0
     else:
         character["partial_interval_ms"] = args.partial_ms
         character["end_of_turn"] = args.turn_end
     config = parse_config(
-        {"server": {"history_path": ":memory:"}, "characters": {"keeper": character}},
+        {"server": {"history_path": ":memory:"}, "characters": {CHARACTER_NAME: character}},
         "bench.embedded_stack",
     )
     app = BridgeApp(config)
@@ -249,7 +264,7 @@ async def run(args: argparse.Namespace) -> tuple[Utterance, list[Utterance], flo
             text_deltas=False,
             on_event=recorder,
         ) as client:
-            npc = await client.init_entity(ENTITY, "keeper")
+            npc = await client.init_entity(ENTITY, CHARACTER_NAME)
             nursery.start_soon(drain, npc.events())
             nursery.start_soon(drain, client.events())
             cold = await one_sentence(npc, recorder, warm, args)
@@ -314,6 +329,7 @@ def summarize(cold: Utterance, results: list[Utterance], args: argparse.Namespac
     audio_s = sum(u.sample.duration_ms for u in results) / 1000
     turn_end = "full replies, ai.speech.end + quiet" if args.full_turns else "entity.interrupt at first audio"
     return [
+        ("character", "the default one (Mira, as serve gives it)" if args.character == "default" else "the bench persona (no history)"),
         ("sentences", f"{len(results)} ({audio_s:.0f} s of audio streamed in real time, 20 ms chunks, 16 kHz)"),
         ("reply end", turn_end),
         ("WER (corpus)", f"{corpus_wer(pairs):.1%}  ({sum(1 for p in pairs if wer(*p))} sentences with errors)"),
@@ -351,6 +367,7 @@ def main(argv: Sequence[str] | None = None) -> list[tuple[str, str]]:
     parser.add_argument("--cold", action="store_true", help="do not load the models before listening (the first turn loads them)")
     parser.add_argument("--turn-end", choices=("adaptive", "fixed", "off"), default="adaptive", help="adaptive: partials + end of turn by the words (default); fixed: partials, 500 ms silence; off: no partials")
     parser.add_argument("--partial-ms", type=int, default=600, help="partial_interval_ms with --turn-end adaptive or fixed")
+    parser.add_argument("--character", choices=("default", "bench"), default="default", help="default: the character serve gives without a config (Mira); bench: the older bench persona, no history")
     parser.add_argument("--turn-timeout-s", type=float, default=12.0, help="give up on a sentence this long after its audio would have ended")
     args = parser.parse_args(argv)
     load_before = load_average()

@@ -74,6 +74,7 @@ CHARACTER_OPTIONS: dict[str, OptionRule] = {
     "end_of_turn": OptionRule(lambda v: v in ("adaptive", "fixed"), '"adaptive" or "fixed"'),
     "end_of_turn_complete_ms": OptionRule(lambda v: _number(v) and v >= 0, "a number >= 0 (milliseconds)"),
     "end_of_turn_trailing_ms": OptionRule(lambda v: _number(v) and v >= 0, "a number >= 0 (milliseconds)"),
+    "prime_prompt": OptionRule(lambda v: isinstance(v, bool), "true or false"),
     # the world stage (bridge/world/entity_world.py): engine requests such as movement.perform
     "action_timeout_s": OptionRule(lambda v: _number(v) and v > 0, "a number of seconds > 0"),
     "react_to_action_result": OptionRule(lambda v: isinstance(v, bool), "true or false"),

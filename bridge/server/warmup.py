@@ -12,6 +12,12 @@ in the order the characters name them, and keeps a per-module state for `/health
   model load takes that model's own lock, so the turn's own load call joins the one in
   progress instead of starting another, and modules it does not use never hold it up.
 
+An LLM that keeps a prompt cache (the embedded `local` one: `prime`) is then given the
+first character's prompt that uses it (its system prompt, opening and a stand-in first
+line, built as a turn builds it), so the first turn evaluates only its own line: measured
+for the default character, 180 prompt tokens evaluated inside the first turn before, ~10
+after. Off with the character option `prime_prompt = false`.
+
 Besides the modules it compiles the protocol's schema validators (fastjsonschema, lazily
 compiled per event type otherwise): measured at ~67 ms each on the loaded 2-core machine
 (2.2 s for all 33), so a fresh bridge's first `user.utterance` paid for one inside its turn.
@@ -34,6 +40,7 @@ from typing import Any
 
 import trio
 
+from bridge.character.runtime import CharacterRuntime
 from bridge.config import BridgeConfig
 from bridge.providers.base import ConfigError, ProviderError
 
@@ -42,6 +49,9 @@ log = logging.getLogger(__name__)
 #: The provider methods that load a model or open what a module needs, in order of
 #: preference; a provider with neither has nothing more to load once constructed.
 LOAD_METHODS = ("warm_up", "load")
+#: The stand-in first line a character's prompt is primed with; only the prompt before it
+#: is reused by the first turn.
+PRIME_LINE = "Hello."
 
 
 def modules_in_use(config: BridgeConfig) -> list[str]:
@@ -98,6 +108,7 @@ class Warmup:
         try:
             for name, state in self.modules.items():
                 await self._load(name, state)
+            await self._prime_prompts()
             if self.compile_schemas:
                 await trio.to_thread.run_sync(self._compile_schemas)
             await self.app.history()  # the SQLite file, opened before the first turn writes to it
@@ -132,6 +143,30 @@ class Warmup:
         state.load_s = time.perf_counter() - t0
         state.state = "loaded"
         self.progress(f"loaded module {name} in {state.load_s:.2f} s")
+
+    async def _prime_prompts(self) -> None:
+        """Give each loaded LLM that can `prime` the prompt of the first character using it."""
+        primed: set[str] = set()
+        for character in self.app.config.characters.values():
+            name = character.modules.get("llm")
+            state = self.modules.get(name) if name else None
+            if name is None or name in primed or state is None or state.state != "loaded" or not character.options.get("prime_prompt", True):
+                continue
+            provider = await self.app.provider(name)
+            prime = getattr(provider, "prime", None)
+            if prime is None:
+                continue
+            primed.add(name)
+            runtime = CharacterRuntime(self.app, character, {})
+            line = runtime.harmonizer.utterance("verbal", PRIME_LINE) or PRIME_LINE
+            messages = runtime.harmonizer.build_messages([], line, runtime.token_budget)
+            t0 = time.perf_counter()
+            try:
+                tokens = await prime(messages)
+            except (ProviderError, ConfigError, OSError, ValueError) as exc:
+                self.progress(f"module {name}: priming the prompt of {character.name!r} failed: {exc}")
+                continue
+            self.progress(f"primed module {name} with the prompt of {character.name!r} ({tokens} tokens) in {time.perf_counter() - t0:.2f} s")
 
     def report(self) -> dict[str, Any]:
         """What `/health` says: each module's state, and whether all have loaded."""

@@ -20,6 +20,13 @@ error, or cancelled turn) an abandon flag is set, which the thread checks before
 token, and we wait (shielded, briefly) for the thread to finish: a cancelled turn leaves no
 generation running.
 
+Prompt cache. llama.cpp keeps the tokens it last evaluated and reuses their longest common
+prefix with the next prompt, so a turn only evaluates what changed since the last one (the
+new lines at the end). The first turn after start has nothing to reuse and evaluated the
+whole system prompt inside the turn (180 tokens for the default character): `prime` lets
+the warm-up (`bridge.server.warmup`) evaluate a character's prompt before the first turn.
+`GenerationStats.cached_tokens` says how much of a reply's prompt was reused.
+
 Sharing. One model per (file, n_ctx, n_threads) per process, loaded lazily under a lock; a
 `Llama` object is not safe to use from two threads at once, so generations on the same model
 take turns (a waiting turn still notices its abandon flag).
@@ -38,7 +45,7 @@ import math
 import os
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from functools import partial
@@ -46,7 +53,7 @@ from typing import Any
 
 import trio
 
-from bridge.providers.base import ConfigError, LLMRequest, ProviderError
+from bridge.providers.base import ChatMessage, ConfigError, LLMRequest, ProviderError
 from bridge.providers.llm import embedded_models
 from bridge.providers.llm._common import empty_reply, openai_messages, sampling
 from bridge.providers.llm.loop_guard import LoopGuard, opening_bans
@@ -147,6 +154,7 @@ class GenerationStats:
     stopped_by: str | None = None  # "loop" or "length" when the loop guard ended the reply
     echo_dropped: str = ""  # an echo of the player's line that was generated but not sent
     attempts: int = 0  # generations run (more than 1 when a try was only an echo)
+    cached_tokens: int | None = None  # the first generation's prompt prefix found in llama.cpp's cache
 
     @property
     def tokens_per_s(self) -> float | None:
@@ -196,6 +204,23 @@ class LocalLLM:
     async def warm_up(self) -> float:
         """Load the model in a thread, so the first turn does not pay for it."""
         return await trio.to_thread.run_sync(self.load)
+
+    async def prime(self, messages: Sequence[ChatMessage]) -> int:
+        """Evaluate `messages` as a prompt now, so the next turn's prompt reuses their tokens.
+
+        Run by the warm-up with a character's system prompt and a stand-in first line: the
+        first turn then evaluates only its own line instead of the whole prompt. Returns
+        the tokens now cached. One token is generated (llama.cpp evaluates a prompt only
+        to sample), under the model's lock like any generation.
+        """
+
+        def work() -> int:
+            model = model_for(self.path, self.n_ctx, self.n_threads, self.extra_buffers)
+            with model.busy:
+                model.llama.create_chat_completion(messages=openai_messages(messages), max_tokens=1, temperature=0.0)
+                return len(_evaluated(model.llama))
+
+        return await trio.to_thread.run_sync(work)
 
     # ------------------------------------------------------------------ worker thread
 
@@ -247,11 +272,14 @@ class LocalLLM:
         params = dict(job.params)
         if bans:
             params["logits_processor"] = _first_token_ban(bans)
+        cached_before = _evaluated(model.llama)
         chunks = model.llama.create_chat_completion(messages=job.messages, stream=True, **params)
         try:
             for chunk in chunks:
                 if job.abandon.is_set():
                     return False
+                if job.stats.cached_tokens is None:
+                    job.stats.cached_tokens = _common_prefix(cached_before, _evaluated(model.llama))
                 choices = chunk.get("choices") or [{}]
                 text = (choices[0].get("delta") or {}).get("content")
                 if not text:
@@ -345,6 +373,23 @@ class LocalLLM:
 
     async def aclose(self) -> None:
         return None  # the model is shared by the process; nothing per module to release
+
+
+def _evaluated(llama: Any) -> list[int]:
+    """The tokens llama.cpp holds in its cache now (`input_ids` is the whole n_ctx buffer)."""
+    ids, n = getattr(llama, "input_ids", None), getattr(llama, "n_tokens", 0)
+    return [] if ids is None else [int(t) for t in ids[:n]]
+
+
+def _common_prefix(before: Sequence[int], now: Sequence[int]) -> int:
+    """Tokens at the start of `now` (the prompt, then what was generated) that `before` (the
+    cache before this generation) already held: what llama.cpp did not evaluate again."""
+    same = 0
+    for a, b in zip(before, now):
+        if a != b:
+            break
+        same += 1
+    return same
 
 
 def _player_line(request: LLMRequest) -> str | None:
