@@ -38,7 +38,7 @@ OPTIONS: dict[tuple[str, str], frozenset[str]] = {
     | _secret("auth_token", "password")
     | HTTP,
     ("llm", "characterai"): frozenset({"character_id", "chat_id", "greeting", "rest_url", "ws_url"}) | _secret("token") | HTTP,
-    ("llm", "local"): frozenset({"model", "model_path", "n_ctx", "n_threads", "extra_buffers", "max_sentences", "repeat_penalty", "no_echo", "seed"})
+    ("llm", "local"): frozenset({"model", "model_path", "n_ctx", "n_threads", "extra_buffers", "max_sentences", "repeat_penalty", "no_echo", "seed", "stream_first_clause"})
     | SAMPLING,
     ("llm", "echo"): frozenset({"replies", "first_token_ms", "token_ms", "fail"}),
     # `ws_url` belongs to elevenlabs_realtime; accepted here so one table can switch between the two.

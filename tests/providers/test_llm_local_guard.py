@@ -205,3 +205,31 @@ async def test_no_echo_false_leaves_the_reply_alone(tmp_path: Path) -> None:
         assert "logits_processor" not in fake.params
     finally:
         local._models.pop(key, None)
+
+
+# --------------------------------------------------------------------------- first clause
+
+
+FIRST_SENTENCE = ["The", " stew", " is", " hot", " and", " thick", " tonight", "."]
+
+
+async def test_the_first_clause_goes_out_a_word_at_a_time_once_it_cannot_echo(module: Any) -> None:
+    """A first sentence without a comma used to come out whole, at its full stop."""
+    llm, install = module
+    install(ScriptedLlama(FIRST_SENTENCE))
+    parts = await reply(llm)  # the player asked "How is the stew?"
+    assert "".join(parts) == "The stew is hot and thick tonight."
+    # "The stew is hot" has two words the line lacks (of its four): it cannot become an echo.
+    assert parts == ["The stew is", " hot", " and", " thick", " tonight."]
+
+
+async def test_stream_first_clause_false_keeps_clause_at_a_time(tmp_path: Path) -> None:
+    path = tmp_path / "fake.gguf"
+    path.write_bytes(b"GGUF")
+    llm = local.create(ModuleSpec("local", "llm", "local", {"model_path": str(path), "stream_first_clause": False}))
+    key = (llm.path, llm.n_ctx, llm.n_threads)
+    local._models[key] = local._Model(llama=ScriptedLlama(FIRST_SENTENCE), load_s=0.0)
+    try:
+        assert await reply(llm) == ["The stew is hot and thick tonight."]
+    finally:
+        local._models.pop(key, None)

@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from bridge.providers.llm.loop_guard import LoopGuard, echoes, first_sentence, opening_bans
+from bridge.providers.llm.loop_guard import LoopGuard, cannot_echo, echoes, first_sentence, opening_bans
 
 
 def tokens(text: str) -> list[str]:
@@ -155,3 +155,68 @@ def test_opening_bans_name_the_first_word_as_the_model_spells_it() -> None:
     assert bans == {vocab["This"], vocab[" This"]}
     assert opening_bans("Hello!", tokenize) == set()  # one word: answering in kind is fine
     assert opening_bans("*waves* Hello there", tokenize) == set()  # never ban the action marker
+
+
+# --------------------------------------------------------------------------- stream_first
+
+
+def pieces(text: str, **options: object) -> list[tuple[int, str]]:
+    """(tokens read, text released) for every non-empty release, fed token by token."""
+    guard = LoopGuard(**options)  # type: ignore[arg-type]
+    out: list[tuple[int, str]] = []
+    read = 0
+    for read, token in enumerate(tokens(text), 1):
+        released = guard.feed(token)
+        if released:
+            out.append((read, released))
+        if guard.stopped:
+            return out
+    rest = guard.finish()
+    if rest:
+        out.append((read + 1, rest))
+    return out
+
+
+def test_stream_first_sends_the_first_clause_a_word_at_a_time_once_it_cannot_echo() -> None:
+    """Seen from the 0.5B default: a first sentence without a comma was held to its end."""
+    line = "Halt, who goes there at this hour of the night?"
+    reply = "The Copper Kettle tavern is open at this late hour. Come in."
+    held = pieces(reply, echo_of=line)
+    streamed = pieces(reply, echo_of=line, stream_first=True)
+    assert "".join(t for _, t in streamed) == "".join(t for _, t in held) == reply
+    assert held[0] == (len(tokens("The Copper Kettle tavern is open at this late hour.")) + 1, "The Copper Kettle tavern is open at this late hour.")
+    # "The Copper Kettle" shares no word with the line: it goes out as soon as a word follows it.
+    assert streamed[0] == (len(tokens("The Copper Kettle tavern")), "The Copper Kettle")
+    assert all(not t.endswith((" ", "\u00a0")) for _, t in streamed[:-1])  # whole words, the space stays with the next
+    assert streamed[-1][1] == " Come in."  # after the first clause: a clause at a time as before
+
+
+def test_stream_first_holds_a_start_that_could_still_become_an_echo() -> None:
+    line = "We should leave before the guard change shifts."
+    # A run of the line's words: held, then dropped whole as the echo it is.
+    out = pieces("we should leave before the guard shifts. Not tonight, love.", echo_of=line, stream_first=True)
+    assert "".join(t for _, t in out) == "Not tonight, love."
+    # One word of four outside the line could still grow into an echo: held to its comma.
+    out = pieces("We should leave now, before the gate closes.", echo_of=line, stream_first=True)
+    assert out[0] == (len(tokens("We should leave now,")) + 1, "We should leave now,")
+
+
+@pytest.mark.parametrize(("line", "reply", "echo"), ECHOES)
+def test_stream_first_never_lets_out_an_echo_the_held_guard_would_drop(line: str, reply: str, echo: bool) -> None:
+    held, _, _ = run(reply, echo_of=line)
+    streamed, _, _ = run(reply, echo_of=line, stream_first=True)
+    assert streamed == held
+
+
+@pytest.mark.parametrize(("line", "reply", "echo"), [case for case in ECHOES if case[2]])
+def test_cannot_echo_is_never_true_on_the_way_to_an_echo(line: str, reply: str, echo: bool) -> None:
+    words = first_sentence(reply).split()
+    for n in range(1, len(words) + 1):
+        assert not cannot_echo(line, " ".join(words[:n])), words[:n]
+
+
+def test_cannot_echo_frees_an_answer_early() -> None:
+    assert cannot_echo("Do you have a room for the night?", "Aye, ten coppers")
+    assert not cannot_echo("Do you have a room for the night?", "a room for")  # a run of the line
+    assert not cannot_echo("Do you have a room for the night?", "Aye")  # one word: wait
+    assert cannot_echo("Hello!", "Hello")  # a one-word line is never echoed

@@ -34,7 +34,9 @@ take turns (a waiting turn still notices its abandon flag).
 Options: `model` (an `embedded_models.MODELS` name), `model_path` (another GGUF instead),
 `max_tokens` (default 80), `max_sentences` (3; 0 for no cap), `temperature` (0.4), `top_p`
 (0.9), `repeat_penalty` (1.15), `stop` (default `STOP`), `n_threads` (2), `n_ctx` (2048),
-`extra_buffers` (false; see `_load`), `no_echo` (true), `seed` (none: each reply sampled
+`extra_buffers` (false; see `_load`), `no_echo` (true), `stream_first_clause` (true: the
+reply's first clause goes out a word at a time once it cannot be an echo, see `loop_guard`;
+false: a clause at a time), `seed` (none: each reply sampled
 afresh; a number makes the same prompt give the same reply, for benches and tests).
 """
 
@@ -191,6 +193,7 @@ class LocalLLM:
         self.max_sentences = int(self._options.get("max_sentences", DEFAULT_MAX_SENTENCES)) or None
         self.no_echo = bool(self._options.get("no_echo", True))
         self.seed: int | None = self._options.get("seed")
+        self.stream_first = bool(self._options.get("stream_first_clause", True))
         self.active_workers = 0  # generation threads running for this module right now
         self.last_stats: GenerationStats | None = None
 
@@ -199,7 +202,7 @@ class LocalLLM:
         return model_for(self.path, self.n_ctx, self.n_threads, self.extra_buffers).load_s
 
     def _guard(self, line: str | None = None) -> LoopGuard:
-        return LoopGuard(max_sentences=self.max_sentences, echo_of=line)
+        return LoopGuard(max_sentences=self.max_sentences, echo_of=line, stream_first=self.stream_first)
 
     async def warm_up(self) -> float:
         """Load the model in a thread, so the first turn does not pay for it."""
@@ -450,6 +453,8 @@ def create(spec: ModuleSpec) -> LocalLLM:
     seed = options.get("seed")
     if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**31):
         raise ConfigError(f"module {spec.name!r}: `seed` must be an integer from 0 to 2147483647, got {seed!r}")
+    if not isinstance(options.get("stream_first_clause", True), bool):
+        raise ConfigError(f"module {spec.name!r}: `stream_first_clause` must be true or false, got {options['stream_first_clause']!r}")
     if not isinstance(options.get("no_echo", True), bool):
         raise ConfigError(f"module {spec.name!r}: `no_echo` must be true or false, got {options['no_echo']!r}")
     return LocalLLM(

@@ -23,6 +23,15 @@ reply's first token: the echo cannot begin. As a backstop, a guard given `echo_o
 player's line) drops opening clauses that `echoes` that line, and the reply goes on from the
 next clause; `echo_only` says the whole reply was an echo (the module then tries again).
 `echoes` is also what the bench and the live test count with.
+
+The first clause, word by word (`stream_first`). Holding the first clause until its
+punctuation made the first audio wait for it (a whole sentence when it has no comma: 12-15
+tokens of the 0.5B model). With `stream_first`, the first spoken clause goes out a whole
+word at a time as soon as no ending can make it an echo (`cannot_echo`: it is no run of the
+line's words, and more of its words miss the line than a quarter of the line's length, so
+`echoes` is false however it goes on); the TTS segmenter then cuts the first segment when
+it has enough words. After an echo was dropped, and for the clauses after the first, text
+goes out a clause at a time as before.
 """
 
 from __future__ import annotations
@@ -79,6 +88,23 @@ def echoes(line: str, text: str) -> bool:
     return common >= 2 and common >= 0.6 * len(heard) and common >= 0.8 * len(said)
 
 
+def cannot_echo(line: str, text: str) -> bool:
+    """True when no continuation of `text` (a clause's start) can make `echoes(line, ...)` true.
+
+    `echoes` needs the clause to be a run of the line's words, or to share (in order) at
+    least 80% of its words and 60% of the line's. A start that is not a run stays none
+    whatever follows; and with `u` of its words outside the longest common subsequence,
+    any ending long enough to reach 80% makes the clause longer than 1.25 times the line
+    once `u` exceeds a quarter of the line's words, more than the line could share.
+    """
+    said, heard = _words(text), _words(line)
+    if len(heard) < 2:
+        return True  # `echoes` never holds for a one-word line
+    if len(said) < 2 or _is_run(said, heard):
+        return False
+    return 4 * (len(said) - _common(heard, said)) > len(heard)
+
+
 def first_sentence(text: str) -> str:
     """The reply up to its first `.!?` (all of it when there is none)."""
     match = re.search(r"[.!?…]+[\"')\]*]*(?=\s|$)", text.strip())
@@ -110,6 +136,7 @@ class LoopGuard:
     max_sentences: int | None = None
     max_clause_chars: int = 240
     echo_of: str | None = None  # the player's line: opening clauses that echo it are dropped
+    stream_first: bool = False  # release the first spoken clause a word at a time once it cannot echo
     stopped: str | None = None  # why generation should stop: "loop" or "length", else None
     _released: list[str] = field(default_factory=list)  # words released so far
     _ngrams: set[tuple[str, ...]] = field(default_factory=set)
@@ -119,6 +146,8 @@ class LoopGuard:
     _dropped: list[str] = field(default_factory=list)  # opening clauses dropped as echoes
     _noise: bool = False  # an opening without words was dropped
     _spoke: bool = False  # words outside *actions* were released
+    _streaming: bool = False  # the first spoken clause is going out word by word
+    _streamed: list[str] = field(default_factory=list)  # its words sent so far (one clause for the loop checks)
 
     @property
     def dropped(self) -> str:
@@ -152,6 +181,9 @@ class LoopGuard:
                 break
             clause, self._pending = self._pending[: match.end()], self._pending[match.end() :]
             out.append(self._release(clause))
+            self._streaming = False
+        if not self.stopped and self._may_stream():
+            out.append(self._stream_words())
         if not self.stopped and len(self._pending) > self.max_clause_chars and self._repeats(_words(self._pending)):
             self.stopped = "loop"
             self._pending = ""
@@ -164,6 +196,40 @@ class LoopGuard:
             return ""
         clause, self._pending = self._pending, ""
         return self._release(clause)
+
+    # ------------------------------------------------------------------ first clause
+
+    def _may_stream(self) -> bool:
+        """May the pending start of the first spoken clause go out before its end?"""
+        if not self.stream_first or " " not in self._pending.strip() or self._pending.count("*") % 2:
+            return False  # nothing whole to send yet, or inside an *action*
+        if self._streaming:
+            return True
+        if self._spoke or self._dropped or not _words(_ACTION.sub(" ", self._pending)):
+            return False
+        return self.echo_of is None or cannot_echo(self.echo_of, self._pending)
+
+    def _stream_words(self) -> str:
+        """Release the pending text up to its last space (the last word may still grow)."""
+        cut = self._pending.rstrip().rfind(" ")
+        if cut <= 0:
+            return ""
+        text, self._pending = self._pending[:cut], self._pending[cut:]
+        words = _words(text)
+        if self._repeats(words):
+            self.stopped = "loop"
+            self._pending = ""
+            return ""
+        if self._noise and not self._released:
+            text = text.lstrip()
+        sequence = self._released[-(self.ngram - 1) :] + words
+        for start in range(len(sequence) - self.ngram + 1):
+            self._ngrams.add(tuple(sequence[start : start + self.ngram]))
+        self._released.extend(words)
+        self._streamed.extend(words)
+        self._spoke = self._spoke or bool(_words(_ACTION.sub(" ", text)))
+        self._streaming = True
+        return text
 
     # ------------------------------------------------------------------ checks
 
@@ -218,8 +284,9 @@ class LoopGuard:
             self._ngrams.add(tuple(sequence[start : start + self.ngram]))
         self._released.extend(words)
         self._spoke = self._spoke or bool(spoken)
-        if words:
-            self._clauses.append(tuple(words))
+        if words or self._streamed:
+            self._clauses.append(tuple(self._streamed + words))
+            self._streamed = []
         if _SENTENCE_END.search(clause):
             self._sentences += 1
             if self.max_sentences is not None and self._sentences >= self.max_sentences:
