@@ -15,7 +15,7 @@ in the order the characters name them, and keeps a per-module state for `/health
 An LLM that keeps a prompt cache (the embedded `local` one: `prime`) is then given the
 first character's prompt that uses it (its system prompt, opening and a stand-in first
 line, built as a turn builds it), so the first turn evaluates only its own line: measured
-for the default character, 180 prompt tokens evaluated inside the first turn before, ~10
+for the default character, 180 prompt tokens evaluated inside the first turn before, 12
 after. Off with the character option `prime_prompt = false`.
 
 Besides the modules it compiles the protocol's schema validators (fastjsonschema, lazily
