@@ -11,6 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pytest
 import trio
 
 from bridge.providers.llm import local
@@ -30,13 +31,15 @@ def config(path: Path, **options: Any) -> Any:
     )
 
 
-async def deltas_of_one_turn(tmp_path: Path, connect: Any, **options: Any) -> list[str]:
+async def deltas_of_one_turn(tmp_path: Path, connect: Any, first: list[str] | None = None, **options: Any) -> list[str]:
+    """One turn's text deltas; `first` scripts the model's first attempt (then it says REPLY)."""
     path = tmp_path / "fake.gguf"
     path.write_bytes(b"GGUF")
+    llama = ScriptedLlama(REPLY, replies=[first] if first is not None else None)
     async with start_bridge(config(path, **options)) as running:
         llm = await running.app.provider("fake-local")
         key = (llm.path, llm.n_ctx, llm.n_threads)
-        local._models[key] = local._Model(llama=ScriptedLlama(REPLY), load_s=0.0)
+        local._models[key] = local._Model(llama=llama, load_s=0.0)
         try:
             async with connect(running, text_deltas=True) as client:
                 npc = await client.init_entity("mira-1", "mira")
@@ -44,7 +47,8 @@ async def deltas_of_one_turn(tmp_path: Path, connect: Any, **options: Any) -> li
                     result = await npc.say("Halt, who goes there at this hour of the night?")
         finally:
             local._models.pop(key, None)
-    assert result.reply.status == "success"
+    assert result.reply.status == "success", result.reply
+    assert len(llama.calls) == (1 if first is None else 2)
     assert result.payload["spoken"] == "The copper kettle is open until the last guest leaves."
     return [str((e.payload or {}).get("delta", "")) for e in result.of_type("ai.text")]
 
@@ -60,3 +64,11 @@ async def test_the_first_clause_streams_before_its_full_stop(tmp_path: Path, con
 async def test_stream_first_clause_false_sends_it_whole(tmp_path: Path, connect: Any) -> None:
     deltas = await deltas_of_one_turn(tmp_path, connect, stream_first_clause=False)
     assert [d.strip() for d in deltas] == ["The copper kettle is open until the last guest leaves."]
+
+
+@pytest.mark.parametrize("first", [[" [", "neut", "ral", "]"], [" *", "sm", "iles", "*"], [" ", "...", " !"], ["[happy]", " *", "nods", "*"]])
+async def test_an_attempt_with_nothing_speakable_is_tried_again(tmp_path: Path, connect: Any, first: list[str]) -> None:
+    # A bare "[neutral]" has a word, but the reply parser drops the tag: the module counted
+    # it as spoken, did not try again, and the turn failed with "the LLM returned an empty reply".
+    deltas = await deltas_of_one_turn(tmp_path, connect, first=first)
+    assert "The copper kettle is open until the last guest leaves." in "".join(deltas)

@@ -42,6 +42,8 @@ from dataclasses import dataclass, field
 
 _WORD = re.compile(r"[\w']+")
 _ACTION = re.compile(r"\*[^*]*\*")
+#: What the turn's reply parser never speaks: *actions* and [tags] (an unclosed one runs to the end).
+_UNSPOKEN = re.compile(r"\*[^*]*(?:\*|\Z)|\[[^\]]*(?:\]|\Z)")
 #: An action clause the model ended with a colon, as if naming a speaker: "*smiles*:".
 _ACTION_COLON = re.compile(r"(\*[^*]*\*)\s*:(\s*)$")
 # A clause ends at punctuation (or a newline) followed by whitespace; the whitespace stays
@@ -145,7 +147,8 @@ class LoopGuard:
     _sentences: int = 0
     _dropped: list[str] = field(default_factory=list)  # opening clauses dropped as echoes
     _noise: bool = False  # an opening without words was dropped
-    _spoke: bool = False  # words outside *actions* were released
+    _spoke: bool = False  # words outside *actions* and [tags] were released
+    _out: str = ""  # all text released so far (a tag may span clauses: "[emotion:" " sad]")
     _streaming: bool = False  # the first spoken clause is going out word by word
     _streamed: list[str] = field(default_factory=list)  # its words sent so far (one clause for the loop checks)
 
@@ -227,9 +230,19 @@ class LoopGuard:
             self._ngrams.add(tuple(sequence[start : start + self.ngram]))
         self._released.extend(words)
         self._streamed.extend(words)
-        self._spoke = self._spoke or bool(_words(_ACTION.sub(" ", text)))
+        self._note_released(text)
         self._streaming = True
         return text
+
+    def _note_released(self, text: str) -> None:
+        """Speech counts once the released text has words the reply parser would speak.
+
+        A reply that was only "[neutral]" had a word, but the turn's parser drops the tag and
+        was left with nothing to say: counted as spoken, it was not retried and the turn
+        failed with an empty reply.
+        """
+        self._out += text
+        self._spoke = self._spoke or bool(_words(_UNSPOKEN.sub(" ", self._out)))
 
     # ------------------------------------------------------------------ checks
 
@@ -283,7 +296,7 @@ class LoopGuard:
         for start in range(len(sequence) - self.ngram + 1):
             self._ngrams.add(tuple(sequence[start : start + self.ngram]))
         self._released.extend(words)
-        self._spoke = self._spoke or bool(spoken)
+        self._note_released(clause)
         if words or self._streamed:
             self._clauses.append(tuple(self._streamed + words))
             self._streamed = []
