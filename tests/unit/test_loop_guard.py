@@ -220,3 +220,11 @@ def test_cannot_echo_frees_an_answer_early() -> None:
     assert not cannot_echo("Do you have a room for the night?", "a room for")  # a run of the line
     assert not cannot_echo("Do you have a room for the night?", "Aye")  # one word: wait
     assert cannot_echo("Hello!", "Hello")  # a one-word line is never echoed
+
+
+@pytest.mark.parametrize(("text", "spoke"), [("[neutral]", False), ("[emotion: sad]", False), ("*nods* [happy]", False), ("[[open_door]]", True), ('[[give {"item": "ale"}]]', True), ("[happy] Aye.", True)])
+def test_spoke_any_follows_what_the_reply_parser_speaks(text: str, spoke: bool) -> None:
+    # Tags are never spoken (a bare "[neutral]" left the turn with an empty reply); an
+    # inline [[call]] is acted on, so a reply of only a call must not be generated again.
+    out, guard, _ = run(text)
+    assert out == text and guard.spoke_any is spoke

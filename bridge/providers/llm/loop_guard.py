@@ -43,7 +43,8 @@ from dataclasses import dataclass, field
 _WORD = re.compile(r"[\w']+")
 _ACTION = re.compile(r"\*[^*]*\*")
 #: What the turn's reply parser never speaks: *actions* and [tags] (an unclosed one runs to the end).
-_UNSPOKEN = re.compile(r"\*[^*]*(?:\*|\Z)|\[[^\]]*(?:\]|\Z)")
+#: An inline [[call]] is kept: the turn acts on it, so a reply of only a call is an answer.
+_UNSPOKEN = re.compile(r"\*[^*]*(?:\*|\Z)|(?<!\[)\[(?!\[)[^\]]*(?:\]|\Z)")
 #: An action clause the model ended with a colon, as if naming a speaker: "*smiles*:".
 _ACTION_COLON = re.compile(r"(\*[^*]*\*)\s*:(\s*)$")
 # A clause ends at punctuation (or a newline) followed by whitespace; the whitespace stays
@@ -164,7 +165,7 @@ class LoopGuard:
 
     @property
     def spoke_any(self) -> bool:
-        """Some words meant to be spoken went out (not only *actions*)."""
+        """Some words meant to be spoken (or an inline [[call]]) went out, not only *actions* or [tags]."""
         return self._spoke
 
     @property
