@@ -228,3 +228,64 @@ def test_spoke_any_follows_what_the_reply_parser_speaks(text: str, spoke: bool) 
     # inline [[call]] is acted on, so a reply of only a call must not be generated again.
     out, guard, _ = run(text)
     assert out == text and guard.spoke_any is spoke
+
+
+# --------------------------------------------------------------------------- the voice bench's echoes
+
+# (player, reply): the four echoes of `bench.embedded_stack --sentences 8` at 04:01 UTC on
+# 2026-12-02, as they reached the player. Each is one the guard drops whole, so they went out
+# as the last resort after three tries that were all echoes (local.py sends the first one).
+BENCH_ECHOES = [
+    ("We should leave before the guard change shifts.", "We should leave before the guard changes shifts."),
+    ("Follow me and stay close. The bridge is not safe.", "Follow me and stay close."),
+    ("I found the missing letter under the old oak tree.", "— You found the missing letter under the old oak tree."),
+    ("Open the gate. We have a wounded man with us.", "— Open the gate."),
+]
+
+# Answers that share words with those lines but say something new: never echoes.
+BENCH_ANSWERS = [
+    ("We should leave before the guard change shifts.", "Then we leave now, before the bells."),
+    ("We should leave before the guard change shifts.", "The guard changes at midnight, love."),
+    ("Follow me and stay close. The bridge is not safe.", "Stay close? I have walked that bridge a hundred times."),
+    ("I found the missing letter under the old oak tree.", "A letter under the oak? Whose hand wrote it?"),
+    ("Open the gate. We have a wounded man with us.", "The gate stays shut until dawn."),
+    ("Open the gate. We have a wounded man with us.", "Bring the wounded man inside, quickly."),
+]
+
+
+@pytest.mark.parametrize(("line", "reply"), BENCH_ECHOES)
+def test_the_bench_echoes_are_echoes_and_dropped_whole(line: str, reply: str) -> None:
+    """An inflected word, a pronoun swap, the first sentence alone, a leading dash: all echoes."""
+    assert echoes(line, first_sentence(reply))
+    for stream_first in (False, True):
+        out, guard, _ = run(reply, echo_of=line, stream_first=stream_first)
+        assert out == "" and guard.echo_only  # nothing spoken: local.py tries again
+
+
+@pytest.mark.parametrize(("line", "reply"), BENCH_ANSWERS)
+def test_the_bench_lines_answered_are_not_echoes(line: str, reply: str) -> None:
+    assert not echoes(line, first_sentence(reply))
+    out, guard, _ = run(reply, echo_of=line, stream_first=True)
+    assert out == reply and not guard.dropped
+
+
+def test_a_dropped_echo_loses_the_dash_before_it() -> None:
+    """The last resort sends the dropped echo: "— Open the gate." reached the player dash first."""
+    _, guard, _ = run("— Open the gate.", echo_of="Open the gate. We have a wounded man with us.")
+    assert guard.dropped == "Open the gate."
+    _, guard, _ = run('"Open the gate."', echo_of="Open the gate. We have a wounded man with us.")
+    assert guard.dropped == '"Open the gate."'  # a quote keeps its closing twin
+
+
+def test_opening_bans_skip_the_marks_before_the_first_word() -> None:
+    """A dropped "— You found ..." must ban "You" on the next try, not nothing."""
+    vocab: dict[str, int] = {}
+
+    def tokenize(text: str) -> list[int]:
+        return [vocab.setdefault(piece, len(vocab)) for piece in tokens(text)]
+
+    bans = opening_bans("— You found the missing letter under the old oak tree.", tokenize)
+    assert bans == {vocab["You"], vocab[" You"]}
+    assert opening_bans('"We should leave now."', tokenize) == {vocab["We"], vocab[" We"]}
+    assert opening_bans("*waves* Hello there", tokenize) == set()  # still never the action marker
+

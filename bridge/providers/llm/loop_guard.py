@@ -19,7 +19,9 @@ Echoes. Small models also parrot the player: asked "This is the best ale I've ev
 the 0.5B default answered with exactly that line, 4 times in 10 (docs/quickstart.md). Two
 parts stop it. `opening_bans` names the tokens a reply may not start with (the first word
 of the player's line, as the model would spell it), which the `local` module forbids at the
-reply's first token: the echo cannot begin. As a backstop, a guard given `echo_of` (the
+reply's first token: the echo cannot begin. (It can behind a mark: the bench's "— You found
+the letter ..." and "— Open the gate." began with a dash the ban does not cover; the bans of a
+retry skip such marks, so the dropped echo's own first word is banned.) As a backstop, a guard given `echo_of` (the
 player's line) drops opening clauses that `echoes` that line, and the reply goes on from the
 next clause; `echo_only` says the whole reply was an echo (the module then tries again).
 `echoes` is also what the bench and the live test count with.
@@ -51,6 +53,11 @@ _ACTION_COLON = re.compile(r"(\*[^*]*\*)\s*:(\s*)$")
 # with the next clause.
 _CLAUSE_END = re.compile(r"[,;:.!?…]+[\"')\]*]*(?=\s)|\n")
 _SENTENCE_END = re.compile(r"[.!?…][\"')\]*]*\s*$")
+#: What may come before a reply's first word without being speech (not `*`: actions are kept).
+_NOISE = re.compile(r"^[^\w*]+")
+#: Marks a dropped echo loses before it is sent as the last resort ("— Open the gate.");
+#: quotes stay, as they have a closing twin.
+_LEADING_MARKS = "-–—―:;,.…"
 
 
 def _words(text: str) -> list[str]:
@@ -114,14 +121,21 @@ def first_sentence(text: str) -> str:
     return text.strip()[: match.end()] if match else text.strip()
 
 
+def _without_noise(text: str) -> str:
+    """`text` from its first word or *action* on: dashes, quotes, colons before it are noise."""
+    return _NOISE.sub("", text, count=1)
+
+
 def opening_bans(line: str, tokenize: Callable[[str], list[int]]) -> set[int]:
     """Tokens a reply to `line` may not begin with: the line's first word, as the first token
     of the line itself and of the word with a leading space (BPE spells both).
 
-    Nothing is banned for a one-word line (answering "Hello!" with "Hello!" is fine) or for
-    a line that starts with an action or a quote (banning `*` would ban actions).
+    Dashes, quotes and other marks before the first word are skipped: a dropped echo
+    "— You found the letter." bans "You" on the next try. Nothing is banned for a one-word
+    line (answering "Hello!" with "Hello!" is fine) or for a line that starts with an action
+    (banning `*` would ban actions).
     """
-    stripped = line.strip()
+    stripped = _without_noise(line.strip())
     first = _WORD.match(stripped)
     if first is None or len(_words(stripped)) < 2:
         return set()
@@ -155,8 +169,8 @@ class LoopGuard:
 
     @property
     def dropped(self) -> str:
-        """The echoed opening that was not released."""
-        return "".join(self._dropped).strip()
+        """The echoed opening that was not released (without marks before its first word)."""
+        return "".join(self._dropped).strip().lstrip(_LEADING_MARKS + " \n\t")
 
     @property
     def released_any(self) -> bool:
