@@ -12,8 +12,8 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import asynccontextmanager, nullcontext
 from pathlib import Path
 
 import trio
@@ -24,21 +24,35 @@ READY_TIMEOUT_S = 180
 
 
 @asynccontextmanager
-async def serve_in_directory(cwd: Path) -> AsyncIterator[str]:
-    """Run `serve --port 0 --no-detect` in `cwd`; yield its ws:// URL once READY."""
-    proc = await trio.lowlevel.open_process(
-        [sys.executable, "-m", "bridge.cli", "serve", "--port", "0", "--no-detect"],
-        stdout=subprocess.PIPE,
-        stdin=subprocess.DEVNULL,
-        cwd=cwd,
-    )
+async def serve_in_directory(
+    cwd: Path,
+    args: Sequence[str] = ("--no-detect",),
+    *,
+    env: Mapping[str, str] | None = None,
+    stderr_log: Path | None = None,
+    ready_timeout_s: float = READY_TIMEOUT_S,
+) -> AsyncIterator[str]:
+    """Run `serve --port 0 *args` in `cwd`; yield its ws:// URL once READY.
+
+    `stderr_log`: the bridge's stderr goes to this file (and is quoted if it exits before
+    READY) instead of the test's own stderr.
+    """
+    with open(stderr_log, "wb") if stderr_log is not None else nullcontext() as log:
+        proc = await trio.lowlevel.open_process(
+            [sys.executable, "-m", "bridge.cli", "serve", "--port", "0", *args],
+            stdout=subprocess.PIPE,
+            stderr=log,
+            stdin=subprocess.DEVNULL,
+            cwd=cwd,
+            env=env,
+        )
     try:
         assert proc.stdout is not None
         buf = b""
-        with trio.fail_after(READY_TIMEOUT_S):
+        with trio.fail_after(ready_timeout_s):
             while b"\n" not in buf:
                 chunk = await proc.stdout.receive_some(1024)
-                assert chunk, "bridge exited before READY"
+                assert chunk, "bridge exited before READY" + (f": {stderr_log.read_text()}" if stderr_log is not None else "")
                 buf += chunk
         yield buf.split(b"\n", 1)[0].decode().split(" ", 1)[1]
     finally:

@@ -8,7 +8,6 @@ refuse connections, so the probe's choice among them is exercised too.
 from __future__ import annotations
 
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -17,9 +16,9 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 
 import pytest
-import trio
 
 from entity_bridge_sdk import BridgeClient
+from tests.serve_in_directory import serve_in_directory
 from tests.fakes.local_llm_servers import KINDS, FakeLocalServer, fake_local_server, reply_for
 
 REPO = Path(__file__).resolve().parents[1]
@@ -38,25 +37,8 @@ async def bridge(tmp_path: Path, targets: dict[str, int], *args: str) -> AsyncIt
     """`serve --port 0` in an empty directory (no bridge.toml); yields its URL and its stderr file."""
     env = {**os.environ, "ENTITY_BRIDGE_DETECT": ",".join(f"{k}=127.0.0.1:{p}" for k, p in targets.items()), "PYTHONPATH": f"{REPO}:{REPO / 'engine_sdk' / 'python'}"}
     err = tmp_path / "stderr.log"
-    with open(err, "wb") as log:
-        proc = await trio.lowlevel.open_process(
-            [sys.executable, "-m", "bridge.cli", "serve", "--port", "0", *args], stdout=subprocess.PIPE, stderr=log, stdin=subprocess.DEVNULL, cwd=tmp_path, env=env
-        )
-    try:
-        assert proc.stdout is not None
-        buf = b""
-        with trio.fail_after(60):
-            while b"\n" not in buf:
-                chunk = await proc.stdout.receive_some(1024)
-                assert chunk, f"bridge exited before READY: {err.read_text()}"
-                buf += chunk
-        yield buf.split(b"\n", 1)[0].decode().split(" ", 1)[1], err
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        with trio.move_on_after(15):
-            await proc.wait()
-        if proc.returncode is None:
-            proc.kill()
+    async with serve_in_directory(tmp_path, args, env=env, stderr_log=err, ready_timeout_s=60) as url:
+        yield url, err
 
 
 @asynccontextmanager
