@@ -257,6 +257,19 @@ def probe_summary(record: dict[str, Any], window: tuple[float, float]) -> str:
         f"scheduler batches >= 2 / 10 / 50 ms CPU: {len(cpus)} / {over(10)} / {over(50)}, longest "
         + (f"{1000 * cpus[-1]:.1f} ms CPU ({1000 * max(w for w, _ in batches):.0f} ms wall)" if cpus else "-")
     )
+    released = sorted(late for t, late in record.get("released", []) if start <= t <= end)
+    if released:
+        parts.append(
+            f"chunks released after their playback time: {sum(1 for x in released if x > 0)} of {len(released)}, "
+            f"over 200 ms: {sum(1 for x in released if x > 0.2)}, latest {1000 * released[-1]:.0f} ms"
+        )
+    writes = [(n, oldest) for t, n, oldest, _ in record.get("writes", []) if start <= t <= end]
+    if writes:
+        ages = sorted(oldest for _, oldest in writes)
+        parts.append(
+            f"outbox: {sum(n for n, _ in writes)} frames in {len(writes)} writes, oldest frame's wait p50 "
+            f"{1000 * percentile(ages, 50):.1f} / p99 {1000 * percentile(ages, 99):.1f} / max {1000 * ages[-1]:.1f} ms"
+        )
     return "; ".join(parts)
 
 
@@ -266,7 +279,7 @@ async def capacity_run(steps: list[int], visemes: str, budget_s: float, distinct
     probe_out = Path(tempfile.mkdtemp()) / "probe.json"
     if probe:
         path = os.pathsep.join([str(REPO / "bench" / "probe"), os.environ.get("PYTHONPATH", "")])
-        env = {**os.environ, "PYTHONPATH": path, "BRIDGE_PROBE_OUT": str(probe_out)}
+        env = {**os.environ, "PYTHONPATH": path, "BRIDGE_PROBE_OUT": str(probe_out), "BRIDGE_PROBE_CHUNKS": "1"}
     results: list[StepResult] = []
     async with backends_process(llm_ms=0, tps=1000, tts_ms=0, rtf=0) as backends:  # instant TTS, its own process
         async with bridge_process(config_toml(backends.tts_options, max_entities=2000), env=env) as bridge:
@@ -289,6 +302,8 @@ async def capacity_run(steps: list[int], visemes: str, budget_s: float, distinct
                 await trio.sleep(0.5)
     if probe:  # written by the bridge as it exited
         record = json.loads(probe_out.read_text())
+        if os.environ.get("BENCH_PROBE_KEEP"):  # the raw record, for a closer look
+            Path(os.environ["BENCH_PROBE_KEEP"]).write_text(json.dumps(record))
         for result in results:
             result.probe = probe_summary(record, result.window)
             print(f"  visemes {visemes}: N={result.n} probe: {result.probe}", flush=True)

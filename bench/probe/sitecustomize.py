@@ -69,7 +69,65 @@ if OUT:
 
     def _run_with_probe(*args, **kwargs):  # type: ignore[no-untyped-def]
         kwargs["instruments"] = (*kwargs.get("instruments", ()), _Batches())
+        if os.environ.get("BRIDGE_PROBE_CHUNKS"):
+            _probe_chunks()
         return _run(*args, **kwargs)
+
+    def _probe_chunks() -> None:
+        """How late the speaker releases each chunk (trio time after its playback time, on
+        the turn's clock) and how long frames wait in a connection's outbox before the
+        writer takes them: tells a chunk held up before the queue from one held in it."""
+        from collections import deque
+
+        from bridge.server import outbox
+        from bridge.speech import speaker
+
+        record["released"] = []  # [monotonic, seconds after due (negative: early)]
+        record["writes"] = []  # [monotonic, frames, oldest age s, newest age s]
+        released = speaker.chunk_released
+
+        def _released(due, starts_clock):  # type: ignore[no-untyped-def]
+            if due is not None:
+                record["released"].append([time.monotonic(), trio.current_time() - due])
+            released(due, starts_clock)
+
+        speaker.chunk_released = _released
+        init, run_writer = outbox.Outbox.__init__, outbox.Outbox.run_writer
+
+        class _Stamped:
+            """The outbox's send channel, stamping each frame as it is queued."""
+
+            def __init__(self, channel, stamps):  # type: ignore[no-untyped-def]
+                self._channel, self._stamps = channel, stamps
+
+            def send_nowait(self, data):  # type: ignore[no-untyped-def]
+                self._channel.send_nowait(data)
+                self._stamps.append(time.monotonic())
+
+            async def send(self, data):  # type: ignore[no-untyped-def]
+                await self._channel.send(data)
+                self._stamps.append(time.monotonic())
+
+            def close(self):  # type: ignore[no-untyped-def]
+                self._channel.close()
+
+        def _init(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+            init(self, *args, **kwargs)
+            self._probe_stamps = deque()
+            self._send = _Stamped(self._send, self._probe_stamps)
+
+        async def _run_writer(self, send):  # type: ignore[no-untyped-def]
+            async def stamped(frames):  # type: ignore[no-untyped-def]
+                now = time.monotonic()
+                stamps = [self._probe_stamps.popleft() for _ in frames if self._probe_stamps]
+                if stamps:
+                    record["writes"].append([now, len(frames), now - stamps[0], now - stamps[-1]])
+                await send(frames)
+
+            await run_writer(self, stamped)
+
+        outbox.Outbox.__init__ = _init
+        outbox.Outbox.run_writer = _run_writer
 
     trio.run = _run_with_probe  # type: ignore[assignment]
 

@@ -31,7 +31,7 @@ from bridge.server.client_socket import ClientSocket
 from bridge.server.guard import peer_of
 from bridge.server.history_page import DEFAULT_LIMIT, MAX_LIMIT, fit_page
 from bridge.server.outbox import Outbox
-from bridge.server.ws_write import send_in_one_write
+from bridge.server.ws_write import send_frames
 from bridge.world.engine import EngineRequests
 from bridge.world import scenes
 from bridge.world.entity_world import EntityWorld
@@ -75,10 +75,7 @@ class Connection(ClientSocket):
                 await self.ws.aclose(self._close_code)
 
     async def _send(self, items: list[Any]) -> None:
-        if len(items) == 1:
-            await self.ws.send(items[0])
-        else:
-            await send_in_one_write(self.ws, items)
+        await send_frames(self.ws, items)
 
     def abort(self) -> None:
         """Drop a client that does not read: no close handshake, the socket is closed under it."""

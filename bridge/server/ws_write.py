@@ -34,3 +34,12 @@ async def send_in_one_write(ws: Connection, messages: Sequence[bytes | str]) -> 
         writes = ws.protocol.writes
         if len(writes) > 1 and all(writes):  # b"" is the end of the stream: keep it apart
             ws.protocol.writes = [b"".join(writes)]
+
+
+async def send_frames(ws: Connection, messages: Sequence[bytes | str]) -> None:
+    """What a connection's writer does with the frames it took from its outbox: one frame
+    is a plain `ws.send`, several go out in one write."""
+    if len(messages) == 1:
+        await ws.send(messages[0])
+    else:
+        await send_in_one_write(ws, messages)
