@@ -26,12 +26,16 @@ log = logging.getLogger(__name__)
 #: How long a producer waits for room in a full queue before the client counts as stalled.
 STALL_TIMEOUT_S = 5.0
 
-#: Most queued frames the writer hands to the socket in one write. A crowd's paced audio
-#: comes out of one scheduler batch together (50 speakers on a connection release their
-#: chunks within the same few ms); one write for all of them instead of one each saves a
-#: system call and a wake-up of the client per frame. Bounded so one write stays small
-#: next to the socket buffer (~64 frames of 40 ms audio at 24 kHz is ~130 KB).
-MAX_WRITE_FRAMES = 64
+#: Most bytes the writer hands to the socket in one write (it always takes at least one
+#: frame). A crowd's paced audio comes out of one scheduler batch together (50 speakers on
+#: a connection release their chunks within the same few ms); one write for all of them
+#: instead of one each saves a system call and a wake-up of the client per frame. The
+#: bound is in bytes, not frames: a writer that may take only a few dozen frames each
+#: time it runs drains a few dozen per scheduler pass, and when the event loop is busy
+#: (passes of tens of ms with 200 speakers) the queue then grows by seconds of audio
+#: (measured: frames waited up to 5.4 s with a bound of 64 frames). ~1 MB is ~500 chunks
+#: of 40 ms audio at 24 kHz, seconds of a whole connection's crowd.
+MAX_WRITE_BYTES = 1 << 20
 
 
 class OversizedEvent(Exception):
@@ -135,14 +139,31 @@ class Outbox:
 
     async def run_writer(self, send: Callable[[list[bytes | str]], Any]) -> None:
         """Drain the queue into the socket until the queue is closed: `send` gets every
-        frame queued at that moment (at most `MAX_WRITE_FRAMES`), in order, to write at once."""
+        frame queued at that moment (up to `MAX_WRITE_BYTES`), in order, to write at once.
+
+        Frames already queued are taken without a checkpoint (`send` has its own): under
+        load each checkpoint waits a whole scheduler pass, so a receive per write would
+        add a pass to the wait of every frame."""
         async with self._receive:
-            async for data in self._receive:
-                frames = [data]
-                while len(frames) < MAX_WRITE_FRAMES:
+            while True:
+                frames = self._take_queued(0)
+                if not frames:
                     try:
-                        frames.append(self._receive.receive_nowait())
-                    except (trio.WouldBlock, trio.EndOfChannel):
-                        break
+                        first = await self._receive.receive()
+                    except trio.EndOfChannel:
+                        return
+                    frames = [first, *self._take_queued(len(first))]
                 await send(frames)
                 self.sent_events += len(frames)
+
+    def _take_queued(self, size: int) -> list[bytes | str]:
+        """The frames queued now, in order, until `size` plus theirs reaches MAX_WRITE_BYTES."""
+        frames: list[bytes | str] = []
+        while size < MAX_WRITE_BYTES:
+            try:
+                data = self._receive.receive_nowait()
+            except (trio.WouldBlock, trio.EndOfChannel):
+                break
+            frames.append(data)
+            size += len(data)
+        return frames
