@@ -8,6 +8,10 @@ CPU time the event loop spent running tasks between two waits for I/O; a chunk d
 a batch waits for the whole batch, since trio has no priorities). Both are written as JSON
 to $BRIDGE_PROBE_OUT when the process exits (the bridge exits cleanly on SIGTERM).
 $BRIDGE_PROBE_GC_THRESHOLD ("7000,10,10") sets other collector thresholds, to try them.
+$BRIDGE_PROBE_STEPS adds every task step (its task's name, monotonic, thread CPU) and every
+wait for I/O to the socket stamps, so a leg can be read step by step (which task ran, how
+long, in what order); it costs ~10 us a step, so leave it off for the figures.
+$BRIDGE_PROBE_COPY: a second file the record is written to (the bench deletes its own).
 With $BRIDGE_PROBE_IO set it also stamps every socket read and write of the bridge
 (`bench.speech_latency --probe`): the kind of traffic, `time.monotonic()` (the clock the
 fakes log with) and the main thread's CPU time, so the bridge's own share of each leg of a
@@ -65,10 +69,20 @@ if OUT:
             if cpu >= LIST_BATCH_S:
                 record["batches"].append([wall0, time.monotonic() - wall0, cpu])
 
+    class _Steps(trio.abc.Instrument):
+        """Every task step (name, monotonic, thread CPU), interleaved with the socket stamps."""
+
+        def before_task_step(self, task: trio.lowlevel.Task) -> None:
+            record["io"].append(["step", task.name, 0, time.monotonic(), time.thread_time()])
+
+        def before_io_wait(self, timeout: float) -> None:
+            record["io"].append(["io_wait", "", 0, time.monotonic(), time.thread_time()])
+
     _run = trio.run
 
     def _run_with_probe(*args, **kwargs):  # type: ignore[no-untyped-def]
-        kwargs["instruments"] = (*kwargs.get("instruments", ()), _Batches())
+        extra = (_Steps(),) if os.environ.get("BRIDGE_PROBE_STEPS") else ()
+        kwargs["instruments"] = (*kwargs.get("instruments", ()), _Batches(), *extra)
         if os.environ.get("BRIDGE_PROBE_CHUNKS"):
             _probe_chunks()
         return _run(*args, **kwargs)
@@ -131,8 +145,8 @@ if OUT:
 
     trio.run = _run_with_probe  # type: ignore[assignment]
 
+    record["io"] = []
     if os.environ.get("BRIDGE_PROBE_IO"):
-        record["io"] = []
         _http_peers: set[int] = set()  # ports of the backends, learned from the requests
         _send_all, _receive_some = trio.SocketStream.send_all, trio.SocketStream.receive_some
 
@@ -165,5 +179,7 @@ if OUT:
 
     @atexit.register
     def _write() -> None:
-        with open(OUT, "w") as f:
-            json.dump(record, f)
+        for path in (OUT, os.environ.get("BRIDGE_PROBE_COPY")):
+            if path:
+                with open(path, "w") as f:
+                    json.dump(record, f)

@@ -18,6 +18,7 @@ import httpx
 import trio
 
 from bridge.providers.base import ProviderError
+from bridge.providers.net import SpareNetwork
 from bridge.providers.redact import install_log_filters
 
 install_log_filters()  # httpx's request log line prints the URL, credentials and all
@@ -61,6 +62,10 @@ class ShardedTransport(httpx.AsyncBaseTransport):
     TTS request opened a new connection (16 connections for 16 requests in a row). Filling
     the lowest shard first reuses the connection the last request left idle, and a crowd
     still spreads evenly over all shards.
+
+    Every shard opens its connections through one `SpareNetwork` (`providers/net.py`): a
+    connection cut mid-response is replaced by a spare in the background, and a request's
+    head and body go out in one write.
     """
 
     def __init__(self, max_connections: int, shards: int = POOL_SHARDS) -> None:
@@ -68,6 +73,12 @@ class ShardedTransport(httpx.AsyncBaseTransport):
         limits = httpx.Limits(max_connections=per_shard, max_keepalive_connections=per_shard)
         tls = _tls_context()  # one for all shards: each load of the CA bundle costs ~25 ms
         self._shards = [httpx.AsyncHTTPTransport(limits=limits, verify=tls) for _ in range(shards)]
+        self.network = SpareNetwork()
+        for shard in self._shards:
+            # httpx takes no network backend; its httpcore pool opens every connection
+            # through this attribute (httpx and httpcore are pinned; tests/test_spare_connection_e2e.py
+            # fails if the wiring stops working).
+            shard._pool._network_backend = self.network  # type: ignore[union-attr]
         self._open = [0] * shards  # responses not yet closed, per shard
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
@@ -87,6 +98,7 @@ class ShardedTransport(httpx.AsyncBaseTransport):
     async def aclose(self) -> None:
         for shard in self._shards:
             await shard.aclose()
+        await self.network.aclose()
 
 
 class _CountedStream(httpx.AsyncByteStream):

@@ -41,6 +41,8 @@ class FakeRequest:
     #: from the client's.
     received_at: float = 0.0
     write_times: list[float] = field(default_factory=list)
+    #: Which connection it came on: 1 for the server's first accepted connection, and so on.
+    connection: int = 0
 
     def json(self) -> Any:
         return json.loads(self.body)
@@ -112,9 +114,10 @@ class FakeHTTPServer:
     requests: list[FakeRequest] = field(default_factory=list)
     open_connections: int = 0
     connections_accepted: int = 0  # ever: tells a kept-alive connection from new ones
+    connections_closed: int = 0  # ever: the client hung up (or the fake did)
 
 
-async def _read_request(stream: trio.SocketStream, conn: h11.Connection) -> FakeRequest | None:
+async def _read_request(stream: trio.SocketStream, conn: h11.Connection, connection: int = 0) -> FakeRequest | None:
     head: h11.Request | None = None
     body = bytearray()
     while True:
@@ -141,6 +144,7 @@ async def _read_request(stream: trio.SocketStream, conn: h11.Connection) -> Fake
                 headers={k.decode().lower(): v.decode() for k, v in head.headers},
                 body=bytes(body),
                 received_at=time.monotonic(),
+                connection=connection,
             )
         elif isinstance(event, h11.ConnectionClosed):
             return None
@@ -155,11 +159,12 @@ async def serve_http(handler: Handler) -> AsyncIterator[FakeHTTPServer]:
     async def serve_connection(stream: trio.SocketStream) -> None:
         server.open_connections += 1
         server.connections_accepted += 1
+        number = server.connections_accepted
         conn = h11.Connection(h11.SERVER)
         try:
             while True:
                 try:
-                    request = await _read_request(stream, conn)
+                    request = await _read_request(stream, conn, number)
                 except (trio.BrokenResourceError, trio.ClosedResourceError, h11.RemoteProtocolError):
                     return
                 if request is None:
@@ -178,6 +183,7 @@ async def serve_http(handler: Handler) -> AsyncIterator[FakeHTTPServer]:
                     return
         finally:
             server.open_connections -= 1
+            server.connections_closed += 1
             with trio.move_on_after(1) as scope:
                 scope.shield = True
                 await stream.aclose()

@@ -84,6 +84,15 @@ class FakeOpenAISpeech:
         """Module options that point an `openai` TTS module at this fake."""
         return {"base_url": self.url, "api_key": self.api_key, **extra}
 
+    async def wait_closed(self, count: int = 1, timeout: float = 2.0) -> bool:
+        """Wait until `count` connections have been closed, ever (a client that cut one may
+        already hold a spare one open: `bridge.providers.net`)."""
+        with trio.move_on_after(timeout):
+            while self.http.connections_closed < count:
+                await trio.sleep(0.005)
+            return True
+        return False
+
     async def wait_no_connections(self, timeout: float = 2.0) -> bool:
         with trio.move_on_after(timeout):
             while self.http.open_connections:
