@@ -8,6 +8,8 @@ the machine's speed.
   of a crowd starting at once delayed everyone's paced chunks).
 - A crowd's audio frames queued at once go to the client socket in one write (one system
   call per frame was ~40 us of the bridge's CPU per chunk).
+- A line's second segment is asked of the TTS without waiting for the first one's audio (a
+  TTS round trip under load outlasted a short first clause: silence between segments).
 """
 
 from __future__ import annotations
@@ -51,6 +53,31 @@ async def test_a_lone_characters_turns_reuse_their_backend_connections(connect) 
     assert len(llm.requests) == 3 and len(tts.requests) == 6
     assert llm.http.connections_accepted == 1
     assert tts.http.connections_accepted <= 2, tts.http.connections_accepted
+
+
+async def test_the_second_segment_is_requested_before_the_first_segment_has_audio(connect) -> None:
+    """Every TTS response is held before its first audio piece. The TTS is still asked for
+    the second segment meanwhile (two requests open at once); once released, all three
+    segments are spoken in order and each was asked for once. Before, a segment's request
+    waited until the one before began to stream, i.e. until its first audio had come: with
+    the first response held, only one request ever arrived."""
+    line = REPLY + " The ferryman sleeps."
+    async with fake_openai_speech(hold_after=0) as tts:
+        async with start_bridge(config(tts.options(model="tts-1", timeout=30))) as running:
+            async with connect(running, audio_out={"sample_rate": 24000, "chunk_ms": 40, "lead_ms": 0}, visemes="none") as client:
+                await client.init_entity("npc-1", "npc")
+                turn = await client.send("tts.say", {"text": line}, entity="npc-1", collect=True)
+                with trio.fail_after(20):  # generous: two requests sent, no audio involved
+                    while len(tts.requests) < 2:
+                        await trio.sleep(0.01)
+                asked_while_held = [r.json()["input"] for r in tts.requests]
+                assert tts.pieces_sent == 0  # no audio had been sent for either
+                tts.release.set()
+                result = await client.wait(turn, timeout=30)
+    texts = [e.payload["text"] for e in result.of_type("ai.speech.start")]
+    assert len(texts) == 3, texts
+    assert asked_while_held == texts[:2]
+    assert [r.json()["input"] for r in tts.requests] == texts
 
 
 #: 120 s of fake speech (50 ms a character) in one segment: 5.8 MB of 24 kHz PCM that the

@@ -57,9 +57,6 @@ class ReadAhead:
         self._room = trio.lowlevel.ParkingLot()
         #: Most audio ever queued at once (ms): what the bound is checked by.
         self.peak_ms = 0.0
-        #: Set when the streamer took the first piece or the writer closed: the next
-        #: segment's reader may start then.
-        self.taken_or_done = trio.Event()
 
     @property
     def queued_ms(self) -> float:
@@ -88,7 +85,6 @@ class ReadAhead:
         """No more pieces: the reader ends after taking what is queued."""
         self._written = True
         self._data.unpark_all()
-        self.taken_or_done.set()
 
     @contextmanager
     def writing(self) -> Iterator[ReadAhead]:
@@ -115,12 +111,10 @@ class ReadAhead:
             # Half empty: the reader reads a few pieces in one go (TTS servers send many
             # small ones, ~100 ms) instead of waking once per piece.
             self._room.unpark_all()
-        self.taken_or_done.set()
         return piece
 
     async def aclose(self) -> None:
         self._gone = True
-        self.taken_or_done.set()
         self._pieces.clear()
         self._queued_ms = 0.0
         self._room.unpark_all()

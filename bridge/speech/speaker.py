@@ -49,6 +49,8 @@ from bridge.speech.visemes import (
 
 #: Segments synthesized ahead of the one streaming.
 SYNTH_AHEAD = 2
+#: TTS requests one speaker holds open at once (see `Speaker._synthesize_all`).
+OPEN_REQUESTS = 2
 
 #: The face reads at least this many words around a segment (`mood_context`): a clause
 #: such as "A dragon?" alone says too little about the line it belongs to.
@@ -279,31 +281,64 @@ class Speaker:
     async def _synthesize_all(self, hand_send: trio.MemorySendChannel[Any], nursery: trio.Nursery) -> None:
         """Hand the segments to the streamer in order, each with its own reader task.
 
-        A reader stops once its segment has `READ_AHEAD_MS` queued, so readers run side by
-        side: the next segment's request starts as soon as the one before it is being
-        streamed (or was read to its end), never later, so its first audio is there in
-        time; and never sooner, so a character has at most two TTS requests open at once.
+        A segment's request is sent once its text is known, the previous segment's request
+        has been answered (its response opened: requests reach the TTS in order, and the
+        first segment's never waits behind the second's), and fewer than `OPEN_REQUESTS` of
+        this speaker's TTS requests are open (a reader holds its request until its segment
+        is read to the end, which the bounded read-ahead keeps within ~`READ_AHEAD_MS` of
+        playback); at most `SYNTH_AHEAD` segments wait behind the one streaming.
+
+        Why not later: a TTS round trip under load is long (0.2-3.7 s from request to
+        response head with 200 characters starting at once, measured), and before, a
+        segment's request waited until the previous segment began to stream, so it had only
+        that segment's duration (a short first clause: ~1.7 s) to bring its first audio,
+        and the line fell silent between them. Now the second segment's request follows
+        the first's answer, and each later one starts once the segment two before it has
+        been read, while the previous one still plays.
         """
+        open_requests = trio.Semaphore(OPEN_REQUESTS)
         async with self._text_receive, trio.open_nursery() as readers:
             async with hand_send:
                 n = 0
-                previous: ReadAhead | None = None
+                previous: trio.Event | None = None  # set when the previous request was answered
                 async for text in self._text_receive:
                     n += 1
                     segment = SpokenSegment(f"{self.turn.id}.{n}", text, self.audio.sample_rate, index=n - 1)
                     if self.audio.visemes and (getattr(self.tts, "timing", None) == "none" or RATES.known(self.tts)):
                         self._start_lips(segment, nursery)  # espeak renders the text while the TTS starts
                     if previous is not None:
-                        await previous.taken_or_done.wait()
+                        await previous.wait()
+                    await open_requests.acquire()
                     ahead = ReadAhead()  # read only as far ahead as playback needs
-                    await hand_send.send((segment, ahead))
-                    readers.start_soon(self._read_segment, segment, ahead, nursery)
-                    previous = ahead
+                    try:
+                        await hand_send.send((segment, ahead))
+                    except BaseException:
+                        open_requests.release()
+                        raise
+                    previous = trio.Event()
+                    readers.start_soon(self._read_segment, segment, ahead, nursery, open_requests, previous)
 
-    async def _read_segment(self, segment: SpokenSegment, ahead: ReadAhead, nursery: trio.Nursery) -> None:
+    async def _read_segment(
+        self,
+        segment: SpokenSegment,
+        ahead: ReadAhead,
+        nursery: trio.Nursery,
+        open_requests: trio.Semaphore,
+        answered: trio.Event,
+    ) -> None:
+        try:
+            await self._read_segment_audio(segment, ahead, nursery, answered)
+        finally:
+            answered.set()  # (also when the request failed: the turn ends anyway)
+            open_requests.release()  # its request is closed: a later segment's may start
+
+    async def _read_segment_audio(
+        self, segment: SpokenSegment, ahead: ReadAhead, nursery: trio.Nursery, answered: trio.Event
+    ) -> None:
         with ahead.writing():
             timed = False
             async with self.tts.synthesize(TTSRequest(text=segment.text, voice=self.voice)) as pieces:
+                answered.set()  # the next segment's request may go now
                 async for piece in pieces:
                     timed = timed or bool(piece.phonemes or piece.characters)
                     if self.audio.visemes and not timed and segment.lips is None:
