@@ -10,9 +10,9 @@ import functools
 import json
 import math
 import ssl
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, cast
 
 import httpx
 import trio
@@ -247,6 +247,39 @@ def parsed_url(url: str) -> httpx.URL:
     ~90 us request building, measured), and a module sends to the same one or two URLs all
     the time. httpx.URL is immutable, so one object serves every request."""
     return httpx.URL(url)
+
+
+#: Content encodings that leave the body's bytes as they are.
+_IDENTITY = frozenset({"", "identity"})
+
+
+def body_chunks(response: httpx.Response) -> AsyncGenerator[bytes, None]:
+    """A streamed response's body, as the bytes arrive, with as few layers per read as httpx
+    allows.
+
+    `Response.aiter_bytes` runs every piece through two more async generators
+    (`aiter_raw`, `aiter_bytes`), two re-chunkers and a content decoder; a TTS stream is
+    read a ~100 ms piece at a time, ~10 pieces a second per speaking character. A body
+    with no content encoding needs none of that, so it is read from the response's
+    transport stream itself, which is still httpx's: its errors are httpx's, the read
+    timeout still bounds each socket read, and closing the response closes it. An encoded
+    body (gzip, br, ...) is decoded by `aiter_bytes` as before.
+    """
+    if response.is_stream_consumed or response.is_closed:  # (httpx would raise at the first read)
+        raise httpx.StreamConsumed() if response.is_stream_consumed else httpx.StreamClosed()
+    encoding = response.headers.get("content-encoding", "").strip().lower()
+    if encoding not in _IDENTITY or not isinstance(response.stream, httpx.AsyncByteStream):
+        return cast(AsyncGenerator[bytes, None], response.aiter_bytes())
+    response.is_stream_consumed = True  # a second read fails as httpx's own would
+    chunks = response.stream.__aiter__()
+    if not hasattr(chunks, "aclose"):  # not a generator: give callers one to close
+        return _closable(chunks)
+    return cast(AsyncGenerator[bytes, None], chunks)
+
+
+async def _closable(chunks: AsyncIterator[bytes]) -> AsyncGenerator[bytes, None]:
+    async for chunk in chunks:
+        yield chunk
 
 
 @asynccontextmanager

@@ -62,3 +62,45 @@ def test_retry_after_prefers_openais_milliseconds_then_seconds_then_one_second()
     assert http.retry_after_from(httpx.Headers({"retry-after": "7"})) == 7.0
     assert http.retry_after_from(httpx.Headers({"retry-after-ms": "soon", "retry-after": "2"})) == 2.0
     assert http.retry_after_from(httpx.Headers({})) == 1.0
+
+
+async def _body_through_body_chunks(headers: dict[str, str], parts: list[bytes]) -> tuple[bytes, int, bool]:
+    """(body as `http.body_chunks` read it, pieces read, whether a second read was refused)."""
+
+    async def handler(req: FakeRequest, res: Responder) -> None:
+        await res.start(200, headers)
+        for part in parts:
+            await res.write(part)
+        await res.end()
+
+    async with serve_http(handler) as server:
+        client = http.make_client({"timeout": 5})
+        try:
+            async with client.stream("GET", server.url + "/audio") as response:
+                pieces = [chunk async for chunk in http.body_chunks(response)]
+                try:
+                    http.body_chunks(response)
+                    refused = False
+                except httpx.StreamConsumed:
+                    refused = True
+        finally:
+            await client.aclose()
+    return b"".join(pieces), len(pieces), refused
+
+
+async def test_body_chunks_reads_a_plain_body_as_it_was_sent_and_only_once() -> None:
+    body, count, refused = await _body_through_body_chunks({"content-type": "audio/pcm"}, [b"a" * 4800, b"b" * 4800, b"c" * 10])
+    assert body == b"a" * 4800 + b"b" * 4800 + b"c" * 10
+    assert 1 <= count <= 3 and refused
+
+
+async def test_body_chunks_decodes_a_gzip_encoded_body() -> None:
+    """An encoded body goes through httpx's decoder (the plain path would hand out gzip bytes)."""
+    import gzip
+
+    raw = b"the quick brown fox " * 500
+    packed = gzip.compress(raw)
+    body, _, refused = await _body_through_body_chunks(
+        {"content-type": "text/event-stream", "content-encoding": "gzip"}, [packed[:100], packed[100:]]
+    )
+    assert body == raw and refused

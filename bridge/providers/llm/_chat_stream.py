@@ -23,7 +23,7 @@ import httpx
 import trio
 
 from bridge.providers.base import ProviderError, ToolCall
-from bridge.providers.http import error_message_from_body, transport_error
+from bridge.providers.http import body_chunks, error_message_from_body, transport_error
 from bridge.providers.llm._common import empty_reply, malformed, redacted
 from bridge.providers.llm._sse import SSEDecoder
 
@@ -122,7 +122,7 @@ async def chat_deltas(response: httpx.Response, provider: str, secret: str | Non
     finish: str | None = None
     done = False
     try:
-        async with aclosing(response.aiter_bytes()) as chunks:
+        async with aclosing(body_chunks(response)) as chunks:
             async for raw in chunks:
                 for event in decoder.feed(raw):
                     text, fragments, finish, done = read_chat_chunk(provider, event.data)

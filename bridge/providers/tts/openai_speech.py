@@ -166,11 +166,12 @@ class OpenAISpeechTTS:
         """One response's audio as SpeechAudio pieces, decoded as the bytes arrive."""
         decoder = self._decoder()
         try:
-            async with aclosing(response.aiter_bytes()) as chunks:
+            async with aclosing(http.body_chunks(response)) as chunks:
                 async for chunk in chunks:
                     samples = decoder.feed(chunk)
                     if len(samples):
                         yield SpeechAudio(samples=samples, sample_rate=decoder.sample_rate or self.sample_rate)
+            await response.aclose()  # read to its end: the connection goes back to the pool now
             tail = decoder.flush()
         except httpx.HTTPError as exc:
             raise http.transport_error(PROVIDER, exc) from None
@@ -196,7 +197,8 @@ class OpenAISpeechTTS:
         bodies = [self.request_body(text, request) for text in split_text(request.text)]
         async with scrubbed_errors([self._api_key]):
             async with self._open(bodies[0]) as first:
-                pieces = self._pieces(first, bodies[1:])
+                # One generator layer less per piece for the usual text of one request.
+                pieces = self._pieces(first, bodies[1:]) if len(bodies) > 1 else self._speech(first)
                 try:
                     yield pieces
                 finally:
