@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 import trio
 
-from bridge.providers.base import ChatMessage, LLMRequest
+from bridge.providers.base import ChatMessage, LLMRequest, ProviderError
 from bridge.providers.llm import local
 from bridge.providers.registry import ModuleSpec
 
@@ -26,10 +26,11 @@ from bridge.providers.registry import ModuleSpec
 class ScriptedLlama:
     """Streams `pieces` (cycled forever when `loop`), counting what was pulled.
 
-    Like llama.cpp it has a vocabulary (`tokenize` gives every new piece of text an id) and
-    runs a `logits_processor` before its first token: when the processor forbids the first
-    piece, the stand-in says `instead` (if given) in its place. `replies` scripts
-    consecutive calls (one list of pieces per call).
+    Like llama.cpp it has a vocabulary (`tokenize` gives every new piece of text an id,
+    `detokenize` spells ids back) and runs a `logits_processor` before every token, with the
+    ids so far (a prompt, then the reply's): when the processor forbids the next piece, the
+    stand-in says `instead` (if given) from there on, once. `replies` scripts consecutive
+    calls (one list of pieces per call).
     """
 
     def __init__(self, pieces: list[str], loop: bool = False, replies: list[list[str]] | None = None, instead: list[str] | None = None) -> None:
@@ -47,27 +48,38 @@ class ScriptedLlama:
         pieces = re.findall(r" ?[\w']+|[^\w\s]|\s+", text.decode())
         return [self.vocab.setdefault(piece, len(self.vocab)) for piece in pieces]
 
+    def detokenize(self, tokens: list[int]) -> bytes:
+        spelled = {token: piece for piece, token in self.vocab.items()}
+        return "".join(spelled[token] for token in tokens).encode()
+
     def create_chat_completion(self, messages: list[dict[str, str]], stream: bool, **params: Any) -> Iterator[dict[str, Any]]:
         assert stream
         self.params = params
         self.calls.append({**params, "messages": messages})
         pieces = self.replies.pop(0) if self.replies else self.pieces
         processors = params.get("logits_processor") or []
-        if pieces and processors:
-            first = self.tokenize(pieces[0].encode())[0]
-            scores = np.zeros(len(self.vocab) + 1, dtype=np.single)
-            prompt = np.arange(7, dtype=np.intc)  # the processor sees the prompt's ids first
-            for processor in processors:
-                scores = processor(prompt, scores)
-            if scores[first] == -np.inf:
-                assert self.instead is not None, f"the stand-in was told not to start with {pieces[0]!r}"
-                pieces = self.instead
         source = itertools.cycle(pieces) if self.loop else iter(pieces)
+        prompt = list(range(7))  # the processor sees the prompt's ids first
+
+        def forbidden(piece: str, ids: list[int]) -> bool:
+            token = self.tokenize(piece.encode())[0]
+            scores = np.zeros(len(self.vocab) + 1, dtype=np.single)
+            for processor in processors:
+                scores = processor(np.array(prompt + ids, dtype=np.intc), scores)
+            return bool(scores[token] == -np.inf)
 
         def chunks() -> Iterator[dict[str, Any]]:
+            nonlocal source
+            ids: list[int] = []
+            switched = False
             try:
-                for piece in source:
+                while (piece := next(source, None)) is not None:
+                    if processors and not switched and forbidden(piece, ids):
+                        assert self.instead is not None, f"the stand-in was told not to say {piece!r} after {self.detokenize(ids)!r}"
+                        switched, source = True, iter(self.instead)
+                        piece = next(source)
                     self.pulled += 1
+                    ids += self.tokenize(piece.encode())
                     yield {"choices": [{"delta": {"content": piece}}]}
             finally:
                 self.closed = True
@@ -173,16 +185,47 @@ async def test_a_reply_that_is_only_an_echo_is_generated_again(module: Any) -> N
     assert fake.calls[1]["messages"] == fake.calls[0]["messages"]  # the same prompt, one more word forbidden
 
 
-async def test_an_echo_is_still_better_than_no_reply(module: Any) -> None:
-    """Should the model say nothing but the echo twice, the turn still gets its reply."""
+async def test_three_echoes_send_nothing_and_say_so(module: Any, caplog: pytest.LogCaptureFixture) -> None:
+    """Should the model say nothing but the echo three times, the player's words are not sent
+    back (they were, as the last resort): the turn gets an empty reply, stats and log say why."""
     llm, install = module
     echo = ["Burn", " this", " place", " down", "!"]
     fake = ScriptedLlama([], replies=[echo, echo, echo], instead=echo)
     install(fake)
-    assert await ask_reply(llm, "Hand over your coin or I'll burn this place down!") == "Burn this place down!"
-    assert llm.last_stats is not None and llm.last_stats.attempts == local.MAX_ATTEMPTS == 3
+    with pytest.raises(ProviderError, match="empty reply"):
+        await ask_reply(llm, "Hand over your coin or I'll burn this place down!")
+    stats = llm.last_stats
+    assert stats is not None and stats.attempts == local.MAX_ATTEMPTS == 3 and stats.gave_up
+    assert stats.echo_dropped == "Burn this place down!"
+    assert "only echoed the player" in caplog.text
     last = fake.calls[-1]["messages"][-1]  # the last try quotes the line as the player's
     assert last == {"role": "user", "content": 'Player: "Hand over your coin or I\'ll burn this place down!"'}
+
+
+BENCH_LINE = "We should leave before the guard change shifts."
+SMILES = ["*", "smiles", "*"]
+
+
+async def test_the_first_word_ban_holds_through_an_opening_action(module: Any) -> None:
+    """The default character opens with "*smiles*": a first-token ban only ever met the "*"."""
+    llm, install = module
+    fake = ScriptedLlama([*SMILES, " We", " should", " leave", " before", " the", " guard", " changes", " shifts", "."], instead=[" Not", " yet", ",", " love", "."])
+    install(fake)
+    assert await ask_reply(llm, BENCH_LINE) == "*smiles* Not yet, love."
+    assert llm.last_stats is not None and llm.last_stats.attempts == 1 and not llm.last_stats.gave_up
+
+
+async def test_a_retry_may_not_carry_on_a_run_of_the_line(module: Any) -> None:
+    """After an echo-only try, the next one may not say two words of the line in a row."""
+    llm, install = module
+    echo = [*SMILES, " we", " should", " leave", " before", " the", " guard", " changes", " shifts", "."]  # " we": not the banned " We"
+    again = [*SMILES, " Aye", ",", " leave", " before", " the", " guard", " changes", " shifts", "."]
+    fake = ScriptedLlama([], replies=[echo, again], instead=[" at", " dawn", "."])
+    install(fake)
+    assert await ask_reply(llm, BENCH_LINE) == "*smiles* Aye, leave at dawn."  # "leave before" was the line's
+    stats = llm.last_stats
+    assert stats is not None and stats.attempts == 2 and not stats.gave_up
+    assert stats.echo_dropped == "*smiles* we should leave before the guard changes shifts."
 
 
 async def test_a_try_that_says_nothing_is_tried_again(module: Any) -> None:

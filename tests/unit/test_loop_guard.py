@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from bridge.providers.llm.loop_guard import LoopGuard, cannot_echo, echoes, first_sentence, opening_bans
+from bridge.providers.llm.loop_guard import LoopGuard, awaiting_speech, cannot_echo, copy_bans, echoes, first_sentence, opening_bans
 
 
 def tokens(text: str) -> list[str]:
@@ -154,7 +154,9 @@ def test_opening_bans_name_the_first_word_as_the_model_spells_it() -> None:
     bans = opening_bans("  This is the best ale.", tokenize)
     assert bans == {vocab["This"], vocab[" This"]}
     assert opening_bans("Hello!", tokenize) == set()  # one word: answering in kind is fine
-    assert opening_bans("*waves* Hello there", tokenize) == set()  # never ban the action marker
+    # The ban lands on the first spoken word (after the action), never on the action marker.
+    assert opening_bans("*waves* Hello there", tokenize) == {vocab["Hello"], vocab[" Hello"]}
+    assert vocab.get("*") not in opening_bans("*waves* Hello there", tokenize)
 
 
 # --------------------------------------------------------------------------- stream_first
@@ -287,5 +289,60 @@ def test_opening_bans_skip_the_marks_before_the_first_word() -> None:
     bans = opening_bans("— You found the missing letter under the old oak tree.", tokenize)
     assert bans == {vocab["You"], vocab[" You"]}
     assert opening_bans('"We should leave now."', tokenize) == {vocab["We"], vocab[" We"]}
-    assert opening_bans("*waves* Hello there", tokenize) == set()  # still never the action marker
+    assert opening_bans("*smiles* *smiles* — You found the missing letter.", tokenize) == {vocab["You"], vocab[" You"]}
 
+
+
+# --------------------------------------------------------------------------- actions hide no echo
+
+# The bench's four echoes as the model wrote them (bench.embedded_stack shows only the first
+# TTS segment, which has no action): each behind an opening *smiles*.
+BENCH_ECHOES_WITH_ACTIONS = [
+    ("We should leave before the guard change shifts.", "*smiles* We should leave before the guard changes shifts."),
+    ("Follow me and stay close. The bridge is not safe.", "*smiles* Follow me and stay close. The bridge is not safe."),
+    ("I found the missing letter under the old oak tree.", "*smiles* *smiles* — You found the missing letter under the old oak tree."),
+    ("Open the gate. We have a wounded man with us.", "*smiles* *smiles* — Open the gate. We have a wounded man with us."),
+    ("We should leave before the guard change shifts.", "*smiles warmly at you* We should leave before the guard changes shifts."),
+    ("Follow me and stay close. The bridge is not safe.", "[happy] *nods* Follow me and stay close."),
+]
+
+
+@pytest.mark.parametrize(("line", "reply"), BENCH_ECHOES_WITH_ACTIONS)
+def test_an_opening_action_does_not_hide_an_echo(line: str, reply: str) -> None:
+    """The action's words counted as said: 7 of 9 words in the line is under 80%, so all four
+    echoes went out on the first try (the module never retried)."""
+    assert echoes(line, first_sentence(reply))
+    for stream_first in (False, True):
+        out, guard, _ = run(reply, echo_of=line, stream_first=stream_first)
+        assert out == "" and guard.echo_only, (stream_first, out)
+
+
+def test_a_later_clause_that_repeats_the_line_is_dropped() -> None:
+    """Seen after the fix above: the opening changed, the line's second sentence came back whole."""
+    line = "Open the gate. We have a wounded man with us."
+    out, guard, _ = run("*smiles* The gate is open. We have a wounded man with us.", echo_of=line, stream_first=True)
+    assert out == "*smiles* The gate is open." and guard.later_echoes == 1 and guard.spoke_any
+    # Three words of the line again later are an answer, not an echo.
+    out, guard, _ = run("Ah, the old mill, nobody goes there.", echo_of="What happened at the old mill?", stream_first=True)
+    assert out == "Ah, the old mill, nobody goes there." and guard.later_echoes == 0
+
+
+def test_speech_is_awaited_through_actions_tags_and_marks() -> None:
+    assert awaiting_speech("") and awaiting_speech("*smiles* *smiles* — ") and awaiting_speech("[happy] ")
+    assert not awaiting_speech("*smiles* We")  # speech began
+    assert not awaiting_speech("*smi") and not awaiting_speech("[hap")  # inside an action or tag any word may come
+
+
+def test_copy_bans_forbid_the_next_word_of_a_run_of_the_line() -> None:
+    vocab: dict[str, int] = {}
+
+    def tokenize(text: str) -> list[int]:
+        return [vocab.setdefault(piece, len(vocab)) for piece in tokens(text)]
+
+    line = "Follow me and stay close. The bridge is not safe."
+    assert copy_bans(line, "*smiles* I'll", tokenize) == set()  # not a word of the line
+    assert copy_bans(line, "", tokenize) == set() and copy_bans(line, "*stay", tokenize) == set()
+    bans = copy_bans(line, "*smiles* I'll stay", tokenize)
+    assert bans == {vocab[" close"], vocab[" Close"]}  # after a word, only a new word's token
+    bans = copy_bans(line, "*smiles* Stay close.", tokenize)  # across the full stop: "close The"
+    assert bans == {vocab[" The"], vocab[" the"], vocab["The"], vocab["the"]}

@@ -6,9 +6,14 @@ one). Small models loop and ramble, so the reply is held to a few sentences and 
 through `loop_guard.LoopGuard`, which stops generation at the last good clause when the
 model starts repeating itself; llama.cpp's repeat penalty and stop strings make that rarer.
 The same module keeps the reply from parroting the player's line (see `loop_guard`): the
-line's first word is forbidden as the reply's first token (a logits processor), and an
-echo that gets through anyway is dropped; a reply that was nothing but an echo is generated
-again with its own first word forbidden too (up to three tries; the last quotes the line). `no_echo = false` turns all of it off.
+line's first word is forbidden as the first token of the reply's speech (a logits processor;
+the ban holds through an opening *action* and marks), and an echo that gets through anyway is
+dropped; a reply that was nothing but an echo is generated again with its own first word
+forbidden too and with every token that would carry on a two-word run of the line
+(`loop_guard.copy_bans`), up to three tries, the last quoting the line. Should all three be
+echoes, nothing is sent (the turn fails with an empty reply, `GenerationStats.gave_up` and a
+warning say why): the player's own words back are the worst answer. `no_echo = false` turns
+all of it off.
 
 Threads. llama.cpp blocks, so generation runs in a worker thread and sends each token back
 to trio through an unbounded memory channel (queued with the run's `TrioToken`, so the
@@ -58,7 +63,7 @@ import trio
 from bridge.providers.base import ChatMessage, ConfigError, LLMRequest, ProviderError
 from bridge.providers.llm import embedded_models
 from bridge.providers.llm._common import empty_reply, openai_messages, sampling
-from bridge.providers.llm.loop_guard import LoopGuard, opening_bans
+from bridge.providers.llm.loop_guard import LoopGuard, awaiting_speech, copy_bans, opening_bans, speech_began
 from bridge.providers.registry import ModuleSpec
 
 log = logging.getLogger(__name__)
@@ -157,6 +162,7 @@ class GenerationStats:
     echo_dropped: str = ""  # an echo of the player's line that was generated but not sent
     attempts: int = 0  # generations run (more than 1 when a try was only an echo)
     cached_tokens: int | None = None  # the first generation's prompt prefix found in llama.cpp's cache
+    gave_up: bool = False  # every try was only an echo (or said nothing), so nothing was sent
 
     @property
     def tokens_per_s(self) -> float | None:
@@ -240,11 +246,14 @@ class LocalLLM:
                 if not job.line:  # no_echo = false
                     self._generate(model, job, set())
                     return
-                tokenize = partial(_tokenize, model.llama)
+                tokenize = _cached(partial(_tokenize, model.llama))
                 bans = opening_bans(job.line, tokenize)
                 for attempt in range(1, MAX_ATTEMPTS + 1):
                     job.stats.attempts = attempt
-                    if not self._generate(model, job, bans) or job.guard.spoke_any:
+                    # A retry may not copy the line: measured in the default character's voice
+                    # conversation, each of three tries echoed it again with only the first word banned.
+                    copy_of = job.line if attempt > 1 else None
+                    if not self._generate(model, job, bans, copy_of, tokenize) or job.guard.spoke_any:
                         return
                     # Nothing was said: the reply was only an echo (or empty, or only an action). Try again with
                     # the echo's own first word forbidden too; the last try quotes the line
@@ -258,8 +267,10 @@ class LocalLLM:
                     if attempt == MAX_ATTEMPTS - 1:
                         job.messages = [*job.messages[:-1], {"role": "user", "content": f'Player: "{job.line}"'}]
                     job.guard = self._guard(job.line)
-                if job.stats.echo_dropped:  # better the echo than no reply at all
-                    job.emit(job.stats.echo_dropped)
+                # No try said anything of its own. Sending the player's words back (what this
+                # did before) is the worst answer; the turn gets an empty reply error instead.
+                job.stats.gave_up = True
+                log.warning("local LLM: %d tries only echoed the player (%r); nothing sent", MAX_ATTEMPTS, job.line)
             finally:
                 model.busy.release()
         except ProviderError as exc:
@@ -270,11 +281,18 @@ class LocalLLM:
             job.stats.abandoned = job.abandon.is_set()
             job.stats.total_s = time.perf_counter() - job.started
 
-    def _generate(self, model: _Model, job: _Job, bans: set[int]) -> bool:
-        """One generation through `job.guard`; False once the reader is gone or abandoned."""
+    def _generate(
+        self, model: _Model, job: _Job, bans: set[int], copy_of: str | None = None, tokenize: Callable[[str], list[int]] | None = None
+    ) -> bool:
+        """One generation through `job.guard`; False once the reader is gone or abandoned.
+
+        `bans` are forbidden as the first token of the reply's speech; with `copy_of` (a
+        retry), so is every token that would carry on a two-word run of that line.
+        """
         params = dict(job.params)
-        if bans:
-            params["logits_processor"] = _first_token_ban(bans)
+        if bans or copy_of:
+            copying = partial(copy_bans, copy_of, tokenize=tokenize) if copy_of and tokenize else None
+            params["logits_processor"] = _reply_bans(bans, partial(_detokenize, model.llama), copying)
         cached_before = _evaluated(model.llama)
         chunks = model.llama.create_chat_completion(messages=job.messages, stream=True, **params)
         try:
@@ -405,22 +423,51 @@ def _tokenize(llama: Any, text: str) -> list[int]:
     return list(llama.tokenize(text.encode("utf-8"), add_bos=False, special=False))
 
 
-def _first_token_ban(bans: set[int]) -> Any:
-    """A llama.cpp logits processor that forbids `bans` as the first generated token.
+def _detokenize(llama: Any, tokens: list[int]) -> str:
+    return bytes(llama.detokenize(tokens)).decode("utf-8", errors="ignore")
+
+
+def _cached(tokenize: Callable[[str], list[int]]) -> Callable[[str], list[int]]:
+    """`tokenize` remembering its answers: the copy bans ask for the same few words each token."""
+    seen: dict[str, list[int]] = {}
+
+    def cached(text: str) -> list[int]:
+        if text not in seen:
+            seen[text] = tokenize(text)
+        return seen[text]
+
+    return cached
+
+
+def _reply_bans(bans: set[int], detokenize: Callable[[list[int]], str], copying: Callable[[str], set[int]] | None) -> Any:
+    """A llama.cpp logits processor: `bans` are forbidden until the reply's speech has begun
+    (`awaiting_speech`), and `copying(reply so far)` names more tokens to forbid at each step.
 
     llama.cpp calls it once per token with every token id so far (prompt first), so the
-    first call's length marks where the reply starts.
+    first call's length marks where the reply starts. The ban used to cover the first token
+    only, and the default character opens nearly every reply with "*smiles*": its first
+    token was the "*", so the player's first word was never banned where it came.
     """
     from llama_cpp import LogitsProcessorList
 
     banned = sorted(bans)
     start: list[int] = []
+    speaking: list[bool] = []
 
     def processor(input_ids: Any, scores: Any) -> Any:
         if not start:
             start.append(len(input_ids))
-        if len(input_ids) == start[0]:
-            scores[banned] = -math.inf
+        if banned and not speaking or copying is not None:
+            reply = detokenize([int(token) for token in input_ids[start[0] :]])
+            if banned and not speaking:
+                if awaiting_speech(reply):
+                    scores[banned] = -math.inf
+                elif speech_began(reply):
+                    speaking.append(True)
+            if copying is not None:
+                more = sorted(copying(reply))
+                if more:
+                    scores[more] = -math.inf
         return scores
 
     return LogitsProcessorList([processor])

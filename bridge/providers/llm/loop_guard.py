@@ -21,10 +21,19 @@ parts stop it. `opening_bans` names the tokens a reply may not start with (the f
 of the player's line, as the model would spell it), which the `local` module forbids at the
 reply's first token: the echo cannot begin. (It can behind a mark: the bench's "— You found
 the letter ..." and "— Open the gate." began with a dash the ban does not cover; the bans of a
-retry skip such marks, so the dropped echo's own first word is banned.) As a backstop, a guard given `echo_of` (the
+retry skip such marks, so the dropped echo's own first word is banned.) The ban holds until the
+reply's first spoken word (`awaiting_speech`): the default character opens nearly every reply
+with "*smiles*", so a ban on the first token only ever met the "*". As a backstop, a guard given `echo_of` (the
 player's line) drops opening clauses that `echoes` that line, and the reply goes on from the
 next clause; `echo_only` says the whole reply was an echo (the module then tries again).
-`echoes` is also what the bench and the live test count with.
+A later clause of `LATER_ECHO_WORDS` or more that `echoes` the line is dropped too (the
+0.5B model answered "Open the gate. We have a wounded man with us." with "The gate is open.
+We have a wounded man with us.").
+`echoes` is also what the bench and the live test count with. It compares spoken words only:
+*actions* and [tags] are not speech, and counted as words they hid the bench's echoes ("*smiles*
+We should leave before the guard changes shifts." had 7 of 9 words in the line, under 80%).
+A retry after an echo-only try also gets `copy_bans`: tokens that would carry on a run of two
+words of the player's line, so the model has to say something of its own.
 
 The first clause, word by word (`stream_first`). Holding the first clause until its
 punctuation made the first audio wait for it (a whole sentence when it has no comma: 12-15
@@ -55,6 +64,11 @@ _CLAUSE_END = re.compile(r"[,;:.!?…]+[\"')\]*]*(?=\s)|\n")
 _SENTENCE_END = re.compile(r"[.!?…][\"')\]*]*\s*$")
 #: What may come before a reply's first word without being speech (not `*`: actions are kept).
 _NOISE = re.compile(r"^[^\w*]+")
+#: A clause after the reply's speech began is dropped as an echo only from this many spoken
+#: words: "the old mill," may be said again in an answer, "We have a wounded man with us." not.
+LATER_ECHO_WORDS = 4
+#: What may come before a reply's first spoken word: marks, *actions* and [tags].
+_BEFORE_SPEECH = re.compile(r"^(?:[^\w*\[]+|\*[^*]*\*|\[[^\]]*\])+")
 #: Marks a dropped echo loses before it is sent as the last resort ("— Open the gate.");
 #: quotes stay, as they have a closing twin.
 _LEADING_MARKS = "-–—―:;,.…"
@@ -62,6 +76,11 @@ _LEADING_MARKS = "-–—―:;,.…"
 
 def _words(text: str) -> list[str]:
     return [w.lower() for w in _WORD.findall(text)]
+
+
+def _spoken_words(text: str) -> list[str]:
+    """The words of `text` that would be spoken: not those of *actions* or [tags]."""
+    return _words(_UNSPOKEN.sub(" ", text))
 
 
 def _common(a: list[str], b: list[str]) -> int:
@@ -87,9 +106,10 @@ def echoes(line: str, text: str) -> bool:
     in order with small changes, at least 60% of the line and 80% of the text ("This was
     the best ale I've ever had."). A two-word line counts when repeated whole ("Hello
     there!"). One word in common ("Farewell!" to "I must be going. Farewell!") is not an
-    echo: that is how people answer.
+    echo: that is how people answer. Only `text`'s spoken words count: "*smiles* Follow me
+    and stay close." echoes "Follow me and stay close. The bridge is not safe."
     """
-    said, heard = _words(text), _words(line)
+    said, heard = _spoken_words(text), _words(line)
     if len(said) < 2 or len(heard) < 2:
         return False
     if len(said) >= 3 and _is_run(said, heard):
@@ -107,7 +127,7 @@ def cannot_echo(line: str, text: str) -> bool:
     any ending long enough to reach 80% makes the clause longer than 1.25 times the line
     once `u` exceeds a quarter of the line's words, more than the line could share.
     """
-    said, heard = _words(text), _words(line)
+    said, heard = _spoken_words(text), _words(line)
     if len(heard) < 2:
         return True  # `echoes` never holds for a one-word line
     if len(said) < 2 or _is_run(said, heard):
@@ -126,16 +146,22 @@ def _without_noise(text: str) -> str:
     return _NOISE.sub("", text, count=1)
 
 
-def opening_bans(line: str, tokenize: Callable[[str], list[int]]) -> set[int]:
-    """Tokens a reply to `line` may not begin with: the line's first word, as the first token
-    of the line itself and of the word with a leading space (BPE spells both).
+def _from_first_spoken_word(text: str) -> str:
+    """`text` from its first spoken word on: marks, *actions* and [tags] before it skipped."""
+    return _BEFORE_SPEECH.sub("", text, count=1)
 
-    Dashes, quotes and other marks before the first word are skipped: a dropped echo
-    "— You found the letter." bans "You" on the next try. Nothing is banned for a one-word
-    line (answering "Hello!" with "Hello!" is fine) or for a line that starts with an action
-    (banning `*` would ban actions).
+
+def opening_bans(line: str, tokenize: Callable[[str], list[int]]) -> set[int]:
+    """Tokens a reply to `line` may not begin its speech with: the line's first spoken word,
+    as the first token of the word alone and with a leading space (BPE spells both).
+
+    Dashes, quotes, *actions* and other marks before the first word are skipped: a dropped
+    echo "*smiles* — You found the letter." bans "You" on the next try (the `local` module
+    applies the ban at the reply's first spoken word, see `awaiting_speech`, so the `*` of
+    an action is never banned). Nothing is banned for a one-word line (answering "Hello!"
+    with "Hello!" is fine).
     """
-    stripped = _without_noise(line.strip())
+    stripped = _from_first_spoken_word(line.strip())
     first = _WORD.match(stripped)
     if first is None or len(_words(stripped)) < 2:
         return set()
@@ -147,6 +173,54 @@ def opening_bans(line: str, tokenize: Callable[[str], list[int]]) -> set[int]:
     return bans
 
 
+def speech_began(reply: str) -> bool:
+    """Has the reply so far a spoken word (one outside *actions* and [tags])?"""
+    return bool(_spoken_words(reply))
+
+
+def awaiting_speech(reply: str) -> bool:
+    """Has the reply so far no spoken word yet, and is it not inside an *action* or [tag]?
+
+    While it is true, the next token starts the reply's speech (or more marks, or an
+    action): that is where `opening_bans` apply. Inside an action any word may come.
+    """
+    if speech_began(reply):
+        return False
+    return reply.count("*") % 2 == 0 and reply.rfind("[") <= reply.rfind("]")
+
+
+def copy_bans(line: str, reply: str, tokenize: Callable[[str], list[int]]) -> set[int]:
+    """Tokens that would make the reply so far carry on a two-word run of the player's `line`.
+
+    When the reply's last spoken word is a word of the line, the first token of the word
+    that follows it in the line (with a leading space, capitalised or not, and without the
+    space after a mark or a space) may not come next. A reply kept to this shares no two
+    adjacent words with the line, so it can be neither a run of it nor most of it in order
+    (`echoes`). For retries after an echo-only try: it also forbids fair phrases ("the
+    guard"), which a first try should be free to use.
+    """
+    if reply.count("*") % 2 or reply.rfind("[") > reply.rfind("]"):
+        return set()  # inside an action or a tag: not speech
+    said = _spoken_words(reply)
+    if not said:
+        return set()
+    originals = _WORD.findall(line)
+    heard = [w.lower() for w in originals]
+    after_word = bool(reply) and (reply[-1].isalnum() or reply[-1] in "'_")
+    bans: set[int] = set()
+    for i, word in enumerate(heard[:-1]):
+        if word != said[-1]:
+            continue
+        following = originals[i + 1]
+        spellings = {following, following.lower(), following[:1].upper() + following[1:]}
+        variants = {" " + w for w in spellings} | (set() if after_word else spellings)
+        for variant in variants:
+            tokens = tokenize(variant)
+            if tokens:
+                bans.add(tokens[0])
+    return bans
+
+
 @dataclass
 class LoopGuard:
     ngram: int = 6
@@ -155,6 +229,7 @@ class LoopGuard:
     echo_of: str | None = None  # the player's line: opening clauses that echo it are dropped
     stream_first: bool = False  # release the first spoken clause a word at a time once it cannot echo
     stopped: str | None = None  # why generation should stop: "loop" or "length", else None
+    later_echoes: int = 0  # clauses after the reply's speech began that echoed the line (dropped)
     _released: list[str] = field(default_factory=list)  # words released so far
     _ngrams: set[tuple[str, ...]] = field(default_factory=set)
     _clauses: list[tuple[str, ...]] = field(default_factory=list)
@@ -304,6 +379,9 @@ class LoopGuard:
             if self._dropped:  # the reply starts after the echo: start it like a sentence
                 clause = clause.lstrip()
                 clause = clause[:1].upper() + clause[1:]
+        elif self.echo_of and len(spoken) >= LATER_ECHO_WORDS and echoes(self.echo_of, clause):
+            self.later_echoes += 1  # "*smiles* The gate is open. We have a wounded man with us."
+            return ""
         if self._is_loop(words):
             self.stopped = "loop"
             return ""
