@@ -17,6 +17,7 @@ idempotent, so storing the raw text with its kind works as well.
 
 from __future__ import annotations
 
+import re
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -58,6 +59,11 @@ def estimate_tokens(text: str) -> int:
 
 class HeldActionsFull(ValueError):
     """A nonverbal_delayed action that would go over the held-action caps."""
+
+
+#: What a history line holds that is not speech: *actions* and [tags].
+_UNSPOKEN = re.compile(r"\*[^*]*\*|\[[^\]]*\]")
+_SPOKEN_WORD = re.compile(r"\w")
 
 
 @dataclass(frozen=True, slots=True)
@@ -229,6 +235,11 @@ class Harmonizer:
         """How a remembered line is shown to the LLM (empty when there is nothing to show)."""
         if message.role == "assistant":
             text = _clean(message.text)
+            if message.interrupted and not _SPOKEN_WORD.search(_UNSPOKEN.sub(" ", text)):
+                # Cut off before a word was heard: only its *actions* were kept, and shown as
+                # "*smiles*—" they taught the 0.5B model to answer "*smiles* —Here you go."
+                # to every line of a voice conversation (bench.embedded_stack cuts each reply).
+                return ""
             if text and message.interrupted and not text.endswith(("—", "-", "…")):
                 text += "—"  # the player cut the character off: show it, so it can pick up
             return text

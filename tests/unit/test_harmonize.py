@@ -145,6 +145,7 @@ def test_build_messages_shape_and_history_rendering() -> None:
         user("hugs you", speaker="Bob", kind="nonverbal"),
         said("Well, I was about to", interrupted=True),
         said("", interrupted=True),  # cut off before a word was heard: not shown
+        said("*smiles* [happy]", interrupted=True),  # nor when only its actions were kept
         user("Bob: *hugs you*", speaker="Bob", kind="nonverbal"),  # stored already rendered
     ]
     messages = h.build_messages(history, "What's on tonight?", token_budget=10_000)
