@@ -63,7 +63,7 @@ class ScriptedLlama:
 
         def forbidden(piece: str, ids: list[int]) -> bool:
             token = self.tokenize(piece.encode())[0]
-            scores = np.zeros(len(self.vocab) + 1, dtype=np.single)
+            scores = np.zeros(4096, dtype=np.single)  # room for ids the processor may still tokenize
             for processor in processors:
                 scores = processor(np.array(prompt + ids, dtype=np.intc), scores)
             return bool(scores[token] == -np.inf)
@@ -166,7 +166,7 @@ async def test_the_reply_may_not_start_with_the_players_first_word(module: Any) 
 
 async def test_an_echo_that_gets_through_is_dropped_and_the_reply_goes_on(module: Any) -> None:
     llm, install = module
-    echo_then_answer = ["hand", " over", " your", " coin", ",", " eh", "?", " Not", " a", " chance", "."]
+    echo_then_answer = ["hand", " over", " your", ",", " eh", "?", " Not", " a", " chance", "."]  # 3 words: a first try's most
     install(ScriptedLlama(echo_then_answer))  # lower case: another token than the forbidden "Hand"
     text = await ask_reply(llm, "Hand over your coin or I'll burn this place down!")
     assert text == "Eh? Not a chance."  # the echoed clause is gone; the answer starts like a sentence
@@ -175,13 +175,13 @@ async def test_an_echo_that_gets_through_is_dropped_and_the_reply_goes_on(module
 
 async def test_a_reply_that_is_only_an_echo_is_generated_again(module: Any) -> None:
     llm, install = module
-    echo = ["I'll", " burn", " this", " place", " down", "."]
+    echo = ["I'll", " burn", " this", "."]
     fake = ScriptedLlama([], replies=[echo, echo], instead=["Try", " it", " and", " the", " guard", " will", " have", " you", "."])
     install(fake)
     text = await ask_reply(llm, "Hand over your coin or I'll burn this place down!")
     assert text == "Try it and the guard will have you."
     assert llm.last_stats is not None and llm.last_stats.attempts == 2
-    assert llm.last_stats.echo_dropped == "I'll burn this place down."
+    assert llm.last_stats.echo_dropped == "I'll burn this."
     assert fake.calls[1]["messages"] == fake.calls[0]["messages"]  # the same prompt, one more word forbidden
 
 
@@ -189,15 +189,15 @@ async def test_three_echoes_send_nothing_and_say_so(module: Any, caplog: pytest.
     """Should the model say nothing but the echo three times, the player's words are not sent
     back (they were, as the last resort): the turn gets an empty reply, stats and log say why."""
     llm, install = module
-    echo = ["Burn", " this", " place", " down", "!"]
+    echo = ["Burn", " this", " place", "!"]
     fake = ScriptedLlama([], replies=[echo, echo, echo], instead=echo)
     install(fake)
     with pytest.raises(ProviderError, match="empty reply"):
         await ask_reply(llm, "Hand over your coin or I'll burn this place down!")
     stats = llm.last_stats
     assert stats is not None and stats.attempts == local.MAX_ATTEMPTS == 3 and stats.gave_up
-    assert stats.echo_dropped == "Burn this place down!"
-    assert "only echoed the player" in caplog.text
+    assert stats.echo_dropped == "Burn this place!"
+    assert "nothing sent" in caplog.text
     last = fake.calls[-1]["messages"][-1]  # the last try quotes the line as the player's
     assert last == {"role": "user", "content": 'Player: "Hand over your coin or I\'ll burn this place down!"'}
 
@@ -218,14 +218,25 @@ async def test_the_first_word_ban_holds_through_an_opening_action(module: Any) -
 async def test_a_retry_may_not_carry_on_a_run_of_the_line(module: Any) -> None:
     """After an echo-only try, the next one may not say two words of the line in a row."""
     llm, install = module
-    echo = [*SMILES, " we", " should", " leave", " before", " the", " guard", " changes", " shifts", "."]  # " we": not the banned " We"
+    # " we": not the banned " We"; no run of more than 3 of the line's words (a first try's most)
+    echo = [*SMILES, " we", " should", " leave", " the", " guard", " changes", " shifts", "."]
     again = [*SMILES, " Aye", ",", " leave", " before", " the", " guard", " changes", " shifts", "."]
     fake = ScriptedLlama([], replies=[echo, again], instead=[" at", " dawn", "."])
     install(fake)
     assert await ask_reply(llm, BENCH_LINE) == "*smiles* Aye, leave at dawn."  # "leave before" was the line's
     stats = llm.last_stats
     assert stats is not None and stats.attempts == 2 and not stats.gave_up
-    assert stats.echo_dropped == "*smiles* we should leave before the guard changes shifts."
+    assert stats.echo_dropped == "*smiles* we should leave the guard changes shifts."
+
+
+async def test_a_first_try_may_not_say_more_than_three_words_of_the_line_in_a_row(module: Any) -> None:
+    """With the first word banned the 0.5B model said "You should leave before the guard
+    changes shifts.": an opening the echo check lets pass (6 of 8 words), still the line."""
+    llm, install = module
+    fake = ScriptedLlama([*SMILES, " You", " should", " leave", " before", " the", " guard", " changes", " shifts", "."], instead=[" dawn", "."])
+    install(fake)
+    assert await ask_reply(llm, BENCH_LINE) == "*smiles* You should leave before dawn."
+    assert llm.last_stats is not None and llm.last_stats.attempts == 1
 
 
 async def test_a_try_that_says_nothing_is_tried_again(module: Any) -> None:

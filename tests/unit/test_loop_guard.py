@@ -346,3 +346,6 @@ def test_copy_bans_forbid_the_next_word_of_a_run_of_the_line() -> None:
     assert bans == {vocab[" close"], vocab[" Close"]}  # after a word, only a new word's token
     bans = copy_bans(line, "*smiles* Stay close.", tokenize)  # across the full stop: "close The"
     assert bans == {vocab[" The"], vocab[" the"], vocab["The"], vocab["the"]}
+    # A first try may say three words of the line in a row, not four.
+    assert copy_bans(line, "You can follow me", tokenize, longest=3) == set()
+    assert copy_bans(line, "You can follow me and", tokenize, longest=3) == {vocab[" stay"], vocab[" Stay"]}

@@ -10,7 +10,8 @@ line's first word is forbidden as the first token of the reply's speech (a logit
 the ban holds through an opening *action* and marks), and an echo that gets through anyway is
 dropped; a reply that was nothing but an echo is generated again with its own first word
 forbidden too and with every token that would carry on a two-word run of the line
-(`loop_guard.copy_bans`), up to three tries, the last quoting the line. Should all three be
+(`loop_guard.copy_bans`; a first try may not say more than `COPY_RUN` = 3 of its words in a
+row), up to three tries, the last quoting the line. Should all three be
 echoes, nothing is sent (the turn fails with an empty reply, `GenerationStats.gave_up` and a
 warning say why): the player's own words back are the worst answer. `no_echo = false` turns
 all of it off.
@@ -63,7 +64,7 @@ import trio
 from bridge.providers.base import ChatMessage, ConfigError, LLMRequest, ProviderError
 from bridge.providers.llm import embedded_models
 from bridge.providers.llm._common import empty_reply, openai_messages, sampling
-from bridge.providers.llm.loop_guard import LoopGuard, awaiting_speech, copy_bans, opening_bans, speech_began
+from bridge.providers.llm.loop_guard import COPY_RUN, LoopGuard, awaiting_speech, copy_bans, opening_bans, speech_began
 from bridge.providers.registry import ModuleSpec
 
 log = logging.getLogger(__name__)
@@ -250,10 +251,11 @@ class LocalLLM:
                 bans = opening_bans(job.line, tokenize)
                 for attempt in range(1, MAX_ATTEMPTS + 1):
                     job.stats.attempts = attempt
-                    # A retry may not copy the line: measured in the default character's voice
-                    # conversation, each of three tries echoed it again with only the first word banned.
-                    copy_of = job.line if attempt > 1 else None
-                    if not self._generate(model, job, bans, copy_of, tokenize) or job.guard.spoke_any:
+                    # No try may copy more than a few words of the line in a row; a retry not
+                    # two (measured in the default character's voice conversation: with only
+                    # the first word banned, it echoed the line behind "You should ...").
+                    longest = COPY_RUN if attempt == 1 else 1
+                    if not self._generate(model, job, bans, longest, tokenize) or job.guard.spoke_any:
                         return
                     # Nothing was said: the reply was only an echo (or empty, or only an action). Try again with
                     # the echo's own first word forbidden too; the last try quotes the line
@@ -261,7 +263,7 @@ class LocalLLM:
                     # bench lines but made the model refuse far more often, so it is the last
                     # resort rather than the prompt).
                     job.stats.echo_dropped = job.stats.echo_dropped or job.guard.dropped
-                    log.info("local LLM: attempt %d only echoed the player (%r)", attempt, job.guard.dropped)
+                    log.info("local LLM: attempt %d said nothing of its own (echo dropped: %r)", attempt, job.guard.dropped)
                     if job.guard.dropped:
                         bans |= opening_bans(job.guard.dropped, tokenize)
                     if attempt == MAX_ATTEMPTS - 1:
@@ -270,7 +272,7 @@ class LocalLLM:
                 # No try said anything of its own. Sending the player's words back (what this
                 # did before) is the worst answer; the turn gets an empty reply error instead.
                 job.stats.gave_up = True
-                log.warning("local LLM: %d tries only echoed the player (%r); nothing sent", MAX_ATTEMPTS, job.line)
+                log.warning("local LLM: %d tries said nothing but echoes of the player (%r) or actions; nothing sent", MAX_ATTEMPTS, job.line)
             finally:
                 model.busy.release()
         except ProviderError as exc:
@@ -282,16 +284,17 @@ class LocalLLM:
             job.stats.total_s = time.perf_counter() - job.started
 
     def _generate(
-        self, model: _Model, job: _Job, bans: set[int], copy_of: str | None = None, tokenize: Callable[[str], list[int]] | None = None
+        self, model: _Model, job: _Job, bans: set[int], longest: int | None = None, tokenize: Callable[[str], list[int]] | None = None
     ) -> bool:
         """One generation through `job.guard`; False once the reader is gone or abandoned.
 
-        `bans` are forbidden as the first token of the reply's speech; with `copy_of` (a
-        retry), so is every token that would carry on a two-word run of that line.
+        `bans` are forbidden as the first token of the reply's speech; with `longest`, so is
+        every token that would make the reply say more than that many words of the player's
+        line in a row (`copy_bans`).
         """
         params = dict(job.params)
-        if bans or copy_of:
-            copying = partial(copy_bans, copy_of, tokenize=tokenize) if copy_of and tokenize else None
+        if bans or (longest and job.line and tokenize):
+            copying = partial(copy_bans, job.line, tokenize=tokenize, longest=longest) if longest and job.line and tokenize else None
             params["logits_processor"] = _reply_bans(bans, partial(_detokenize, model.llama), copying)
         cached_before = _evaluated(model.llama)
         chunks = model.llama.create_chat_completion(messages=job.messages, stream=True, **params)

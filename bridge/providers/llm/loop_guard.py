@@ -67,6 +67,8 @@ _NOISE = re.compile(r"^[^\w*]+")
 #: A clause after the reply's speech began is dropped as an echo only from this many spoken
 #: words: "the old mill," may be said again in an answer, "We have a wounded man with us." not.
 LATER_ECHO_WORDS = 4
+#: The longest run of the player's line's words a reply may say on its first try (`copy_bans`).
+COPY_RUN = 3
 #: What may come before a reply's first spoken word: marks, *actions* and [tags].
 _BEFORE_SPEECH = re.compile(r"^(?:[^\w*\[]+|\*[^*]*\*|\[[^\]]*\])+")
 #: Marks a dropped echo loses before it is sent as the last resort ("— Open the gate.");
@@ -189,27 +191,31 @@ def awaiting_speech(reply: str) -> bool:
     return reply.count("*") % 2 == 0 and reply.rfind("[") <= reply.rfind("]")
 
 
-def copy_bans(line: str, reply: str, tokenize: Callable[[str], list[int]]) -> set[int]:
-    """Tokens that would make the reply so far carry on a two-word run of the player's `line`.
+def copy_bans(line: str, reply: str, tokenize: Callable[[str], list[int]], longest: int = 1) -> set[int]:
+    """Tokens that would make the reply so far say more than `longest` words of the player's
+    `line` in an unbroken run.
 
-    When the reply's last spoken word is a word of the line, the first token of the word
-    that follows it in the line (with a leading space, capitalised or not, and without the
-    space after a mark or a space) may not come next. A reply kept to this shares no two
-    adjacent words with the line, so it can be neither a run of it nor most of it in order
-    (`echoes`). For retries after an echo-only try: it also forbids fair phrases ("the
-    guard"), which a first try should be free to use.
+    When the reply's last `longest` spoken words are a run of the line, the first token of
+    the word that follows that run in the line (with a leading space, capitalised or not,
+    and without the space after a mark or a space) may not come next. With `longest = 1`
+    (retries after an echo-only try) the reply shares no two adjacent words with the line,
+    so it can be neither a run of it nor most of it in order (`echoes`); that also forbids
+    fair phrases ("the guard"). A first try gets `COPY_RUN`: seen from the 0.5B model, with
+    the line's first word banned it said "You should leave before the guard changes
+    shifts." and "You can follow me and stay close." (an opening the echo check lets pass).
     """
     if reply.count("*") % 2 or reply.rfind("[") > reply.rfind("]"):
         return set()  # inside an action or a tag: not speech
     said = _spoken_words(reply)
-    if not said:
+    if len(said) < longest:
         return set()
     originals = _WORD.findall(line)
     heard = [w.lower() for w in originals]
     after_word = bool(reply) and (reply[-1].isalnum() or reply[-1] in "'_")
+    tail = said[-longest:]
     bans: set[int] = set()
-    for i, word in enumerate(heard[:-1]):
-        if word != said[-1]:
+    for i in range(longest - 1, len(heard) - 1):
+        if heard[i - longest + 1 : i + 1] != tail:
             continue
         following = originals[i + 1]
         spellings = {following, following.lower(), following[:1].upper() + following[1:]}
