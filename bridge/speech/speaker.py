@@ -34,7 +34,7 @@ import numpy as np
 import trio
 
 from bridge.providers.base import TTS, TextStreamTTS, TimedUnit, TTSRequest
-from bridge.speech.audio import Chunker, StreamResampler, volume_envelope
+from bridge.speech.audio import Chunker, StreamResampler, volume_envelopes
 from bridge.speech.lips import UntimedLips
 from bridge.speech.meter import chunk_released
 from bridge.speech.provisional import RATES
@@ -435,12 +435,19 @@ class Speaker:
         seq = 0
         lips: UntimedLips | None = None  # an untimed voice's visemes, refined while it streams
 
-        async def send_chunks(chunks: list[np.ndarray]) -> None:
+        async def send_chunks(chunks: np.ndarray) -> None:
+            """Send the rows of `chunks` (2-D int16), whose bytes and volume envelopes are
+            made in one pass (per chunk, numpy's call overheads cost more than the work)."""
             nonlocal seq, visemes
-            for chunk in chunks:
+            if not len(chunks):
+                return
+            volumes = volume_envelopes(chunks, out.sample_rate, 10)
+            data = chunks.astype("<i2", copy=False).tobytes()
+            step = chunks.shape[1] * 2
+            for row, chunk in enumerate(chunks):
                 if lips is not None:
                     visemes = lips.current(chunk, out.sample_rate, segment.sent_ms)
-                await self._send_chunk(segment, chunk, seq, visemes)
+                await self._send_chunk(segment, chunk, seq, visemes, data[row * step : (row + 1) * step], volumes[row])
                 seq += 1
 
         try:
@@ -462,12 +469,12 @@ class Speaker:
                             visemes_from_phonemes(phonemes) if phonemes else visemes_from_characters(segment.text, segment.characters)
                         )
                     # Untimed audio streams as it comes too: its lips never hold it back.
-                    await send_chunks(chunker.push(resampled))
+                    await send_chunks(chunker.push_block(resampled))
                 tail = resampler.flush() if resampler is not None else np.zeros(0, np.int16)
-                await send_chunks(chunker.push(tail))
+                await send_chunks(chunker.push_block(tail))
                 last = chunker.flush()
                 if last is not None and last.size:
-                    await send_chunks([last])
+                    await send_chunks(last.reshape(1, -1))
         finally:
             if segment.lips is not None:
                 segment.lips.close()
@@ -476,7 +483,11 @@ class Speaker:
         await self._wait_until(self._audio_ms_total)
         await self.turn.emit("ai.speech.end", {"speech": segment.speech, "duration_ms": int(round(segment.sent_ms))})
 
-    async def _send_chunk(self, segment: SpokenSegment, chunk: np.ndarray, seq: int, visemes: list[Viseme]) -> None:
+    async def _send_chunk(
+        self, segment: SpokenSegment, chunk: np.ndarray, seq: int, visemes: list[Viseme], audio: bytes, volume: list[float]
+    ) -> None:
+        """Release one chunk when its time comes; `audio` and `volume` are its wire bytes
+        (s16le) and envelope, made with those of its neighbours (`send_chunks`)."""
         out = self.audio
         start_ms = segment.sent_ms
         end_ms = start_ms + chunk.size * 1000 / out.sample_rate
@@ -497,9 +508,9 @@ class Speaker:
             "speech": segment.speech,
             "seq": seq,
             "t": t0,
-            "audio": chunk.astype("<i2").tobytes(),
+            "audio": audio,
             "visemes": keyframes,
-            "volume": volume_envelope(chunk, out.sample_rate, 10),
+            "volume": volume,
         }
         await self.turn.emit("ai.speech.audio", payload)
         chunk_released(self._due(self._audio_ms_total), starts_clock=self._audio_ms_total == 0)  # /metrics late chunks

@@ -14,6 +14,7 @@ from bridge.speech.audio import (
     to_float32,
     to_int16,
     volume_envelope,
+    volume_envelopes,
 )
 
 
@@ -149,3 +150,45 @@ def test_spectral_frames_are_10ms_and_tell_sounds_apart() -> None:
     within = np.linalg.norm(cep_low[10] - cep_low[30])
     across = np.linalg.norm(cep_low[10] - cep_high[10])
     assert across > 10 * within
+
+
+@pytest.mark.parametrize(("rate", "size"), [(24000, 960), (24000, 1000), (22050, 882), (16000, 37), (48000, 1920), (8000, 5)])
+def test_volume_envelopes_of_int16_chunks_are_exactly_those_of_the_float_path(rate: int, size: int) -> None:
+    """The batched int16 envelope (one numpy pass over a piece's chunks, int16 squared in
+    float64) gives the same floats as the float32 path on each chunk: every square and
+    partial sum is exact in both, and the per-window arithmetic is the same. Loud, quiet,
+    silent, full-scale and partial-window chunks."""
+    rng = np.random.default_rng(7)
+    rows = [
+        rng.integers(-32768, 32768, size),
+        (rng.normal(0, 300, size)).astype(np.int64),
+        np.zeros(size, np.int64),
+        np.full(size, -32768),
+        np.where(np.arange(size) % 2, 32767, -32768),
+        (rng.normal(0, 3, size)).astype(np.int64),
+    ]
+    chunks = np.clip(np.array(rows), -32768, 32767).astype(np.int16)
+    expected = [volume_envelope(to_float32(row), rate, 10) for row in chunks]
+    assert volume_envelopes(chunks, rate, 10) == expected
+    assert [volume_envelope(row, rate, 10) for row in chunks] == expected
+
+
+def test_chunker_blocks_are_the_chunks_push_gives() -> None:
+    """push_block hands the same chunks as push, as the rows of one array, and keeps no
+    view of the caller's buffer (a backend may reuse it)."""
+    rng = np.random.default_rng(3)
+    stream = rng.integers(-32768, 32768, 24000 * 2 + 100).astype(np.int16)
+    by_list, by_block = Chunker(24000, 40), Chunker(24000, 40)
+    listed: list[np.ndarray] = []
+    blocked: list[np.ndarray] = []
+    for start in range(0, stream.size, 2222):
+        piece = stream[start : start + 2222].copy()
+        listed += by_list.push(piece)
+        block = by_block.push_block(piece)
+        assert block.dtype == np.int16 and block.shape[1:] == (960,)
+        piece[:] = 0  # the caller reuses its buffer
+        blocked += list(block)
+    assert len(listed) == len(blocked) == stream.size // 960
+    assert all(np.array_equal(a, b) for a, b in zip(listed, blocked))
+    assert np.array_equal(np.concatenate(blocked), stream[: len(blocked) * 960])
+    assert np.array_equal(by_block.flush(), stream[len(blocked) * 960 :])
