@@ -112,3 +112,16 @@ def test_bounded_fuzz_of_the_normalised_phonemizer_path(pool: native_pool.Worker
     tests/data/phonemizer_crashers.txt and the normalisation is extended."""
     crashed = phonemizer_fuzz.run(phonemizer_fuzz.texts(seed=11, count=150), normalise=True, pool=pool)
     assert crashed == [], [f"{c.op}\t{c.text!r}" for c in crashed]
+
+
+def test_a_synthesis_stopped_before_it_starts_renders_nothing() -> None:
+    """A caller that has already given up (its segment was interrupted while it queued for
+    the renderer) gets an aborted, empty result, and no worker renders for it. Before, the
+    job went to a worker and the stop followed as a second frame: the worker rendered its
+    first buffer at least, and all of it when the caller's thread was descheduled between
+    the two writes (seen under load: an aborted alignment's reference ended up cached)."""
+    before = phonemize.synthesize("One more line, to warm the workers.")
+    assert before.samples.size and not before.aborted
+    stopped = phonemize.synthesize("I never expected to see you here again.", should_stop=lambda: True)
+    assert stopped.aborted
+    assert stopped.samples.size == 0 and stopped.phonemes == [] and stopped.words == []

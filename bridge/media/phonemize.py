@@ -493,6 +493,12 @@ def synthesize(
     ``aborted=True``. Word spans index `text` as given. Blocks: call from a worker thread
     under trio.
     """
+    if should_stop is not None and should_stop():
+        # Already given up (e.g. interrupted while queued for the renderer): render
+        # nothing. Sent on, the job would reach a worker ahead of its stop frame, which
+        # renders at least one buffer and, if this thread is descheduled in between, all
+        # of it, so the caller would get a complete result it had abandoned.
+        return EspeakSynthesis(text=text, samples=np.zeros(0, dtype=np.int16), sample_rate=sample_rate(), aborted=True)
     spoken, origin = normalise_text(text)
     params = (rate, pitch, pitch_range, volume, word_gap)
     audio, total, raw, aborted = _call(  # type: ignore[misc]
