@@ -10,6 +10,8 @@ the machine's speed.
   call per frame was ~40 us of the bridge's CPU per chunk).
 - A line's second segment is asked of the TTS without waiting for the first one's audio (a
   TTS round trip under load outlasted a short first clause: silence between segments).
+- A segment's audio flows `lead_ms` ahead of its playback like the rest of the line, not
+  only once the segment before it has played out (the lead was zero at every boundary).
 """
 
 from __future__ import annotations
@@ -150,3 +152,44 @@ async def test_a_crowds_audio_frames_go_out_several_to_a_socket_write(connect) -
     audio = sum(len(r.of_type("ai.speech.audio")) for r in results)
     assert audio >= 10 * 50, audio  # ~3 s of speech each in 40 ms chunks
     assert (frames2 - frames1) >= 2 * (writes2 - writes1), (frames2 - frames1, writes2 - writes1)
+
+
+async def test_the_next_segments_audio_comes_a_lead_ahead_of_its_playback(connect) -> None:
+    """Three sentences (3.4 s, 1.0 s, 1.0 s of fake speech) with a lead of 1000 ms: each
+    segment's first chunk reaches the client well before its place on the playback clock
+    (the first chunk's arrival plus the audio before it), and the turn's final reply still
+    waits for the sound to end. Before, a segment's audio was released only after the one
+    before it had fully played: at every boundary the client's buffer ran dry, and under
+    load the scheduler hops after that wake-up (120-245 ms at 200 speakers) were silence."""
+    line = "The road north is closed tonight, because the old bridge washed out. Ask the ferry. Try tomorrow."
+    lead_ms = 1000
+    arrivals: dict[str, float] = {}
+    ends: dict[str, int] = {}
+    order: list[str] = []
+    async with fake_openai_speech() as tts:
+        segmenter = {"clause_split": False}
+        async with start_bridge(config(tts.options(model="tts-1", timeout=10), segmenter=segmenter)) as running:
+            async with connect(running, audio_out={"sample_rate": 24000, "chunk_ms": 40, "lead_ms": lead_ms}, visemes="none") as client:
+                npc = await client.init_entity("npc-1", "npc")
+                turn = await client.send("tts.say", {"text": line}, entity="npc-1")
+                async for event in npc.events():
+                    now = trio.current_time()
+                    if event.type == "ai.speech.audio" and event.payload["seq"] == 0:
+                        arrivals[event.payload["speech"]] = now
+                        order.append(event.payload["speech"])
+                    elif event.type == "ai.speech.end":
+                        ends[event.payload["speech"]] = event.payload["duration_ms"]
+                        if len(ends) == 3:
+                            break
+                result = await client.wait(turn, timeout=30)
+                replied = trio.current_time()
+    assert len(order) == 3 and list(ends) == order, (order, ends)
+    start = arrivals[order[0]]
+    offset_ms = 0.0
+    for n, speech in enumerate(order):
+        ahead_ms = offset_ms - (arrivals[speech] - start) * 1000
+        if n:
+            assert ahead_ms > lead_ms / 2, f"segment {n + 1} came {ahead_ms:.0f} ms before its playback time"
+        offset_ms += ends[speech]
+    assert result.reply.status == "success", result.reply
+    assert (replied - start) * 1000 > offset_ms - lead_ms / 2, "the final reply came before the sound had ended"

@@ -267,7 +267,8 @@ class Speaker:
     # ----------------------------------------------------------------- running
 
     async def run(self) -> None:
-        """Speak every queued segment until `finish()`; returns when the last one ended."""
+        """Speak every queued segment until `finish()`; returns when the last one has
+        played out (so the turn's final reply comes with the end of the sound)."""
         hand_send, hand_receive = trio.open_memory_channel[tuple[SpokenSegment, ReadAhead]](SYNTH_AHEAD)
         async with trio.open_nursery() as nursery:
             if self._router is not None:
@@ -277,6 +278,7 @@ class Speaker:
             async with hand_receive:
                 async for segment, pieces in hand_receive:
                     await self._stream_segment(segment, pieces)
+            await self._wait_until(self._audio_ms_total)
 
     async def _synthesize_all(self, hand_send: trio.MemorySendChannel[Any], nursery: trio.Nursery) -> None:
         """Hand the segments to the streamer in order, each with its own reader task.
@@ -479,8 +481,11 @@ class Speaker:
             if segment.lips is not None:
                 segment.lips.close()
         segment.duration_ms = segment.sent_ms
-        # The end is announced when its audio has played, so ends line up with the sound.
-        await self._wait_until(self._audio_ms_total)
+        # All its audio is out: the end is announced when the next segment's first chunk
+        # is due (`lead_ms` before this one has played out), so that segment's audio keeps
+        # the lead. Waiting for this one to play out first left the client's buffer empty
+        # at every boundary, and the hops after that wake-up were silence under load.
+        await self._wait_until(self._audio_ms_total - out.lead_ms)
         await self.turn.emit("ai.speech.end", {"speech": segment.speech, "duration_ms": int(round(segment.sent_ms))})
 
     async def _send_chunk(
