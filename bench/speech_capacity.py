@@ -6,11 +6,15 @@ is the fake OpenAI speech server answering instantly (`ttfa=0`, `rtf=0`), so onl
 bridge's own work is measured: segmenting, resampling, chunking, volume envelopes, espeak
 alignment for visemes, msgpack encoding, pacing and sending.
 
-Playback model per speech segment: the client starts playing a segment when its first
-`ai.speech.audio` chunk arrives; the chunk at `t` ms is due at first arrival + `t`; a chunk
-is late if it arrives after that. With `lead_ms` 200 the bridge sends each chunk up to
-200 ms early, so a chunk is late only when the bridge (or the machine) fell more than the
-lead behind its own schedule.
+Playback model, a queue per turn as the SDKs play it: the client starts playing a turn's
+first segment when its first `ai.speech.audio` chunk arrives, and each later segment when
+its first chunk has arrived and the segment before it has played out, whichever is later;
+the chunk at `t` ms is due at its segment's start + `t`; a chunk is late if it arrives
+after that. With `lead_ms` 200 the bridge sends each chunk up to 200 ms early, so a chunk
+is late only when the bridge (or the machine) fell more than the lead behind its own
+schedule. (Until 2026-12-02 each segment started at its own first arrival: right while the
+bridge held a segment's audio until the one before had played out, but since the next
+segment's audio flows with the lead too, that would count its early arrival as its start.)
 
 Steps N speaking entities (N/50 connections, 50 entities each; each starts its 7.25 s line
 at a random moment within `--ramp-s`, default 1 s, so all N then speak at once for over 6 s)
@@ -105,15 +109,35 @@ class Arrivals:
         if event.type == "ai.speech.audio" and event.payload is not None:
             self.chunks[(str(event.entity), event.payload["speech"])].append((int(event.payload["t"]), time.perf_counter()))
 
-    def lateness(self) -> tuple[int, int, float]:
-        """(chunks, late chunks, worst lateness in ms) under the per-segment playback model."""
+    def _played(self, chunk_ms: float) -> list[tuple[list[tuple[int, float]], float, float | None]]:
+        """(chunks, playback start, silence before it in ms; None for a turn's first
+        segment) of every segment, under the
+        playback-queue model: a client plays a turn's segments back to back, each from its
+        first chunk's arrival or from the end of the one before, whichever is later."""
+        turns: dict[tuple[str, str], list[tuple[int, list[tuple[int, float]]]]] = defaultdict(list)
+        for (entity, speech), chunks in self.chunks.items():
+            turn, _, n = speech.rpartition(".")
+            turns[(entity, turn)].append((int(n), chunks))
+        out = []
+        for segments in turns.values():
+            segments.sort(key=lambda segment: segment[0])
+            ends_at: float | None = None
+            for _, chunks in segments:
+                first = chunks[0][1]
+                start = first if ends_at is None else max(first, ends_at)
+                silence_ms = None if ends_at is None else max(0.0, (first - ends_at) * 1000)
+                out.append((chunks, start, silence_ms))
+                ends_at = start + (max(t for t, _ in chunks) + chunk_ms) / 1000
+        return out
+
+    def lateness(self, chunk_ms: float) -> tuple[int, int, float]:
+        """(chunks, late chunks, worst lateness in ms) under the playback-queue model."""
         total = late = 0
         worst = 0.0
-        for chunks in self.chunks.values():
-            first = chunks[0][1]
+        for chunks, start, _ in self._played(chunk_ms):
             for t_ms, arrived in chunks:
                 total += 1
-                behind = (arrived - (first + t_ms / 1000)) * 1000
+                behind = (arrived - (start + t_ms / 1000)) * 1000
                 if behind > 0:
                     late += 1
                     worst = max(worst, behind)
@@ -121,19 +145,8 @@ class Arrivals:
 
     def gaps(self, chunk_ms: float) -> list[float]:
         """Silence (ms) between consecutive segments of one turn: the next segment's first
-        chunk arriving after the previous segment, started at its own first arrival, ran out.
-        Negative values (the next segment was ready in time) count as 0."""
-        turns: dict[tuple[str, str], list[tuple[int, float, float]]] = defaultdict(list)
-        for (entity, speech), chunks in self.chunks.items():
-            turn, _, n = speech.rpartition(".")
-            duration_ms = max(t for t, _ in chunks) + chunk_ms
-            turns[(entity, turn)].append((int(n), chunks[0][1], duration_ms))
-        out = []
-        for segments in turns.values():
-            segments.sort()
-            for (_, first, duration_ms), (_, next_first, _) in zip(segments, segments[1:]):
-                out.append(max(0.0, (next_first - first) * 1000 - duration_ms))
-        return out
+        chunk arriving after the segment before it (started when it could be) ran out."""
+        return [silence for _, _, silence in self._played(chunk_ms) if silence is not None]
 
 
 @dataclass
@@ -211,7 +224,7 @@ async def speaking_step(bridge: BridgeProcess, n: int, visemes: str, distinct: b
         cpu1, bench1, wall1, mono1 = bridge.cpu_seconds(), time.process_time(), time.perf_counter(), time.monotonic()
         done.set()
         nursery.cancel_scope.cancel()
-    chunks, late, worst = arrivals.lateness()
+    chunks, late, worst = arrivals.lateness(AUDIO_OUT["chunk_ms"])
     wall = wall1 - wall0
     return StepResult(
         n=n,
