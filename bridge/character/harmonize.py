@@ -23,6 +23,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Final
 
+from bridge.character.reply_parser import SpeechText, parse_reply
 from bridge.memory.history import HistoryMessage
 from bridge.providers.base import EMOTIONS, ChatMessage
 
@@ -61,9 +62,13 @@ class HeldActionsFull(ValueError):
     """A nonverbal_delayed action that would go over the held-action caps."""
 
 
-#: What a history line holds that is not speech: *actions* and [tags].
-_UNSPOKEN = re.compile(r"\*[^*]*\*|\[[^\]]*\]")
 _SPOKEN_WORD = re.compile(r"\w")
+
+
+def _says_a_word(text: str) -> bool:
+    """Does `text` speak a word? What counts as speech (not *actions*, [tags] or [[calls]])
+    is the reply parser's to say, as it is for the audio."""
+    return any(isinstance(piece, SpeechText) and _SPOKEN_WORD.search(piece.text) for piece in parse_reply(text))
 
 
 @dataclass(frozen=True, slots=True)
@@ -235,7 +240,7 @@ class Harmonizer:
         """How a remembered line is shown to the LLM (empty when there is nothing to show)."""
         if message.role == "assistant":
             text = _clean(message.text)
-            if message.interrupted and not _SPOKEN_WORD.search(_UNSPOKEN.sub(" ", text)):
+            if message.interrupted and not _says_a_word(text):
                 # Cut off before a word was heard: only its *actions* were kept, and shown as
                 # "*smiles*—" they taught the 0.5B model to answer "*smiles* —Here you go."
                 # to every line of a voice conversation (bench.embedded_stack cuts each reply).
