@@ -56,7 +56,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from functools import partial
+from functools import lru_cache, partial
 from typing import Any
 
 import trio
@@ -247,7 +247,8 @@ class LocalLLM:
                 if not job.line:  # no_echo = false
                     self._generate(model, job, set())
                     return
-                tokenize = _cached(partial(_tokenize, model.llama))
+                # The copy bans ask for the same few words at every token of this job.
+                tokenize = lru_cache(maxsize=None)(partial(_tokenize, model.llama))
                 bans = opening_bans(job.line, tokenize)
                 for attempt in range(1, MAX_ATTEMPTS + 1):
                     job.stats.attempts = attempt
@@ -293,8 +294,8 @@ class LocalLLM:
         line in a row (`copy_bans`).
         """
         params = dict(job.params)
-        if bans or (longest and job.line and tokenize):
-            copying = partial(copy_bans, job.line, tokenize=tokenize, longest=longest) if longest and job.line and tokenize else None
+        copying = partial(copy_bans, job.line, tokenize=tokenize, longest=longest) if longest and job.line and tokenize else None
+        if bans or copying is not None:
             params["logits_processor"] = _reply_bans(bans, partial(_detokenize, model.llama), copying)
         cached_before = _evaluated(model.llama)
         chunks = model.llama.create_chat_completion(messages=job.messages, stream=True, **params)
@@ -428,18 +429,6 @@ def _tokenize(llama: Any, text: str) -> list[int]:
 
 def _detokenize(llama: Any, tokens: list[int]) -> str:
     return bytes(llama.detokenize(tokens)).decode("utf-8", errors="ignore")
-
-
-def _cached(tokenize: Callable[[str], list[int]]) -> Callable[[str], list[int]]:
-    """`tokenize` remembering its answers: the copy bans ask for the same few words each token."""
-    seen: dict[str, list[int]] = {}
-
-    def cached(text: str) -> list[int]:
-        if text not in seen:
-            seen[text] = tokenize(text)
-        return seen[text]
-
-    return cached
 
 
 def _reply_bans(bans: set[int], detokenize: Callable[[list[int]], str], copying: Callable[[str], set[int]] | None) -> Any:

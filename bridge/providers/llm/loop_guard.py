@@ -186,9 +186,12 @@ def awaiting_speech(reply: str) -> bool:
     While it is true, the next token starts the reply's speech (or more marks, or an
     action): that is where `opening_bans` apply. Inside an action any word may come.
     """
-    if speech_began(reply):
-        return False
-    return reply.count("*") % 2 == 0 and reply.rfind("[") <= reply.rfind("]")
+    return not speech_began(reply) and not _inside_unspoken(reply)
+
+
+def _inside_unspoken(reply: str) -> bool:
+    """Does the reply so far end inside an open *action* or [tag]?"""
+    return reply.count("*") % 2 == 1 or reply.rfind("[") > reply.rfind("]")
 
 
 def copy_bans(line: str, reply: str, tokenize: Callable[[str], list[int]], longest: int = 1) -> set[int]:
@@ -204,7 +207,7 @@ def copy_bans(line: str, reply: str, tokenize: Callable[[str], list[int]], longe
     the line's first word banned it said "You should leave before the guard changes
     shifts." and "You can follow me and stay close." (an opening the echo check lets pass).
     """
-    if reply.count("*") % 2 or reply.rfind("[") > reply.rfind("]"):
+    if _inside_unspoken(reply):
         return set()  # inside an action or a tag: not speech
     said = _spoken_words(reply)
     if len(said) < longest:
