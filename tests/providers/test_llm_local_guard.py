@@ -231,12 +231,21 @@ async def test_a_retry_may_not_carry_on_a_run_of_the_line(module: Any) -> None:
 
 async def test_a_first_try_may_not_say_more_than_three_words_of_the_line_in_a_row(module: Any) -> None:
     """With the first word banned the 0.5B model said "You should leave before the guard
-    changes shifts.": an opening the echo check lets pass (6 of 8 words), still the line."""
+    changes shifts.": the line said back at the player. "You should leave" is three words
+    of the line as a restatement words it ("we" -> "you"), so "before" may not follow."""
     llm, install = module
-    fake = ScriptedLlama([*SMILES, " You", " should", " leave", " before", " the", " guard", " changes", " shifts", "."], instead=[" dawn", "."])
+    fake = ScriptedLlama([*SMILES, " You", " should", " leave", " before", " the", " guard", " changes", " shifts", "."], instead=[" at", " dawn", "."])
     install(fake)
-    assert await ask_reply(llm, BENCH_LINE) == "*smiles* You should leave before dawn."
+    assert await ask_reply(llm, BENCH_LINE) == "*smiles* You should leave at dawn."
     assert llm.last_stats is not None and llm.last_stats.attempts == 1
+
+
+async def test_a_first_try_may_not_say_more_than_three_words_of_the_line_as_it_was_said(module: Any) -> None:
+    """The line's own words count as before: "we should leave" may not go on with "before"."""
+    llm, install = module
+    fake = ScriptedLlama([*SMILES, " Yes", ",", " we", " should", " leave", " before", " the", " guard", "."], instead=[" now", "."])
+    install(fake)
+    assert await ask_reply(llm, BENCH_LINE) == "*smiles* Yes, we should leave now."
 
 
 async def test_a_try_that_says_nothing_is_tried_again(module: Any) -> None:

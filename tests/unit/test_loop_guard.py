@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from bridge.providers.llm.loop_guard import LoopGuard, awaiting_speech, cannot_echo, copy_bans, echoes, first_sentence, opening_bans
+from bridge.providers.llm.loop_guard import LoopGuard, awaiting_speech, cannot_echo, copy_bans, echoes, first_sentence, opening_bans, restated_lines, restates
 
 
 def tokens(text: str) -> list[str]:
@@ -349,3 +349,104 @@ def test_copy_bans_forbid_the_next_word_of_a_run_of_the_line() -> None:
     # A first try may say three words of the line in a row, not four.
     assert copy_bans(line, "You can follow me", tokenize, longest=3) == set()
     assert copy_bans(line, "You can follow me and", tokenize, longest=3) == {vocab[" stay"], vocab[" Stay"]}
+
+
+# --------------------------------------------------------------------------- restatements
+
+# (player, reply): the line said back AT the player. The first four are the default
+# character's replies in `bench.embedded_stack --sentences 8` at 07:38 UTC on 2026-12-02
+# (after the verbatim echoes were stopped); the next three the seeded model's at the same
+# points (10:27 UTC); the rest are the same changes the other way round and in other words.
+RESTATEMENTS = [
+    ("We should leave before the guards change shifts.", "You should leave before your guard changes shift."),
+    ("Follow me and stay close, the bridge is not safe.", "You should follow me and keep close."),
+    ("I found the missing letter under the old oak tree.", "You found a missing piece under that old tree."),
+    ("Open the gate, we have a wounded man with us.", "You have a wounded person with you."),
+    ("We should leave before the guard change shifts.", "*smiles* I'll leave before the guards change shifts."),
+    ("I found the missing letter under the old oak tree.", "*smiles* You found a missing word under that oak."),
+    ("Open the gate. We have a wounded man with us.", "*smiles* You'll open the gate."),
+    ("You look tired tonight.", "I look tired tonight."),  # the listener's pronouns, swapped the other way
+    ("You pour a fine ale, Mira.", "I pour a fine ale."),
+    ("I'm looking for my brother.", "You're looking for your brother."),
+    ("My horse threw a shoe on the north road.", "Your horse threw a shoe on the north road!"),
+    ("Our ship sails at dawn.", "Your ship sails at dawn."),
+    ("Bring me a bowl of stew.", "You must bring me a bowl of stew."),
+    ("Put the sword down.", "You need to put the sword down."),
+]
+
+# Answers that share words with the line, swapped or not: a yes to a command, a statement
+# answering a question, a question back, and new words.
+ANSWERS = [
+    ("Follow me and stay close. The bridge is not safe.", "I'll follow you and stay close."),
+    ("Open the gate. We have a wounded man with us.", "I'll open the gate for you."),
+    ("Open the gate. We have a wounded man with us.", "I'll open the gate."),
+    ("Bring me a bowl of stew.", "I'll bring you a bowl right away."),
+    ("Do you have a room for the night?", "I have a room upstairs for the night."),
+    ("Are you the keeper of this tavern?", "I am the keeper of this tavern, love."),
+    ("I found the missing letter under the old oak tree.", "You found it? Show me the letter!"),
+    ("I found the missing letter under the old oak tree.", "A letter under the oak? Whose hand wrote it?"),
+    ("We should leave before the guard change shifts.", "Yes, we should go now."),
+    ("We should leave before the guard change shifts.", "The guard changes at midnight, love."),
+    ("Open the gate, we have a wounded man with us.", "Bring the wounded man inside, quickly."),
+    ("I need three healing potions and a map of the northern caves.", "You need a healer, not potions."),
+    ("You look tired tonight.", "I am, it was a long day."),
+    ("My horse threw a shoe on the north road.", "The smith can shoe your horse in the morning."),
+]
+
+
+@pytest.mark.parametrize(("line", "reply"), RESTATEMENTS)
+def test_a_restatement_at_the_player_is_an_echo_and_dropped_whole(line: str, reply: str) -> None:
+    assert restates(line, first_sentence(reply)) and echoes(line, first_sentence(reply))
+    for stream_first in (False, True):
+        out, guard, _ = run(reply, echo_of=line, stream_first=stream_first)
+        assert out == "" and guard.echo_only, (stream_first, out)  # local.py tries again
+
+
+@pytest.mark.parametrize(("line", "reply"), RESTATEMENTS)
+def test_cannot_echo_is_never_true_on_the_way_to_a_restatement(line: str, reply: str) -> None:
+    words = first_sentence(reply).split()
+    for n in range(1, len(words) + 1):
+        assert not cannot_echo(line, " ".join(words[:n])), words[:n]
+
+
+@pytest.mark.parametrize(("line", "reply"), ANSWERS)
+def test_an_answer_that_shares_the_lines_words_is_no_restatement(line: str, reply: str) -> None:
+    assert not restates(line, reply) and not echoes(line, first_sentence(reply))
+    out, guard, _ = run(reply, echo_of=line, stream_first=True)
+    assert out == reply and not guard.dropped
+
+
+def test_a_later_clause_that_restates_the_line_is_dropped() -> None:
+    """The seeded 0.5B model at the bench's last line: a yes, then the line said back."""
+    line = "Open the gate. We have a wounded man with us."
+    out, guard, _ = run("*smiles* I'll open the gate. You have a wounded person with us.", echo_of=line, stream_first=True)
+    assert out == "*smiles* I'll open the gate." and guard.later_echoes == 1
+
+
+@pytest.mark.parametrize(
+    ("line", "restated"),
+    [
+        ("We should leave before the guard change shifts.", ("you should leave before the guard change shifts",)),
+        ("I'm sure you've seen my sword.", ("you're sure I've seen your sword",)),
+        ("Open the gate, we have a wounded man with us.", ("open the gate you have a wounded man with you", "you have a wounded man with you")),
+        ("Follow me and stay close.", ()),  # a command: "follow you" would be a yes
+        ("Do you have a room?", ()),  # a question
+    ],
+)
+def test_restated_lines_swap_the_speakers(line: str, restated: tuple[str, ...]) -> None:
+    assert restated_lines(line) == restated
+
+
+def test_copy_bans_forbid_carrying_on_the_line_as_restated() -> None:
+    vocab: dict[str, int] = {}
+
+    def tokenize(text: str) -> list[int]:
+        return [vocab.setdefault(piece, len(vocab)) for piece in tokens(text)]
+
+    line = "I found the missing letter under the old oak tree."
+    # A first try: "You found the missing" would be four words of "you found the missing letter ...".
+    assert copy_bans(line, "*smiles* You found", tokenize, longest=3) == set()
+    assert copy_bans(line, "*smiles* You found the", tokenize, longest=3) == {vocab[" missing"], vocab[" Missing"]}
+    # A retry: no two words in a row of the line, as said or as restated.
+    assert copy_bans(line, "*smiles* You", tokenize) == {vocab[" found"], vocab[" Found"]}
+    assert copy_bans("Do you have a room?", "*smiles* I", tokenize) == set()  # a question is not restated

@@ -35,6 +35,23 @@ We should leave before the guard changes shifts." had 7 of 9 words in the line, 
 A retry after an echo-only try also gets `copy_bans`: tokens that would carry on a run of two
 words of the player's line, so the model has to say something of its own.
 
+Restatements. With the verbatim echo stopped, the 0.5B model said the player's line back AT
+the player: "I found the missing letter under the old oak tree." -> "You found a missing
+piece under that old tree.", "We have a wounded man with us." -> "You have a wounded person
+with you.", "Follow me and stay close." -> "You should follow me and keep close." (the bench's
+voice conversation, 4 of 9 replies). `echoes` counts those too (`restates`): a clause or
+sentence of the line is compared under the changes a restatement makes, which are:
+- the speaker's and the listener's pronouns swap (I/me/we/us <-> you, my/our <-> your), and
+  articles and possessives trade places ("the guard" -> "your guard"); a plural or a verb's
+  -s comes and goes ("guards change" -> "guard changes");
+- a command comes back with the player as its subject ("Open the gate." -> "You'll open the
+  gate.").
+A question restated as a statement is an answer ("Do you have a room?" -> "I have a room
+upstairs."), and a command restated in the first person is a yes ("Follow me." -> "I'll
+follow you."): neither is a restatement. `copy_bans` also forbids carrying on a run of the
+line as a restatement would word it (`restated_lines`), so the model does not start down
+"You found the missing ..." at all.
+
 The first clause, word by word (`stream_first`). Holding the first clause until its
 punctuation made the first audio wait for it (a whole sentence when it has no comma: 12-15
 tokens of the 0.5B model). With `stream_first`, the first spoken clause goes out a whole
@@ -50,6 +67,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 _WORD = re.compile(r"[\w']+")
 _ACTION = re.compile(r"\*[^*]*\*")
@@ -100,6 +118,144 @@ def _is_run(part: list[str], whole: list[str]) -> bool:
     return any(whole[i : i + n] == part for i in range(len(whole) - n + 1))
 
 
+#: Words a restatement changes, folded to one spelling so the line and the reply compare
+#: (`_folded`): pronouns of the two speakers (with `persons`), articles and possessives,
+#: the forms of "be", and a pronoun's contraction split into its two words.
+_PERSON = frozenset({"i", "me", "we", "us", "you", "myself", "ourselves", "yourself", "yourselves"})
+_SUBJECTS = frozenset({"i", "we", "you"})
+_POSSESSIVE = frozenset({"my", "mine", "our", "ours", "your", "yours"})
+_ARTICLE = frozenset({"the", "a", "an", "this", "that", "these", "those"})
+_BE = frozenset({"am", "are", "is", "be"})
+_CONTRACTED = {"m": "be", "re": "be", "ll": "will", "ve": "have", "d": "would"}
+#: What a command said back to the player puts before it: "You (should|'ll|must|need to) ...".
+_MODALS = frozenset({"will", "shall", "should", "must", "can", "could", "would", "may", "might", "need", "have", "had", "ought"})
+_SWAPS = {
+    "i": "you", "me": "you", "we": "you", "us": "you", "my": "your", "mine": "yours", "our": "your", "ours": "yours",
+    "myself": "yourself", "ourselves": "yourselves", "am": "are", "you": "I", "your": "my", "yours": "mine", "yourself": "myself",
+}  # fmt: skip
+
+
+def _split_contraction(word: str) -> list[str]:
+    """ "i'll" -> ["i", "will"], "you're" -> ["you", "be"]; other words as they are."""
+    head, _, tail = word.partition("'")
+    if head in _PERSON and tail in _CONTRACTED:
+        return [head, _CONTRACTED[tail]]
+    return [word]
+
+
+def _folded(words: list[str], persons: bool) -> list[str]:
+    """`words` as a restatement compares them: see `_PERSON`; plurals and a verb's -s dropped."""
+    out: list[str] = []
+    for word in (part for w in words for part in _split_contraction(w)):
+        if persons and word in _PERSON:
+            out.append("<person>")
+        elif word in _ARTICLE or (persons and word in _POSSESSIVE):
+            out.append("<the>")
+        elif word in _BE:
+            out.append("be")
+        elif len(word) > 3 and word.endswith("s") and not word.endswith(("ss", "us", "is")):
+            out.append(word[:-1])
+        else:
+            out.append(word)
+    return out
+
+
+def _without_addressee(words: list[str]) -> list[str]:
+    """`words` (folded without `persons`) less a leading "you [modal] [to|better]": a command
+    said back with the player as its subject ("You should follow me" -> "follow me")."""
+    if not words or words[0] != "you":
+        return words
+    rest = words[1:]
+    if rest and rest[0] in _MODALS:
+        rest = rest[1:]
+        if rest and rest[0] in ("to", "better"):
+            rest = rest[1:]
+    return rest
+
+
+def _statements(line: str) -> list[tuple[list[str], bool]]:
+    """The parts of `line` a restatement can say back, each as (words, has a speaker's pronoun):
+    every sentence that is not a question, and each clause of it when it has several."""
+    parts: list[tuple[list[str], bool]] = []
+    for sentence in re.findall(r"[^.!?…]+[.!?…]*", line):
+        if sentence.rstrip().endswith("?"):
+            continue  # "Do you have a room?" -> "I have a room upstairs." answers it
+        clauses = [c for c in re.split(r"[,;:]", sentence) if _words(c)]
+        for part in [sentence] + (clauses if len(clauses) > 1 else []):
+            words = _words(part)
+            if len(words) >= 2:
+                parts.append((words, any(p in _SUBJECTS for w in words for p in _split_contraction(w))))
+    return parts
+
+
+def _restated_forms(said: list[str], heard: list[str], personal: bool) -> tuple[list[str], list[str]] | None:
+    """(reply, line part) as a restatement of that part is compared, or None while the reply
+    is nothing but a "you should" that may still become one."""
+    if personal:  # a statement about the speakers: "I found ..." -> "You found ..."
+        return _folded(said, True), _folded(heard, True)
+    # A command or a statement about others: its pronouns stay ("follow me" said back as
+    # "you should follow me"), as "I'll follow you" is a yes, not a restatement.
+    folded = _folded(said, False)
+    rest = _without_addressee(folded)
+    if not rest and folded:
+        return None
+    return rest, _folded(heard, False)
+
+
+def _similar(said: list[str], heard: list[str]) -> bool:
+    """The echo test on two word lists: a run of three or more, or most of both in order."""
+    if len(said) < 2 or len(heard) < 2:
+        return False
+    if len(said) >= 3 and _is_run(said, heard):
+        return True
+    common = _common(heard, said)
+    return common >= 2 and common >= 0.6 * len(heard) and common >= 0.8 * len(said)
+
+
+def _cannot_become_similar(said: list[str], heard: list[str]) -> bool:
+    """No continuation of `said` makes `_similar(said + more, heard)` true (see `cannot_echo`)."""
+    if len(heard) < 2:
+        return True
+    if len(said) < 2 or _is_run(said, heard):
+        return False
+    return 4 * (len(said) - _common(heard, said)) > len(heard)
+
+
+def restates(line: str, text: str) -> bool:
+    """Does `text` say the player's `line` (a statement or a command in it) back at them?
+
+    "You found a missing piece under that old tree." restates "I found the missing letter
+    under the old oak tree."; "You'll open the gate." restates "Open the gate."; "I'll
+    follow you and stay close." (a yes) and "I have a room upstairs." (an answer to "Do
+    you have a room?") do not. See the module's doc for the changes compared under.
+    """
+    said = _spoken_words(text)
+    for heard, personal in _statements(line):
+        forms = _restated_forms(said, heard, personal)
+        if forms is not None and _similar(*forms):
+            return True
+    return False
+
+
+def _swapped(word: str) -> str:
+    """One word as the listener says it back: "i" -> "you", "we're" -> "you're", "your" -> "my"."""
+    head, apostrophe, tail = word.partition("'")
+    if not apostrophe:
+        return _SWAPS.get(word, word)
+    if head in ("i", "we") and tail in ("m", "re"):
+        return "you're"
+    if head == "you" and tail == "re":
+        return "I'm"
+    return _SWAPS.get(head, head) + apostrophe + tail if head in _PERSON and tail in _CONTRACTED else word
+
+
+@lru_cache(maxsize=64)  # asked at every token of a reply (`copy_bans`)
+def restated_lines(line: str) -> tuple[str, ...]:
+    """The line's statements about the speakers worded as said back ("I found the letter" ->
+    "you found the letter"), for `copy_bans`: the same words in a row are a restatement."""
+    return tuple(" ".join(_swapped(w) for w in heard) for heard, personal in _statements(line) if personal)
+
+
 def echoes(line: str, text: str) -> bool:
     """Does `text` (a clause or sentence of a reply) repeat the player's `line`?
 
@@ -109,15 +265,11 @@ def echoes(line: str, text: str) -> bool:
     the best ale I've ever had."). A two-word line counts when repeated whole ("Hello
     there!"). One word in common ("Farewell!" to "I must be going. Farewell!") is not an
     echo: that is how people answer. Only `text`'s spoken words count: "*smiles* Follow me
-    and stay close." echoes "Follow me and stay close. The bridge is not safe."
+    and stay close." echoes "Follow me and stay close. The bridge is not safe." A
+    restatement at the player counts too (`restates`): "You found a missing piece under that
+    old tree." to "I found the missing letter under the old oak tree."
     """
-    said, heard = _spoken_words(text), _words(line)
-    if len(said) < 2 or len(heard) < 2:
-        return False
-    if len(said) >= 3 and _is_run(said, heard):
-        return True
-    common = _common(heard, said)
-    return common >= 2 and common >= 0.6 * len(heard) and common >= 0.8 * len(said)
+    return _similar(_spoken_words(text), _words(line)) or restates(line, text)
 
 
 def cannot_echo(line: str, text: str) -> bool:
@@ -128,13 +280,17 @@ def cannot_echo(line: str, text: str) -> bool:
     whatever follows; and with `u` of its words outside the longest common subsequence,
     any ending long enough to reach 80% makes the clause longer than 1.25 times the line
     once `u` exceeds a quarter of the line's words, more than the line could share.
+    The same holds for each way `restates` compares (each part of the line, under its
+    changes), and a start that is only "You should" may still turn into a restated command.
     """
-    said, heard = _spoken_words(text), _words(line)
-    if len(heard) < 2:
-        return True  # `echoes` never holds for a one-word line
-    if len(said) < 2 or _is_run(said, heard):
+    said = _spoken_words(text)
+    if not _cannot_become_similar(said, _words(line)):
         return False
-    return 4 * (len(said) - _common(heard, said)) > len(heard)
+    for heard, personal in _statements(line):
+        forms = _restated_forms(said, heard, personal)
+        if forms is None or not _cannot_become_similar(*forms):
+            return False
+    return True
 
 
 def first_sentence(text: str) -> str:
@@ -206,27 +362,30 @@ def copy_bans(line: str, reply: str, tokenize: Callable[[str], list[int]], longe
     fair phrases ("the guard"). A first try gets `COPY_RUN`: seen from the 0.5B model, with
     the line's first word banned it said "You should leave before the guard changes
     shifts." and "You can follow me and stay close." (an opening the echo check lets pass).
+    The same holds for the line as a restatement words it (`restated_lines`): on a first try
+    "You found the missing" may not go on with "letter", on a retry "You" not with "found".
     """
     if _inside_unspoken(reply):
         return set()  # inside an action or a tag: not speech
     said = _spoken_words(reply)
     if len(said) < longest:
         return set()
-    originals = _WORD.findall(line)
-    heard = [w.lower() for w in originals]
     after_word = bool(reply) and (reply[-1].isalnum() or reply[-1] in "'_")
     tail = said[-longest:]
     bans: set[int] = set()
-    for i in range(longest - 1, len(heard) - 1):
-        if heard[i - longest + 1 : i + 1] != tail:
-            continue
-        following = originals[i + 1]
-        spellings = {following, following.lower(), following[:1].upper() + following[1:]}
-        variants = {" " + w for w in spellings} | (set() if after_word else spellings)
-        for variant in variants:
-            tokens = tokenize(variant)
-            if tokens:
-                bans.add(tokens[0])
+    for words in (line, *restated_lines(line)):
+        originals = _WORD.findall(words)
+        heard = [w.lower() for w in originals]
+        for i in range(longest - 1, len(heard) - 1):
+            if heard[i - longest + 1 : i + 1] != tail:
+                continue
+            following = originals[i + 1]
+            spellings = {following, following.lower(), following[:1].upper() + following[1:]}
+            variants = {" " + w for w in spellings} | (set() if after_word else spellings)
+            for variant in variants:
+                tokens = tokenize(variant)
+                if tokens:
+                    bans.add(tokens[0])
     return bans
 
 
