@@ -365,6 +365,7 @@ RESTATEMENTS = [
     ("We should leave before the guard change shifts.", "*smiles* I'll leave before the guards change shifts."),
     ("I found the missing letter under the old oak tree.", "*smiles* You found a missing word under that oak."),
     ("Open the gate. We have a wounded man with us.", "*smiles* You'll open the gate."),
+    ("I found the missing letter under the old oak tree.", "*smiles* You've found a missing word under that oak."),  # the first fix's retry
     ("You look tired tonight.", "I look tired tonight."),  # the listener's pronouns, swapped the other way
     ("You pour a fine ale, Mira.", "I pour a fine ale."),
     ("I'm looking for my brother.", "You're looking for your brother."),
@@ -391,6 +392,8 @@ ANSWERS = [
     ("I need three healing potions and a map of the northern caves.", "You need a healer, not potions."),
     ("You look tired tonight.", "I am, it was a long day."),
     ("My horse threw a shoe on the north road.", "The smith can shoe your horse in the morning."),
+    ("We should leave before the guard change shifts.", "We can't leave yet, the guard is still at the door."),
+    ("I have a letter for the mayor.", "The mayor is at the mill tonight."),
 ]
 
 
@@ -449,4 +452,5 @@ def test_copy_bans_forbid_carrying_on_the_line_as_restated() -> None:
     assert copy_bans(line, "*smiles* You found the", tokenize, longest=3) == {vocab[" missing"], vocab[" Missing"]}
     # A retry: no two words in a row of the line, as said or as restated.
     assert copy_bans(line, "*smiles* You", tokenize) == {vocab[" found"], vocab[" Found"]}
+    assert copy_bans(line, "*smiles* You've", tokenize) == {vocab[" found"], vocab[" Found"]}  # as "You" would go on
     assert copy_bans("Do you have a room?", "*smiles* I", tokenize) == set()  # a question is not restated

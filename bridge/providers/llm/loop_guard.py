@@ -120,13 +120,15 @@ def _is_run(part: list[str], whole: list[str]) -> bool:
 
 #: Words a restatement changes, folded to one spelling so the line and the reply compare
 #: (`_folded`): pronouns of the two speakers (with `persons`), articles and possessives,
-#: the forms of "be", and a pronoun's contraction split into its two words.
+#: and a pronoun's contraction split into its two words.
 _PERSON = frozenset({"i", "me", "we", "us", "you", "myself", "ourselves", "yourself", "yourselves"})
 _SUBJECTS = frozenset({"i", "we", "you"})
 _POSSESSIVE = frozenset({"my", "mine", "our", "ours", "your", "yours"})
 _ARTICLE = frozenset({"the", "a", "an", "this", "that", "these", "those"})
-_BE = frozenset({"am", "are", "is", "be"})
-_CONTRACTED = {"m": "be", "re": "be", "ll": "will", "ve": "have", "d": "would"}
+#: Auxiliaries and modals, left out: "I found" comes back as "You've found", "We should
+#: leave" as "I'll leave".
+_AUXILIARY = frozenset({"am", "are", "is", "be", "have", "has", "had", "will", "would", "shall", "should", "can", "could", "may", "might", "must", "do", "does", "did"})
+_CONTRACTED = {"m": "am", "re": "are", "ll": "will", "ve": "have", "d": "would"}
 #: What a command said back to the player puts before it: "You (should|'ll|must|need to) ...".
 _MODALS = frozenset({"will", "shall", "should", "must", "can", "could", "would", "may", "might", "need", "have", "had", "ought"})
 _SWAPS = {
@@ -144,15 +146,16 @@ def _split_contraction(word: str) -> list[str]:
 
 
 def _folded(words: list[str], persons: bool) -> list[str]:
-    """`words` as a restatement compares them: see `_PERSON`; plurals and a verb's -s dropped."""
+    """`words` as a restatement compares them: see `_PERSON` and `_AUXILIARY`; plurals and a
+    verb's -s dropped."""
     out: list[str] = []
     for word in (part for w in words for part in _split_contraction(w)):
         if persons and word in _PERSON:
             out.append("<person>")
         elif word in _ARTICLE or (persons and word in _POSSESSIVE):
             out.append("<the>")
-        elif word in _BE:
-            out.append("be")
+        elif word in _AUXILIARY:
+            continue
         elif len(word) > 3 and word.endswith("s") and not word.endswith(("ss", "us", "is")):
             out.append(word[:-1])
         else:
@@ -161,7 +164,7 @@ def _folded(words: list[str], persons: bool) -> list[str]:
 
 
 def _without_addressee(words: list[str]) -> list[str]:
-    """`words` (folded without `persons`) less a leading "you [modal] [to|better]": a command
+    """`words` (contractions split) less a leading "you [modal] [to|better]": a command
     said back with the player as its subject ("You should follow me" -> "follow me")."""
     if not words or words[0] != "you":
         return words
@@ -195,11 +198,11 @@ def _restated_forms(said: list[str], heard: list[str], personal: bool) -> tuple[
         return _folded(said, True), _folded(heard, True)
     # A command or a statement about others: its pronouns stay ("follow me" said back as
     # "you should follow me"), as "I'll follow you" is a yes, not a restatement.
-    folded = _folded(said, False)
-    rest = _without_addressee(folded)
-    if not rest and folded:
+    split = [part for word in said for part in _split_contraction(word)]
+    rest = _without_addressee(split)
+    if not rest and split:
         return None
-    return rest, _folded(heard, False)
+    return _folded(rest, False), _folded(heard, False)
 
 
 def _similar(said: list[str], heard: list[str]) -> bool:
@@ -371,11 +374,11 @@ def copy_bans(line: str, reply: str, tokenize: Callable[[str], list[int]], longe
     if len(said) < longest:
         return set()
     after_word = bool(reply) and (reply[-1].isalnum() or reply[-1] in "'_")
-    tail = said[-longest:]
+    tail = [_split_contraction(w)[0] for w in said[-longest:]]  # "You've" goes on as "You" would
     bans: set[int] = set()
     for words in (line, *restated_lines(line)):
         originals = _WORD.findall(words)
-        heard = [w.lower() for w in originals]
+        heard = [_split_contraction(w.lower())[0] for w in originals]
         for i in range(longest - 1, len(heard) - 1):
             if heard[i - longest + 1 : i + 1] != tail:
                 continue
