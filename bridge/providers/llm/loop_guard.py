@@ -65,7 +65,7 @@ goes out a clause at a time as before.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from functools import lru_cache
 
@@ -205,6 +205,12 @@ def _restated_forms(said: list[str], heard: list[str], personal: bool) -> tuple[
     return _folded(rest, False), _folded(heard, False)
 
 
+def _restated_pairs(said: list[str], line: str) -> Iterator[tuple[list[str], list[str]] | None]:
+    """`_restated_forms` of the reply's words against each part of `line` (`_statements`):
+    what `restates` and `cannot_echo` both judge."""
+    return (_restated_forms(said, heard, personal) for heard, personal in _statements(line))
+
+
 def _similar(said: list[str], heard: list[str]) -> bool:
     """The echo test on two word lists: a run of three or more, or most of both in order."""
     if len(said) < 2 or len(heard) < 2:
@@ -232,12 +238,7 @@ def restates(line: str, text: str) -> bool:
     follow you and stay close." (a yes) and "I have a room upstairs." (an answer to "Do
     you have a room?") do not. See the module's doc for the changes compared under.
     """
-    said = _spoken_words(text)
-    for heard, personal in _statements(line):
-        forms = _restated_forms(said, heard, personal)
-        if forms is not None and _similar(*forms):
-            return True
-    return False
+    return any(forms is not None and _similar(*forms) for forms in _restated_pairs(_spoken_words(text), line))
 
 
 def _swapped(word: str) -> str:
@@ -289,11 +290,7 @@ def cannot_echo(line: str, text: str) -> bool:
     said = _spoken_words(text)
     if not _cannot_become_similar(said, _words(line)):
         return False
-    for heard, personal in _statements(line):
-        forms = _restated_forms(said, heard, personal)
-        if forms is None or not _cannot_become_similar(*forms):
-            return False
-    return True
+    return all(forms is not None and _cannot_become_similar(*forms) for forms in _restated_pairs(said, line))
 
 
 def first_sentence(text: str) -> str:
