@@ -12,12 +12,13 @@ interrupts the running turn or waits behind it (the character's `turn_policy`).
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import trio
 
-from bridge.character.ports import ClientGone, EventSink
+from bridge.character.ports import ClientGone, EventSink, HeldEvents
 from bridge.character.timing import TurnTiming
 from bridge.protocol.envelope import Event
 from bridge.protocol.errors import ErrorCode, ProtocolError
@@ -71,6 +72,10 @@ class Turn:
         if type_ == "ai.speech.audio":
             self.timing.mark("tts_first_audio")
 
+    def open_speech(self, batch_s: float) -> "TurnSpeech":
+        """The turn's paced speech: outputs the connection's writer releases at their time."""
+        return TurnSpeech(self, self.entity.outbox.open_stream(batch_s))
+
     # A turn is the `QueueWatcher` of its provider requests: the game hears when one waits.
     async def queued(self, module: str, kind: str, ahead: int) -> None:
         await self.emit("ai.status", {"queue": {"state": "waiting", "module": module, "kind": kind, "ahead": ahead}})
@@ -79,6 +84,48 @@ class Turn:
         self.timing.queued(waited_s)
         waited_ms = int(round(waited_s * 1000))
         await self.emit("ai.status", {"queue": {"state": "served", "module": module, "kind": kind, "waited_ms": waited_ms}})
+
+
+class TurnSpeech:
+    """A turn's outputs held by the connection's writer until their release time (what
+    `bridge.speech.speaker.PacedOutput` asks for): each carries the entity and `ref`, as
+    `Turn.emit` makes them."""
+
+    def __init__(self, turn: Turn, held: HeldEvents) -> None:
+        self._turn = turn
+        self._held = held
+
+    def put(
+        self, type_: str, payload: dict[str, Any], release: float | None = None, on_release: Callable[[], None] | None = None
+    ) -> None:
+        turn = self._turn
+        event = Event(type_, turn.entity.outbox.next_id(), payload, entity=turn.entity.name, ref=turn.request.id)
+        if type_ == "ai.speech.audio":
+            on_release = _marking_audio_out(turn.timing, on_release)
+        self._held.put(event, release, on_release)
+
+    async def room(self) -> None:
+        await self._held.room()
+
+    def withdraw(self) -> int:
+        return self._held.withdraw()
+
+    def close(self) -> None:
+        self._held.close()
+
+    async def drained(self) -> None:
+        await self._held.drained()
+
+
+def _marking_audio_out(timing: TurnTiming, then: Callable[[], None] | None) -> Callable[[], None]:
+    """`then`, after marking the turn's first audio out (when it is released, as `emit` marks it)."""
+
+    def released() -> None:
+        timing.mark("tts_first_audio")
+        if then is not None:
+            then()
+
+    return released
 
 
 class TurnHandler(Protocol):

@@ -9,6 +9,7 @@ what it needs here, and `bridge.server` supplies it: `Outbox` is an `EventSink`,
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Protocol
 
 from bridge.config import BridgeConfig
@@ -33,6 +34,24 @@ class EventSink(Protocol):
     async def put(self, event: Event) -> None:
         """Queue an event, waiting a bounded time for room; raises ClientGone if it never comes."""
         ...
+
+    def open_stream(self, batch_s: float) -> "HeldEvents":
+        """A turn's paced events, held until their release time (`bridge.server.turn_stream`)."""
+        ...
+
+
+class HeldEvents(Protocol):
+    """Events the connection's writer holds and releases at their time (a turn's speech)."""
+
+    def put(self, event: Event, release: float | None = None, on_release: Callable[[], None] | None = None) -> None: ...
+
+    async def room(self) -> None: ...
+
+    def withdraw(self) -> int: ...
+
+    def close(self) -> None: ...
+
+    async def drained(self) -> None: ...
 
 
 class ActionRun(Protocol):

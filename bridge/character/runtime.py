@@ -114,9 +114,9 @@ class CharacterRuntime:
     def speaker_for(self, turn: Turn, tts: Any) -> Speaker:
         """The speech-out pipeline of one turn, with this character's voice and face."""
 
-        async def report_mood() -> None:
-            if self.mood_changed:
-                await turn.emit("ai.status", self.status())
+        def report_mood() -> dict[str, Any] | None:
+            """The ai.status the speaker sends, in order with its speech, when the mood changed."""
+            return self.status() if self.mood_changed else None
 
         max_chars = int(self.segmenter_options.get("max_chars", 300))
         return Speaker(

@@ -5,12 +5,18 @@ out and calls `send()`. That keeps frames whole (websockets.trio must never see 
 cancelled mid-frame) and turns a client that stops reading into a full queue, which we
 notice and answer by aborting that connection, never by blocking the reader or other
 connections.
+
+Paced speech does not wait in that queue: a turn's speaker holds its frames in a
+`TurnStream` of the outbox, each with its release time, and the writer releases them
+itself when they are due (`bridge.server.turn_stream` says why), in the same writes as the
+queued frames.
 """
 
 from __future__ import annotations
 
 import itertools
 import logging
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -20,6 +26,7 @@ from bridge.character.ports import ClientGone
 from bridge.protocol.codec import Framing
 from bridge.protocol.envelope import Event
 from bridge.protocol.session import ProtocolSession
+from bridge.server.turn_stream import TurnStream
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +67,67 @@ class Outbox:
         self._ids = itertools.count(1)
         self.closed = False
         self.sent_events = 0
+        self._capacity = capacity
+        self._streams: list[TurnStream] = []  # paced turns' frames, released by the writer
+        self.held_frames = 0  # frames held in those streams, not released yet
+        self._room = trio.Event()  # set when the writer takes held frames
+        self._sleep: trio.CancelScope | None = None  # the writer's wait, while it waits
+
+    # ------------------------------------------------------------ paced streams
+
+    def open_stream(self, batch_s: float) -> TurnStream:
+        """A stream of paced frames for one turn (its speech), released by the writer."""
+        stream = TurnStream(self, batch_s)
+        self._streams.append(stream)
+        return stream
+
+    def forget(self, stream: TurnStream) -> None:
+        """A closed stream whose frames were all released (or withdrawn)."""
+        try:
+            self._streams.remove(stream)
+        except ValueError:
+            pass
+
+    def encode_held(self, event: Event) -> bytes | str | None:
+        """`event` encoded for a stream; None when it is over the frame limit (dropped)."""
+        try:
+            return self._encode(event, None)
+        except OversizedEvent:
+            return None
+
+    def wake_writer(self, release: float) -> None:
+        """A frame due at `release` was put: the writer wakes by then."""
+        if self._sleep is not None and release < self._sleep.deadline:
+            self._sleep.deadline = release
+
+    async def wait_for_room(self) -> None:
+        """Wait while the streams hold `capacity` frames or more, bounded by the stall timeout."""
+        if self.held_frames < self._capacity:
+            return
+        if self.closed:
+            raise ClientGone()
+        with trio.move_on_after(self._stall_timeout):
+            while self.held_frames >= self._capacity:
+                await self._room.wait()
+            return
+        log.warning("client did not read for %.1f s: dropping it", self._stall_timeout)
+        self._stall()
+        raise ClientGone()
+
+    def _take_due(self) -> list[bytes | str]:
+        """The streams' frames due now, released (streams in the order they were opened)."""
+        frames: list[bytes | str] = []
+        if self.held_frames:
+            now = trio.current_time()
+            for stream in list(self._streams):
+                stream.take_due(now, frames)
+            if frames:
+                self._room.set()
+                self._room = trio.Event()
+        return frames
+
+    def _next_release(self) -> float:
+        return min((s.next_release for s in self._streams), default=math.inf)
 
     def next_id(self) -> str:
         return f"b{next(self._ids)}"
@@ -138,21 +206,33 @@ class Outbox:
         self._send.close()
 
     async def run_writer(self, send: Callable[[list[bytes | str]], Any]) -> None:
-        """Drain the queue into the socket until the queue is closed: `send` gets every
-        frame queued at that moment (up to `MAX_WRITE_BYTES`), in order, to write at once.
+        """Drain the queue and the due frames of the streams into the socket until the queue
+        is closed: `send` gets, in one list to write at once, the streams' frames due now
+        (see `TurnStream.take_due`) and then every frame queued at that moment (up to
+        `MAX_WRITE_BYTES`), in order.
 
-        Frames already queued are taken without a checkpoint (`send` has its own): under
-        load each checkpoint waits a whole scheduler pass, so a receive per write would
-        add a pass to the wait of every frame."""
+        Frames already queued or due are taken without a checkpoint (`send` has its own):
+        under load each checkpoint waits a whole scheduler pass, so a receive per write
+        would add a pass to the wait of every frame. With nothing to take, the writer waits
+        for a queued frame or the earliest release time of its streams, whichever comes
+        first (a stream that gets an earlier frame moves that wait's deadline)."""
         async with self._receive:
             while True:
-                frames = self._take_queued(0)
+                frames = self._take_due()
+                frames += self._take_queued(sum(len(f) for f in frames))
                 if not frames:
-                    try:
-                        first = await self._receive.receive()
-                    except trio.EndOfChannel:
-                        return
-                    frames = [first, *self._take_queued(len(first))]
+                    with trio.move_on_at(self._next_release()) as sleep:
+                        self._sleep = sleep
+                        try:
+                            first = await self._receive.receive()
+                        except trio.EndOfChannel:
+                            return
+                        finally:
+                            self._sleep = None
+                    if sleep.cancelled_caught:
+                        continue  # a release time came
+                    frames = self._take_due()
+                    frames += [first, *self._take_queued(sum(len(f) for f in frames) + len(first))]
                 await send(frames)
                 self.sent_events += len(frames)
 

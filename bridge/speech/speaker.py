@@ -5,8 +5,11 @@ TTS for each one, as far ahead as the bounded hand-over allows, so segment n+1 i
 synthesized while segment n streams; each segment's TTS stream is read only as far ahead
 of playback as `bridge.speech.readahead` allows. The streamer turns each segment's audio into chunks of
 the client's rate and size, attaches the visemes and the volume of each chunk's time window,
-and paces sending at most `lead_ms` ahead of real time so an interrupt stops the audio at
-once instead of after a buffer the client already holds.
+and hands the chunks to the turn's paced stream a little ahead of time (`QUEUE_AHEAD_S`),
+each with its release time, `lead_ms` before it will be heard; the connection's writer
+releases them at that time (`bridge.server.turn_stream`), so an interrupt, which withdraws
+what was not released, stops the audio at once instead of after a buffer the client
+already holds.
 
 Timing for visemes comes from the backend when it has it (phonemes: piper, espeak;
 characters: ElevenLabs); otherwise (OpenAI, Harmony Speech) the segment streams as its audio
@@ -46,6 +49,13 @@ from bridge.speech.visemes import (
     visemes_from_characters,
     visemes_from_phonemes,
 )
+
+#: A chunk is handed to the connection's writer up to this long before its release time...
+QUEUE_AHEAD_S = 0.5
+#: ...and the speaker sleeps until the next chunk's release is this close. The writer then
+#: still holds this much audio of the turn, so a speaker woken one long scheduler pass late
+#: (~140 ms of CPU with 200 characters speaking) never leaves the writer without a due chunk.
+REFILL_AT_S = 0.25
 
 #: Segments synthesized ahead of the one streaming.
 SYNTH_AHEAD = 2
@@ -149,8 +159,9 @@ class SpokenSegment:
     text: str
     sample_rate: int
     index: int = 0  # 0-based position among the turn's segments
-    samples_sent: int = 0
-    duration_ms: float | None = None  # set when the whole segment was sent
+    samples_sent: int = 0  # released to the client (queued ones that were withdrawn never count)
+    samples_queued: int = 0  # handed to the paced stream, released or not
+    duration_ms: float | None = None  # set when the whole segment was queued
     started_at: float | None = None  # trio clock when its first chunk was released
     offset_ms: float = 0.0  # where this segment starts in the turn's continuous audio
     characters: list[TimedUnit] = field(default_factory=list)
@@ -161,6 +172,10 @@ class SpokenSegment:
     @property
     def sent_ms(self) -> float:
         return self.samples_sent * 1000 / self.sample_rate
+
+    @property
+    def queued_ms(self) -> float:
+        return self.samples_queued * 1000 / self.sample_rate
 
 
 @dataclass
@@ -181,17 +196,45 @@ class AudioOut:
         )
 
 
+class PacedOutput(Protocol):
+    """A turn's frames held by the connection's writer until their release time
+    (`bridge.server.turn_stream.TurnStream`, behind `bridge.character.entity.TurnSpeech`)."""
+
+    def put(
+        self, type_: str, payload: dict[str, Any], release: float | None = None, on_release: Callable[[], None] | None = None
+    ) -> None:
+        """Hold an output until `release` (trio time; None: right behind the one before);
+        `on_release` runs when the writer takes it into a write."""
+        ...
+
+    async def room(self) -> None:
+        """Wait while the connection holds all the frames it may (a client not reading)."""
+        ...
+
+    def withdraw(self) -> int:
+        """Drop what was not released yet; nothing more is put."""
+        ...
+
+    def close(self) -> None: ...
+
+    async def drained(self) -> None:
+        """Wait until everything put was released (after `close`)."""
+        ...
+
+
 class TurnOutput(Protocol):
     """The turn a speaker speaks for, as speech sees it (`bridge.character.entity.Turn` is one).
 
-    Speech comes after the character stage and must not import it, so it states the two
-    things it uses: the turn's id, and a way to send an output of the turn.
+    Speech comes after the character stage and must not import it, so it states the things
+    it uses: the turn's id, a way to send an output of the turn, and a paced stream.
     """
 
     @property
     def id(self) -> str: ...
 
     async def emit(self, type_: str, payload: dict[str, Any]) -> None: ...
+
+    def open_speech(self, batch_s: float) -> PacedOutput: ...
 
 
 MoodFor = Callable[[str], Awaitable[dict[str, Any] | None]]
@@ -206,11 +249,11 @@ class Speaker:
         *,
         voice: str | None = None,
         mood_for: MoodFor | None = None,
-        on_mood: Callable[[], Awaitable[None]] | None = None,
+        on_mood: Callable[[], dict[str, Any] | None] | None = None,
         max_chars: int = 300,
     ) -> None:
         self.turn = turn
-        self.on_mood = on_mood  # after each countenance: lets the character report a new mood
+        self.on_mood = on_mood  # after each countenance: the character's ai.status for a new mood, if any
         self.tts = tts
         self.audio = audio
         self.voice = voice
@@ -219,8 +262,8 @@ class Speaker:
         self.texts: list[str] = []  # every segment said so far, in order (the face reads around one)
         self._text_send, self._text_receive = trio.open_memory_channel[str](math.inf)
         self._clock_start: float | None = None  # real time of audio time 0 of this turn
-        self._batch_until = -math.inf  # chunks due before this trio time go without a sleep
-        self._audio_ms_total = 0.0  # audio released so far, across segments
+        self._audio_ms_total = 0.0  # audio queued so far, across segments
+        self._out: PacedOutput | None = None  # the turn's paced stream, while `run` runs
         # Streamed text input: words routed to per-segment TTS text streams as they come.
         self._router: TextRouter | None = None
         self.first_words: int | None = None  # cut the first segment after this many words
@@ -268,17 +311,26 @@ class Speaker:
 
     async def run(self) -> None:
         """Speak every queued segment until `finish()`; returns when the last one has
-        played out (so the turn's final reply comes with the end of the sound)."""
+        played out and all of it was released (so the turn's final reply comes with the
+        end of the sound, behind its audio). Leaving otherwise (an interrupt, a failure)
+        withdraws what was not released: none of it goes out after the turn's reply."""
         hand_send, hand_receive = trio.open_memory_channel[tuple[SpokenSegment, ReadAhead]](SYNTH_AHEAD)
-        async with trio.open_nursery() as nursery:
-            if self._router is not None:
-                nursery.start_soon(self._synthesize_streamed, hand_send, nursery)
-            else:
-                nursery.start_soon(self._synthesize_all, hand_send, nursery)
-            async with hand_receive:
-                async for segment, pieces in hand_receive:
-                    await self._stream_segment(segment, pieces)
-            await self._wait_until(self._audio_ms_total)
+        batch_s = 2 * self.audio.chunk_ms / 1000  # released with a due chunk (see `_queue_ahead`)
+        self._out = out = self.turn.open_speech(batch_s)
+        try:
+            async with trio.open_nursery() as nursery:
+                if self._router is not None:
+                    nursery.start_soon(self._synthesize_streamed, hand_send, nursery)
+                else:
+                    nursery.start_soon(self._synthesize_all, hand_send, nursery)
+                async with hand_receive:
+                    async for segment, pieces in hand_receive:
+                        await self._stream_segment(segment, pieces)
+                await self._wait_until(self._audio_ms_total)
+                out.close()
+                await out.drained()
+        finally:
+            out.withdraw()  # (nothing left after a drain)
 
     async def _synthesize_all(self, hand_send: trio.MemorySendChannel[Any], nursery: trio.Nursery) -> None:
         """Hand the segments to the streamer in order, each with its own reader task.
@@ -420,16 +472,20 @@ class Speaker:
     async def _stream_segment(self, segment: SpokenSegment, pieces: ReadAhead) -> None:
         self.segments.append(segment)
         out = self.audio
-        await self.turn.emit(
+        paced = self._paced()
+        # The segment's events go in the paced stream too, behind the audio queued before
+        # them (the previous segment's tail), as they came before that audio was held back.
+        paced.put(
             "ai.speech.start",
             {"speech": segment.speech, "text": segment.text, "sample_rate": out.sample_rate, "encoding": "pcm_s16le"},
         )
         if self.mood_for is not None:
             mood = await self.mood_for(mood_context(self.texts, segment.index))
             if mood:
-                await self.turn.emit("ai.countenance", {**mood, "speech": segment.speech, "t": 0})
-                if self.on_mood is not None:
-                    await self.on_mood()
+                paced.put("ai.countenance", {**mood, "speech": segment.speech, "t": 0})
+                status = self.on_mood() if self.on_mood is not None else None
+                if status:
+                    paced.put("ai.status", status)
         chunker = Chunker(out.sample_rate, out.chunk_ms)
         resampler: StreamResampler | None = None
         phonemes: list[TimedUnit] = []
@@ -448,7 +504,7 @@ class Speaker:
             step = chunks.shape[1] * 2
             for row, chunk in enumerate(chunks):
                 if lips is not None:
-                    visemes = lips.current(chunk, out.sample_rate, segment.sent_ms)
+                    visemes = lips.current(chunk, out.sample_rate, segment.queued_ms)
                 await self._send_chunk(segment, chunk, seq, visemes, data[row * step : (row + 1) * step], volumes[row])
                 seq += 1
 
@@ -480,26 +536,30 @@ class Speaker:
         finally:
             if segment.lips is not None:
                 segment.lips.close()
-        segment.duration_ms = segment.sent_ms
-        # All its audio is out: the end is announced when the next segment's first chunk
+        segment.duration_ms = segment.queued_ms
+        # All its audio is queued: the end is released when the next segment's first chunk
         # is due (`lead_ms` before this one has played out), so that segment's audio keeps
         # the lead. Waiting for this one to play out first left the client's buffer empty
         # at every boundary, and the hops after that wake-up were silence under load.
-        await self._wait_until(self._audio_ms_total - out.lead_ms)
-        await self.turn.emit("ai.speech.end", {"speech": segment.speech, "duration_ms": int(round(segment.sent_ms))})
+        paced.put(
+            "ai.speech.end",
+            {"speech": segment.speech, "duration_ms": int(round(segment.queued_ms))},
+            release=self._due(self._audio_ms_total - out.lead_ms),
+        )
 
     async def _send_chunk(
         self, segment: SpokenSegment, chunk: np.ndarray, seq: int, visemes: list[Viseme], audio: bytes, volume: list[float]
     ) -> None:
-        """Release one chunk when its time comes; `audio` and `volume` are its wire bytes
-        (s16le) and envelope, made with those of its neighbours (`send_chunks`)."""
+        """Queue one chunk to be released `lead_ms` before it will be heard; `audio` and
+        `volume` are its wire bytes (s16le) and envelope, made with those of its neighbours
+        (`send_chunks`). What was heard and the late-chunk metric count it when the writer
+        releases it, not here."""
         out = self.audio
-        start_ms = segment.sent_ms
+        start_ms = segment.queued_ms
         end_ms = start_ms + chunk.size * 1000 / out.sample_rate
-        # Pacing: release this chunk no earlier than lead_ms before it will be heard.
-        await self._pace(self._audio_ms_total - out.lead_ms)
-        if segment.started_at is None:
-            segment.started_at = trio.current_time()
+        release = self._due(self._audio_ms_total - out.lead_ms)
+        await self._queue_ahead(release)
+        if segment.samples_queued == 0:
             segment.offset_ms = self._audio_ms_total
         t0 = int(round(start_ms))
         last_ms = max(t0, int(round(end_ms)) - 1)
@@ -517,25 +577,36 @@ class Speaker:
             "visemes": keyframes,
             "volume": volume,
         }
-        await self.turn.emit("ai.speech.audio", payload)
-        chunk_released(self._due(self._audio_ms_total), starts_clock=self._audio_ms_total == 0)  # /metrics late chunks
-        segment.samples_sent += chunk.size
+        due, starts_clock, samples = self._due(self._audio_ms_total), self._audio_ms_total == 0, chunk.size
+
+        def released() -> None:
+            if segment.started_at is None:
+                segment.started_at = trio.current_time()
+            segment.samples_sent += samples
+            chunk_released(due, starts_clock=starts_clock)  # /metrics late chunks
+
+        self._paced().put("ai.speech.audio", payload, release=release, on_release=released)
+        segment.samples_queued += samples
         self._audio_ms_total += end_ms - start_ms
 
-    async def _pace(self, audio_ms: float) -> None:
-        """Wait until `audio_ms` of audio has played, in batches of `2 x chunk_ms`.
+    async def _queue_ahead(self, release: float | None) -> None:
+        """Wait until a chunk released at `release` may be queued: within `QUEUE_AHEAD_S`
+        of its release time (sleeping until `REFILL_AT_S` before it, so one wake-up queues
+        a quarter second of audio), and while the connection has room for it.
 
-        One sleep per chunk was the largest single cost of a crowd speaking (trio timers
-        and cancel scopes, 25 a second per character, ~7 % of the bridge's CPU at 200
-        characters). After waking for one chunk, the chunks due within the next two
-        chunk lengths go out with it: the client holds between `lead_ms` and
-        `lead_ms + 2 x chunk_ms` of audio, never less than it asked for.
-        """
-        due = self._due(audio_ms)
-        if due is None or due <= trio.current_time() or due <= self._batch_until:
-            return
-        await trio.sleep_until(due)
-        self._batch_until = due + 2 * self.audio.chunk_ms / 1000
+        The writer releases each chunk, and those due within the next two chunk lengths
+        with it (one write instead of several; the client holds between `lead_ms` and
+        `lead_ms + 2 x chunk_ms` of audio, never less than it asked for). Before, the
+        speaker slept until each chunk's time and queued it then, so a chunk waited for
+        the speaker's wake-up and then the writer's: two scheduler passes, which under a
+        crowd were longer than the lead."""
+        if release is not None and release - trio.current_time() > QUEUE_AHEAD_S:
+            await trio.sleep_until(release - REFILL_AT_S)
+        await self._paced().room()
+
+    def _paced(self) -> PacedOutput:
+        assert self._out is not None, "a speaker streams inside run()"
+        return self._out
 
     async def _wait_until(self, audio_ms: float) -> None:
         """Sleep until `audio_ms` of this turn's audio has played in real time (0 lead: never)."""
