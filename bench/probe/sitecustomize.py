@@ -88,12 +88,16 @@ if OUT:
         return _run(*args, **kwargs)
 
     def _probe_chunks() -> None:
-        """How late the speaker releases each chunk (trio time after its playback time, on
-        the turn's clock) and how long frames wait in a connection's outbox before the
-        writer takes them: tells a chunk held up before the queue from one held in it."""
+        """How late each chunk is released (trio time after its playback time, on the
+        turn's clock) and how long frames wait in a connection's outbox before the writer
+        writes them: tells a chunk held up before the queue from one held in it.
+
+        Since session 6 paced audio is held in the outbox (`TurnStream`) and released by the
+        writer: a held frame's wait starts at its release time (or when it was put, if
+        that was later), a queued frame's when it was queued, as before."""
         from collections import deque
 
-        from bridge.server import outbox
+        from bridge.server import outbox, turn_stream
         from bridge.speech import speaker
 
         record["released"] = []  # [monotonic, seconds after due (negative: early)]
@@ -101,8 +105,8 @@ if OUT:
         released = speaker.chunk_released
 
         def _released(due, starts_clock):  # type: ignore[no-untyped-def]
-            if due is not None:
-                record["released"].append([time.monotonic(), trio.current_time() - due])
+            if due is not None:  # a turn's first chunk starts its clock: on time by definition, as before
+                record["released"].append([time.monotonic(), 0.0 if starts_clock else trio.current_time() - due])
             released(due, starts_clock)
 
         speaker.chunk_released = _released
@@ -128,20 +132,39 @@ if OUT:
         def _init(self, *args, **kwargs):  # type: ignore[no-untyped-def]
             init(self, *args, **kwargs)
             self._probe_stamps = deque()
+            self._probe_taken = []  # ready times of the held frames taken for the next write
             self._send = _Stamped(self._send, self._probe_stamps)
 
         async def _run_writer(self, send):  # type: ignore[no-untyped-def]
             async def stamped(frames):  # type: ignore[no-untyped-def]
                 now = time.monotonic()
-                stamps = [self._probe_stamps.popleft() for _ in frames if self._probe_stamps]
+                held = self._probe_taken  # the held frames come first in a write
+                stamps = held[: len(frames)]
+                stamps += [self._probe_stamps.popleft() for _ in frames[len(stamps) :] if self._probe_stamps]
+                held.clear()
                 if stamps:
-                    record["writes"].append([now, len(frames), now - stamps[0], now - stamps[-1]])
+                    record["writes"].append([now, len(frames), now - min(stamps), now - max(stamps)])
                 await send(frames)
 
             await run_writer(self, stamped)
 
         outbox.Outbox.__init__ = _init
         outbox.Outbox.run_writer = _run_writer
+        put = turn_stream.TurnStream.put
+
+        def _put(self, event, release=None, on_release=None):  # type: ignore[no-untyped-def]
+            put_at, put_trio = time.monotonic(), trio.current_time()
+            ready: list[float] = []  # when the frame could go: its release time, as monotonic
+
+            def stamped() -> None:
+                self._outbox._probe_taken.append(ready[0])
+                if on_release is not None:
+                    on_release()
+
+            put(self, event, release, stamped)
+            ready.append(put_at + max(0.0, self._last_release - put_trio))
+
+        turn_stream.TurnStream.put = _put
 
     trio.run = _run_with_probe  # type: ignore[assignment]
 
