@@ -60,6 +60,7 @@ class Turn:
     announce: bool = True  # False for turns nobody asked for (speech from the mic): no replies
     timing: TurnTiming = field(default_factory=TurnTiming)
     final: Event | None = None  # the final reply, sent or not (scenes read it from unannounced turns)
+    speech: list["TurnSpeech"] = field(default_factory=list)  # its paced streams (`open_speech`)
 
     @property
     def id(self) -> str:
@@ -74,7 +75,16 @@ class Turn:
 
     def open_speech(self, batch_s: float) -> "TurnSpeech":
         """The turn's paced speech: outputs the connection's writer releases at their time."""
-        return TurnSpeech(self, self.entity.outbox.open_stream(batch_s))
+        speech = TurnSpeech(self, self.entity.outbox.open_stream(batch_s))
+        self.speech.append(speech)
+        return speech
+
+    def withdraw_speech(self) -> None:
+        """Drop the turn's speech not released yet, now: the turn is being interrupted or
+        removed, and the reply saying so must not be followed by any of its audio (the
+        speaker task only notices its cancellation when it next runs)."""
+        for speech in self.speech:
+            speech.withdraw()
 
     # A turn is the `QueueWatcher` of its provider requests: the game hears when one waits.
     async def queued(self, module: str, kind: str, ahead: int) -> None:
@@ -188,6 +198,8 @@ class Entity:
         self.closed = True
         self._queue_send.close()
         self.scope.cancel()
+        if self.current is not None:
+            self.current.withdraw_speech()
 
     # -------------------------------------------------------------- turns
 
@@ -218,6 +230,7 @@ class Entity:
         turn.interrupted = True
         turn.interrupt_played_ms = played_ms
         turn.scope.cancel()
+        turn.withdraw_speech()
         return True
 
     async def _run_turn(self, turn: Turn, handler: TurnHandler) -> None:

@@ -59,9 +59,14 @@ class TurnStream:
         return self._held[0].release if self._held else math.inf
 
     def put(self, event: Event, release: float | None = None, on_release: Callable[[], None] | None = None) -> None:
-        """Hold `event` until `release` (trio time; None: as soon as the frame before it)."""
-        if self.closed or self._outbox.closed:
+        """Hold `event` until `release` (trio time; None: as soon as the frame before it).
+
+        After `withdraw` (an interrupt) the frame is dropped: the speaker may run a step
+        before its cancellation reaches it, and what it puts then must not go out."""
+        if self._outbox.closed:
             raise ClientGone()
+        if self.closed:
+            return
         data = self._outbox.encode_held(event)
         if data is None:
             return  # over the frame limit: dropped (logged), as the outbox does

@@ -220,6 +220,7 @@ async def test_withdraw_drops_what_was_not_released_and_nothing_of_it_goes_out_l
         await trio.sleep(1.1)
         assert stream.withdraw() == 7
         assert box.held_frames == 0
+        stream.put(audio(10), start + 1.1)  # the speaker ran a step before its cancellation: dropped
         box.put_nowait(Event("tts.say", "r1", {"code": "cancelled", "message": "interrupted"}, entity="npc", status="error"))
         with trio.fail_after(1):
             await stream.drained()
