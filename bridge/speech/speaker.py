@@ -57,6 +57,10 @@ QUEUE_AHEAD_S = 0.5
 #: (~140 ms of CPU with 200 characters speaking) never leaves the writer without a due chunk.
 REFILL_AT_S = 0.25
 
+#: Speech rate assumed for a segment cut before its whole audio was known, until one of the
+#: turn's segments has been read to its end (~14 characters a second, English TTS voices).
+DEFAULT_MS_PER_CHAR = 70.0
+
 #: Segments synthesized ahead of the one streaming.
 SYNTH_AHEAD = 2
 #: TTS requests one speaker holds open at once (see `Speaker._synthesize_all`).
@@ -162,6 +166,7 @@ class SpokenSegment:
     samples_sent: int = 0  # released to the client (queued ones that were withdrawn never count)
     samples_queued: int = 0  # handed to the paced stream, released or not
     duration_ms: float | None = None  # set when the whole segment was queued
+    expected_ms: float = 0.0  # its length estimated from its text, while `duration_ms` is unknown
     started_at: float | None = None  # trio clock when its first chunk was released
     offset_ms: float = 0.0  # where this segment starts in the turn's continuous audio
     characters: list[TimedUnit] = field(default_factory=list)
@@ -471,6 +476,7 @@ class Speaker:
 
     async def _stream_segment(self, segment: SpokenSegment, pieces: ReadAhead) -> None:
         self.segments.append(segment)
+        segment.expected_ms = len(segment.text) * self._ms_per_char()
         out = self.audio
         paced = self._paced()
         # The segment's events go in the paced stream too, behind the audio queued before
@@ -604,6 +610,12 @@ class Speaker:
             await trio.sleep_until(release - REFILL_AT_S)
         await self._paced().room()
 
+    def _ms_per_char(self) -> float:
+        """The voice's time per character in this turn's segments read to their end."""
+        done = [s for s in self.segments if s.duration_ms and s.text]
+        chars = sum(len(s.text) for s in done)
+        return sum(s.duration_ms or 0.0 for s in done) / chars if chars else DEFAULT_MS_PER_CHAR
+
     def _paced(self) -> PacedOutput:
         assert self._out is not None, "a speaker streams inside run()"
         return self._out
@@ -675,10 +687,14 @@ def heard_prefix(segment: SpokenSegment, played_ms: float) -> str:
     """The words of a segment heard in its first `played_ms`.
 
     With character timing, whole words whose start was played; otherwise words in
-    proportion to the time played (speech rate is close to even within a sentence).
+    proportion to the time played (speech rate is close to even within a sentence) of the
+    segment's length: known once its audio was read to the end, else estimated from its
+    text (`expected_ms`), never less than the audio queued of it. (The audio sent so far
+    was taken for its length before, so a segment cut in its first second, with ~0.5 s
+    sent ahead, counted most of its words as heard.)
     """
     text = segment.text
-    total = segment.duration_ms or segment.sent_ms
+    total = segment.duration_ms or max(segment.queued_ms, segment.expected_ms) or segment.sent_ms
     if played_ms <= 0 or not text:
         return ""
     if total and played_ms >= total:
