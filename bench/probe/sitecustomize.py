@@ -150,21 +150,24 @@ if OUT:
 
         outbox.Outbox.__init__ = _init
         outbox.Outbox.run_writer = _run_writer
-        put = turn_stream.TurnStream.put
+        put, take_due = turn_stream.TurnStream.put, turn_stream.TurnStream.take_due
+        ready: dict[int, float] = {}  # id of a held frame -> when it could go (monotonic)
 
-        def _put(self, event, release=None, on_release=None):  # type: ignore[no-untyped-def]
-            put_at, put_trio = time.monotonic(), trio.current_time()
-            ready: list[float] = []  # when the frame could go: its release time, as monotonic
+        def _put(self, event, release=None, tag=None):  # type: ignore[no-untyped-def]
+            held = len(self._held)
+            put(self, event, release, tag)
+            if len(self._held) > held:  # (numbers only: no object per frame for the collector)
+                when, data, _ = self._held[-1]
+                ready[id(data)] = time.monotonic() + max(0.0, when - trio.current_time())
 
-            def stamped() -> None:
-                self._outbox._probe_taken.append(ready[0])
-                if on_release is not None:
-                    on_release()
-
-            put(self, event, release, stamped)
-            ready.append(put_at + max(0.0, self._last_release - put_trio))
+        def _take_due(self, now, frames):  # type: ignore[no-untyped-def]
+            first = len(frames)
+            take_due(self, now, frames)
+            at = time.monotonic()
+            self._outbox._probe_taken.extend(ready.pop(id(f), at) for f in frames[first:])
 
         turn_stream.TurnStream.put = _put
+        turn_stream.TurnStream.take_due = _take_due
 
     trio.run = _run_with_probe  # type: ignore[assignment]
 

@@ -73,9 +73,10 @@ class Turn:
         if type_ == "ai.speech.audio":
             self.timing.mark("tts_first_audio")
 
-    def open_speech(self, batch_s: float) -> "TurnSpeech":
-        """The turn's paced speech: outputs the connection's writer releases at their time."""
-        speech = TurnSpeech(self, self.entity.outbox.open_stream(batch_s))
+    def open_speech(self, batch_s: float, on_release: Callable[[Any], None]) -> "TurnSpeech":
+        """The turn's paced speech: outputs the connection's writer releases at their time;
+        `on_release` gets the tag of each audio chunk as it is released."""
+        speech = TurnSpeech(self, batch_s, on_release)
         self.speech.append(speech)
         return speech
 
@@ -99,20 +100,21 @@ class Turn:
 class TurnSpeech:
     """A turn's outputs held by the connection's writer until their release time (what
     `bridge.speech.speaker.PacedOutput` asks for): each carries the entity and `ref`, as
-    `Turn.emit` makes them."""
+    `Turn.emit` makes them. The first audio chunk released marks the turn's first audio out."""
 
-    def __init__(self, turn: Turn, held: HeldEvents) -> None:
+    def __init__(self, turn: Turn, batch_s: float, on_release: Callable[[Any], None]) -> None:
         self._turn = turn
-        self._held = held
+        self._listener = on_release
+        self._held: HeldEvents = turn.entity.outbox.open_stream(batch_s, self._released)
 
-    def put(
-        self, type_: str, payload: dict[str, Any], release: float | None = None, on_release: Callable[[], None] | None = None
-    ) -> None:
+    def _released(self, tag: Any) -> None:
+        self._turn.timing.mark("tts_first_audio")
+        self._listener(tag)
+
+    def put(self, type_: str, payload: dict[str, Any], release: float | None = None, tag: Any = None) -> None:
         turn = self._turn
         event = Event(type_, turn.entity.outbox.next_id(), payload, entity=turn.entity.name, ref=turn.request.id)
-        if type_ == "ai.speech.audio":
-            on_release = _marking_audio_out(turn.timing, on_release)
-        self._held.put(event, release, on_release)
+        self._held.put(event, release, tag)
 
     async def room(self) -> None:
         await self._held.room()
@@ -125,17 +127,6 @@ class TurnSpeech:
 
     async def drained(self) -> None:
         await self._held.drained()
-
-
-def _marking_audio_out(timing: TurnTiming, then: Callable[[], None] | None) -> Callable[[], None]:
-    """`then`, after marking the turn's first audio out (when it is released, as `emit` marks it)."""
-
-    def released() -> None:
-        timing.mark("tts_first_audio")
-        if then is not None:
-            then()
-
-    return released
 
 
 class TurnHandler(Protocol):

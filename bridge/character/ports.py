@@ -35,7 +35,7 @@ class EventSink(Protocol):
         """Queue an event, waiting a bounded time for room; raises ClientGone if it never comes."""
         ...
 
-    def open_stream(self, batch_s: float) -> "HeldEvents":
+    def open_stream(self, batch_s: float, on_release: Callable[[Any], None] | None = None) -> "HeldEvents":
         """A turn's paced events, held until their release time (`bridge.server.turn_stream`)."""
         ...
 
@@ -43,7 +43,7 @@ class EventSink(Protocol):
 class HeldEvents(Protocol):
     """Events the connection's writer holds and releases at their time (a turn's speech)."""
 
-    def put(self, event: Event, release: float | None = None, on_release: Callable[[], None] | None = None) -> None: ...
+    def put(self, event: Event, release: float | None = None, tag: Any = None) -> None: ...
 
     async def room(self) -> None: ...
 

@@ -75,9 +75,10 @@ class Outbox:
 
     # ------------------------------------------------------------ paced streams
 
-    def open_stream(self, batch_s: float) -> TurnStream:
-        """A stream of paced frames for one turn (its speech), released by the writer."""
-        stream = TurnStream(self, batch_s)
+    def open_stream(self, batch_s: float, on_release: Callable[[Any], None] | None = None) -> TurnStream:
+        """A stream of paced frames for one turn (its speech), released by the writer;
+        `on_release` gets the tag of each tagged frame as it is released."""
+        stream = TurnStream(self, batch_s, on_release)
         self._streams.append(stream)
         return stream
 

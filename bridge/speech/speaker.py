@@ -205,11 +205,10 @@ class PacedOutput(Protocol):
     """A turn's frames held by the connection's writer until their release time
     (`bridge.server.turn_stream.TurnStream`, behind `bridge.character.entity.TurnSpeech`)."""
 
-    def put(
-        self, type_: str, payload: dict[str, Any], release: float | None = None, on_release: Callable[[], None] | None = None
-    ) -> None:
+    def put(self, type_: str, payload: dict[str, Any], release: float | None = None, tag: Any = None) -> None:
         """Hold an output until `release` (trio time; None: right behind the one before);
-        `on_release` runs when the writer takes it into a write."""
+        an audio chunk's `tag` goes to the stream's `on_release` when the writer takes it
+        into a write."""
         ...
 
     async def room(self) -> None:
@@ -239,7 +238,7 @@ class TurnOutput(Protocol):
 
     async def emit(self, type_: str, payload: dict[str, Any]) -> None: ...
 
-    def open_speech(self, batch_s: float) -> PacedOutput: ...
+    def open_speech(self, batch_s: float, on_release: Callable[[Any], None]) -> PacedOutput: ...
 
 
 MoodFor = Callable[[str], Awaitable[dict[str, Any] | None]]
@@ -321,7 +320,7 @@ class Speaker:
         withdraws what was not released: none of it goes out after the turn's reply."""
         hand_send, hand_receive = trio.open_memory_channel[tuple[SpokenSegment, ReadAhead]](SYNTH_AHEAD)
         batch_s = 2 * self.audio.chunk_ms / 1000  # released with a due chunk (see `_queue_ahead`)
-        self._out = out = self.turn.open_speech(batch_s)
+        self._out = out = self.turn.open_speech(batch_s, self._released)
         try:
             async with trio.open_nursery() as nursery:
                 if self._router is not None:
@@ -583,17 +582,20 @@ class Speaker:
             "visemes": keyframes,
             "volume": volume,
         }
-        due, starts_clock, samples = self._due(self._audio_ms_total), self._audio_ms_total == 0, chunk.size
-
-        def released() -> None:
-            if segment.started_at is None:
-                segment.started_at = trio.current_time()
-            segment.samples_sent += samples
-            chunk_released(due, starts_clock=starts_clock)  # /metrics late chunks
-
-        self._paced().put("ai.speech.audio", payload, release=release, on_release=released)
-        segment.samples_queued += samples
+        # What `_released` needs, as numbers only (see bridge.server.turn_stream on why).
+        tag = (len(self.segments) - 1, chunk.size, self._due(self._audio_ms_total), self._audio_ms_total == 0)
+        self._paced().put("ai.speech.audio", payload, release=release, tag=tag)
+        segment.samples_queued += chunk.size
         self._audio_ms_total += end_ms - start_ms
+
+    def _released(self, tag: tuple[int, int, float | None, bool]) -> None:
+        """The writer released a chunk (`tag` from `_send_chunk`): now it counts as sent."""
+        index, samples, due, starts_clock = tag
+        segment = self.segments[index]
+        if segment.started_at is None:
+            segment.started_at = trio.current_time()
+        segment.samples_sent += samples
+        chunk_released(due, starts_clock=starts_clock)  # /metrics late chunks
 
     async def _queue_ahead(self, release: float | None) -> None:
         """Wait until a chunk released at `release` may be queued: within `QUEUE_AHEAD_S`

@@ -138,16 +138,17 @@ class Recorder:
 async def test_due_frames_of_every_stream_go_out_together_at_the_earliest_release_time(autojump_clock) -> None:
     """The writer sleeps until the earliest release time of its streams, then takes every
     frame due by then plus two chunk lengths (0.08 s), of every stream, in one write; a
-    frame is released (its `on_release` runs) when the writer takes it, never before."""
+    frame is released (the stream's `on_release` gets its tag) when the writer takes it."""
     box = outbox()
     send = Recorder()
     released: list[tuple[float, int]] = []
     start = trio.current_time()
-    a, b = box.open_stream(0.08), box.open_stream(0.08)
+    a = box.open_stream(0.08, lambda seq: released.append((trio.current_time() - start, seq)))
+    b = box.open_stream(0.08)
     async with trio.open_nursery() as nursery:
         nursery.start_soon(box.run_writer, send)
         for seq, at in enumerate([1.0, 1.04, 1.08, 1.12, 1.2]):
-            a.put(audio(seq), start + at, lambda seq=seq: released.append((trio.current_time() - start, seq)))
+            a.put(audio(seq), start + at, seq)
         b.put(other(0), start + 1.02)
         b.put(other(1), start + 1.3)
         await trio.sleep(0.99)
@@ -211,12 +212,12 @@ async def test_withdraw_drops_what_was_not_released_and_nothing_of_it_goes_out_l
     box = outbox()
     send = Recorder()
     start = trio.current_time()
-    stream = box.open_stream(0.08)
     released: list[int] = []
+    stream = box.open_stream(0.08, released.append)
     async with trio.open_nursery() as nursery:
         nursery.start_soon(box.run_writer, send)
         for seq in range(10):
-            stream.put(audio(seq), start + 1.0 + 0.04 * seq, lambda seq=seq: released.append(seq))
+            stream.put(audio(seq), start + 1.0 + 0.04 * seq, seq)
         await trio.sleep(1.1)
         assert stream.withdraw() == 7
         assert box.held_frames == 0
