@@ -132,7 +132,7 @@ async def test_a_spare_the_server_closed_is_not_used() -> None:
         assert await _wait_until(lambda: network.spares_opened == 1 and len(accepted) == 1)
         spare = network._spares[key].stream
         assert spare is not None
-        assert await _wait_until(lambda: bool(spare.get_extra_info("is_readable")))  # the server's close arrived
+        assert await _wait_until(lambda: net.socket_readable(spare.socket))  # the server's close arrived
         stream = await network.connect_tcp("127.0.0.1", port, timeout=5.0)
         assert network.spares_used == 0 and len(accepted) == 2
         assert await stream.read(5, timeout=5.0) == b"hello"

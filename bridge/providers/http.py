@@ -8,18 +8,25 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
 import math
 import ssl
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from typing import Any, cast
 
 import httpx
 import trio
+from httpx._utils import get_environment_proxies  # httpx is pinned: its own reading of HTTP(S)_PROXY / NO_PROXY
 
 from bridge.providers.base import ProviderError
+from bridge.providers.h1 import ACCEPT_ENCODING, H1Response
+from bridge.providers.h1_pool import H1Pool, Origin
 from bridge.providers.net import SpareNetwork
 from bridge.providers.redact import install_log_filters
+
+log = logging.getLogger(__name__)
 
 install_log_filters()  # httpx's request log line prints the URL, credentials and all
 
@@ -127,13 +134,80 @@ def _tls_context() -> ssl.SSLContext:
     return httpx.create_ssl_context()
 
 
-def make_client(options: Any, **kwargs: Any) -> httpx.AsyncClient:
-    """The httpx client of one module: its timeouts and pools sized for a crowd of characters.
+@dataclass(frozen=True, slots=True)
+class LeanTarget:
+    """Where a lean request goes: its pool origin, request target and Host header."""
+
+    origin: Origin
+    target: bytes
+    host: bytes
+
+
+class BridgeClient(httpx.AsyncClient):
+    """A module's httpx client plus its lean HTTP/1.1 pool (`providers/h1_pool.py`), which
+    shares the client's `SpareNetwork`. `open_stream(..., lean=True)` uses the pool for
+    the requests it can carry (`lean_target`) and httpx for everything else."""
+
+    def __init__(self, *, lean: H1Pool, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.lean = lean
+        self._lean_targets: dict[str, LeanTarget | None] = {}
+
+    def lean_target(self, url: str) -> LeanTarget | None:
+        """`url` as a lean target, or None if httpx must carry it: a scheme other than http(s),
+        credentials in the URL (httpx turns them into basic auth; `redact.py` keeps them out
+        of its log lines), or a proxy that applies to it (HTTP(S)_PROXY / NO_PROXY).
+        Decided once per URL: the client's base URL and proxies are fixed when it is made."""
+        try:
+            return self._lean_targets[url]
+        except KeyError:
+            pass
+        full = self._merge_url(parsed_url(url))
+        target: LeanTarget | None = None
+        if full.scheme in ("http", "https") and not full.userinfo and self._transport_for_url(full) is self._transport:
+            port = full.port or (443 if full.scheme == "https" else 80)
+            origin: Origin = (full.scheme.encode("ascii"), full.raw_host, port)
+            target = LeanTarget(origin, full.raw_path, full.netloc)
+        if len(self._lean_targets) < 256:
+            self._lean_targets[url] = target
+        return target
+
+    async def aclose(self) -> None:
+        self.lean.close()
+        await super().aclose()
+
+
+def _proxy_mounts(limit: int) -> dict[str, httpx.AsyncBaseTransport | None]:
+    """The environment's proxies (HTTP_PROXY, HTTPS_PROXY, ALL_PROXY, NO_PROXY) as httpx
+    mounts. httpx reads them only when it builds its own transport; a client given one (the
+    shards) ignores them, so they are mounted here as httpx would. A NO_PROXY host maps to
+    None: the client's own transport."""
+    mounts: dict[str, httpx.AsyncBaseTransport | None] = {}
+    limits = httpx.Limits(max_connections=limit, max_keepalive_connections=limit)
+    for pattern, proxy in get_environment_proxies().items():
+        if proxy is None:
+            mounts[pattern] = None
+            continue
+        try:
+            mounts[pattern] = httpx.AsyncHTTPTransport(proxy=proxy, limits=limits, verify=_tls_context())
+        except ImportError as exc:  # a socks:// proxy without httpx's socks extra
+            log.warning("proxy for %s not used: %s", pattern, exc)
+    return mounts
+
+
+def make_client(options: Any, **kwargs: Any) -> BridgeClient:
+    """The httpx client of one module: its timeouts and pools sized for a crowd of characters,
+    the environment's proxies honoured, and a lean HTTP/1.1 pool beside httpx's.
 
     Options: `timeout`, `connect_timeout` (see `make_timeout`), `max_connections`.
     """
     limit = int(options.get("max_connections", DEFAULT_MAX_CONNECTIONS))
-    return httpx.AsyncClient(timeout=make_timeout(options), transport=ShardedTransport(limit), **kwargs)
+    timeout = make_timeout(options)
+    transport = ShardedTransport(limit)
+    if kwargs.get("trust_env", True):
+        kwargs.setdefault("mounts", _proxy_mounts(limit))
+    lean = H1Pool(transport.network, limit, timeout, _tls_context())
+    return BridgeClient(lean=lean, timeout=timeout, transport=transport, **kwargs)
 
 
 def error_message_from_body(body: bytes | str) -> str:
@@ -265,6 +339,8 @@ def body_chunks(response: httpx.Response) -> AsyncGenerator[bytes, None]:
     timeout still bounds each socket read, and closing the response closes it. An encoded
     body (gzip, br, ...) is decoded by `aiter_bytes` as before.
     """
+    if isinstance(response, H1Response):  # the lean path: already as few layers as it gets
+        return response.chunks()
     if response.is_stream_consumed or response.is_closed:  # (httpx would raise at the first read)
         raise httpx.StreamConsumed() if response.is_stream_consumed else httpx.StreamClosed()
     encoding = response.headers.get("content-encoding", "").strip().lower()
@@ -282,6 +358,42 @@ async def _closable(chunks: AsyncIterator[bytes]) -> AsyncGenerator[bytes, None]
         yield chunk
 
 
+#: The request arguments the lean path carries; anything else goes through httpx.
+_LEAN_KWARGS = frozenset({"json", "headers"})
+
+
+def _lean_route(client: httpx.AsyncClient, url: str, kwargs: Mapping[str, Any]) -> LeanTarget | None:
+    """The lean target of a JSON-body request, or None if httpx must carry it (see
+    `BridgeClient.lean_target`; also auth, cookies, query params and event hooks, which
+    only httpx applies)."""
+    if not isinstance(client, BridgeClient) or "json" not in kwargs or not _LEAN_KWARGS.issuperset(kwargs):
+        return None
+    hooks = client.event_hooks
+    if client.auth is not None or client.cookies or client.params or hooks["request"] or hooks["response"]:
+        return None
+    return client.lean_target(url)
+
+
+def _lean_head(client: httpx.AsyncClient, target: LeanTarget, headers: Mapping[str, str] | None, body: bytes) -> list[tuple[bytes, bytes]]:
+    """The request's headers as httpx would send them (Host first, the client's, the
+    request's over those of the same name, then the body's), but asking only for the
+    encodings the lean path decodes."""
+    own = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()] if headers else []
+    replaced = {k for k, _ in own} | {b"accept-encoding", b"host", b"content-length", b"content-type", b"transfer-encoding"}
+    lines = [(b"host", target.host)]
+    lines += [(k, v) for k, v in client.headers.raw if k.lower() not in replaced]
+    lines += [(b"accept-encoding", ACCEPT_ENCODING), *own]
+    if not any(k == b"content-type" for k, _ in own):
+        lines.append((b"content-type", b"application/json"))
+    lines.append((b"content-length", str(len(body)).encode("ascii")))
+    return lines
+
+
+def _json_body(value: Any) -> bytes:
+    """The JSON body exactly as httpx 0.28 encodes `json=` (compact, UTF-8, no NaN)."""
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode("utf-8")
+
+
 @asynccontextmanager
 async def open_stream(
     client: httpx.AsyncClient,
@@ -289,18 +401,30 @@ async def open_stream(
     method: str,
     url: str,
     options: Any,
+    *,
+    lean: bool = False,
     **kwargs: Any,
 ) -> AsyncIterator[httpx.Response]:
     """Open a streamed request, raising ProviderError for error statuses (after retries).
 
     The yielded response has a 2xx status; reading it may still raise httpx errors, which
-    callers pass through `transport_error`.
+    callers pass through `transport_error`. With `lean=True` a JSON-body request goes
+    through the client's lean HTTP/1.1 pool when it can (`_lean_route`): the response is
+    then an `H1Response` with the same `status_code`, `headers`, `aread`, `aclose` and
+    httpx's exception types (`http.body_chunks` reads either).
     """
+    route = _lean_route(client, url, kwargs) if lean else None
 
     async def attempt() -> httpx.Response:
-        request = client.build_request(method, parsed_url(url), **kwargs)
         try:
-            response = await client.send(request, stream=True)
+            if route is not None:
+                pool = cast(BridgeClient, client).lean
+                body = _json_body(kwargs["json"])
+                head = _lean_head(client, route, kwargs.get("headers"), body)
+                response = cast(httpx.Response, await pool.request(route.origin, method.encode("ascii"), route.target, head, body))
+            else:
+                request = client.build_request(method, parsed_url(url), **kwargs)
+                response = await client.send(request, stream=True)
         except httpx.HTTPError as exc:
             raise transport_error(provider, exc) from exc
         if response.status_code >= 400:

@@ -15,8 +15,9 @@ has no way to open a connection ahead of a request; its network backend (httpcor
   close waiting unread: a response cut short), one spare connection to the same place is
   opened in the background, and the next connection the pool asks for is that one. A spare
   is kept at most `spare_idle_s` (httpx's keep-alive expiry, 5 s), is dropped if the server
-  closed it meanwhile, and only plain TCP is opened ahead (TLS is still negotiated by
-  httpcore on the request's path). Only cuts order spares: a character whose responses end
+  closed it meanwhile, and only plain TCP is opened ahead (TLS is still negotiated on the
+  request's path). The lean HTTP/1.1 path (`providers/h1_pool.py`) takes and orders
+  spares through the same backend (`open_socket`, `closed_while_sending`). Only cuts order spares: a character whose responses end
   normally reuses its kept-alive connections and holds no extra one.
 - httpcore writes a request's head and its body as two socket writes, each a trio
   checkpoint and a system call (~0.1 ms of each request, measured): the head is held and
@@ -28,12 +29,14 @@ has no way to open a connection ahead of a request; its network backend (httpcor
 from __future__ import annotations
 
 import logging
+import select
 import ssl
 import typing
 from dataclasses import dataclass
 
 import httpcore
 import trio
+from httpcore._backends.trio import TrioStream  # httpcore is pinned: its trio stream over a socket we opened
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +50,28 @@ _Key = tuple[str, int, "str | None", tuple[typing.Any, ...]]
 class _Spare:
     """One spare connection of a destination: being opened, or open and waiting to be taken."""
 
-    stream: httpcore.AsyncNetworkStream | None = None
+    stream: trio.SocketStream | None = None
+
+
+def socket_readable(sock: typing.Any) -> bool:
+    """True when reading `sock` would not block: bytes or the peer's close are waiting (on
+    an idle connection that means the server closed it, or talks out of turn). The check
+    httpcore makes on an idle connection before it reuses one."""
+    fileno = sock.fileno()
+    if fileno < 0:
+        return True
+    poll = select.poll()
+    poll.register(fileno, select.POLLIN)
+    return bool(poll.poll(0))
+
+
+async def _open_tcp(host: str, port: int, timeout: float | None, local_address: str | None = None, options: tuple[typing.Any, ...] = ()) -> trio.SocketStream:
+    """A TCP connection as httpcore's trio backend opens one (its errors are trio's/OSError)."""
+    with trio.fail_after(float("inf") if timeout is None else timeout):
+        stream = await trio.open_tcp_stream(host, port, local_address=local_address)
+    for option in options:
+        stream.setsockopt(*option)
+    return stream
 
 
 class SpareNetwork(httpcore.AsyncNetworkBackend):
@@ -75,10 +99,23 @@ class SpareNetwork(httpcore.AsyncNetworkBackend):
     ) -> httpcore.AsyncNetworkStream:
         options = tuple(socket_options or ())
         key: _Key = (host, port, local_address, options)
-        stream = await self._take_spare(key)
-        if stream is None:
+        spare = await self._take_spare(key)
+        if spare is None:
             stream = await self._backend.connect_tcp(host, port, timeout=timeout, local_address=local_address, socket_options=options)
+        else:
+            stream = TrioStream(spare)
         return _Stream(stream, self, key, timeout)
+
+    async def open_socket(self, host: str, port: int, timeout: float | None) -> trio.SocketStream:
+        """A plain trio TCP stream to `host:port` for the lean HTTP/1.1 path
+        (`providers/h1_pool.py`): the spare if one waits, else a new connection.
+        Raises trio.TooSlowError (connect timeout) or OSError."""
+        spare = await self._take_spare((host, port, None, ()))
+        return spare if spare is not None else await _open_tcp(host, port, timeout)
+
+    def closed_while_sending(self, host: str, port: int, connect_timeout: float | None) -> None:
+        """The lean path closed a connection its server was still sending on: order a spare."""
+        self.order_spare((host, port, None, ()), connect_timeout)
 
     async def connect_unix_socket(
         self, path: str, timeout: float | None = None, socket_options: typing.Iterable[httpcore.SOCKET_OPTION] | None = None
@@ -88,15 +125,15 @@ class SpareNetwork(httpcore.AsyncNetworkBackend):
     async def sleep(self, seconds: float) -> None:
         await trio.sleep(seconds)
 
-    async def _take_spare(self, key: _Key) -> httpcore.AsyncNetworkStream | None:
+    async def _take_spare(self, key: _Key) -> trio.SocketStream | None:
         spare = self._spares.get(key)
         if spare is None or spare.stream is None:
             return None  # none, or still being opened: this request does not wait for it
         del self._spares[key]
         stream, spare.stream = spare.stream, None
-        if stream.get_extra_info("is_readable"):  # the server closed it (or talks out of turn)
+        if socket_readable(stream.socket):  # the server closed it (or talks out of turn)
             with trio.CancelScope(shield=True):
-                await stream.aclose()
+                await _close_quietly(stream)
             return None
         self.spares_used += 1
         return stream
@@ -113,9 +150,9 @@ class SpareNetwork(httpcore.AsyncNetworkBackend):
 
     async def _open_spare(self, key: _Key, spare: _Spare, timeout: float | None) -> None:
         host, port, local_address, options = key
-        stream: httpcore.AsyncNetworkStream | None = None
+        stream: trio.SocketStream | None = None
         try:
-            stream = await self._backend.connect_tcp(host, port, timeout=timeout, local_address=local_address, socket_options=options)
+            stream = await _open_tcp(host, port, timeout, local_address, options)
             if self._closed or self._spares.get(key) is not spare:
                 return
             spare.stream, stream = stream, None
@@ -144,7 +181,7 @@ class SpareNetwork(httpcore.AsyncNetworkBackend):
                 await _close_quietly(stream)
 
 
-async def _close_quietly(stream: httpcore.AsyncNetworkStream) -> None:
+async def _close_quietly(stream: httpcore.AsyncNetworkStream | trio.abc.AsyncResource) -> None:
     try:
         await stream.aclose()
     except Exception:  # noqa: BLE001 - closing a socket the peer already dropped

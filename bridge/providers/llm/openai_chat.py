@@ -83,7 +83,7 @@ class OpenAIChatLLM:
         async with AsyncExitStack() as stack:
             try:
                 response = await stack.enter_async_context(
-                    open_stream(self._client, self._label, "POST", self._url, self._options, json=self._body(request))
+                    open_stream(self._client, self._label, "POST", self._url, self._options, json=self._body(request), lean=True)
                 )
             except ProviderError as exc:
                 raise redacted(exc, self._api_key) from None

@@ -94,7 +94,7 @@ class TextgenLLM:
         async with AsyncExitStack() as stack:
             try:
                 response = await stack.enter_async_context(
-                    open_stream(self._client, PROVIDER, "POST", "/v1/chat/completions", self._options, json=self._body(request))
+                    open_stream(self._client, PROVIDER, "POST", "/v1/chat/completions", self._options, json=self._body(request), lean=True)
                 )
             except ProviderError as exc:
                 raise redacted(exc, self._api_key) from None

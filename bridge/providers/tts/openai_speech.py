@@ -150,6 +150,7 @@ class OpenAISpeechTTS:
             self.http_options,
             json=body,
             headers=self._headers(),
+            lean=True,
         ) as response:
             content_type = response.headers.get("content-type", "")
             if content_type.startswith(_TEXTUAL):
