@@ -128,6 +128,7 @@ class H1Connection:
         self.origin = origin
         self.h11 = h11.Connection(h11.CLIENT)
         self.requests = 0  # requests sent on it (the first is 1)
+        self.answered = False  # a byte of the current request's response has come
         self.idle_since = 0.0
         self.closed = False
 
@@ -136,6 +137,7 @@ class H1Connection:
         conn = self.h11
         data = conn.send(request) + conn.send(h11.Data(data=body)) + conn.send(h11.EndOfMessage())  # type: ignore[operator]
         self.requests += 1
+        self.answered = False
         try:
             with trio.fail_after(write_timeout):
                 await self.stream.send_all(data)
@@ -161,11 +163,14 @@ class H1Connection:
     async def read(self, read_timeout: float) -> bytes:
         try:
             with trio.fail_after(read_timeout):
-                return await self.stream.receive_some(READ_BYTES)
+                data = await self.stream.receive_some(READ_BYTES)
         except trio.TooSlowError:
             raise httpx.ReadTimeout("timed out reading the response") from None
         except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
             raise httpx.ReadError(str(exc) or type(exc).__name__) from None
+        if data:
+            self.answered = True
+        return data
 
     async def response_head(self, read_timeout: float) -> h11.Response:
         """The response's status and headers (1xx skipped). StaleConnection if a reused
@@ -174,7 +179,7 @@ class H1Connection:
             try:
                 event = await self.receive(read_timeout)
             except (httpx.ReadError, httpx.RemoteProtocolError):
-                if self.requests > 1 and self.h11.their_state is h11.SEND_RESPONSE:
+                if self.requests > 1 and not self.answered:  # closed (or reset) before any answer
                     raise StaleConnection() from None
                 raise
             if isinstance(event, h11.Response):

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import time
+import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -51,11 +52,23 @@ class FakeRequest:
 class Responder:
     """Writes one response; `abort()` closes the socket without finishing it."""
 
-    def __init__(self, stream: trio.SocketStream, conn: h11.Connection, request: FakeRequest | None = None) -> None:
+    def __init__(
+        self, stream: trio.SocketStream, conn: h11.Connection, request: FakeRequest | None = None, encoding: str | None = None
+    ) -> None:
         self._stream = stream
         self._conn = conn
         self._request = request
         self.aborted = False
+        #: "gzip" or "deflate": every response body is sent compressed, each write flushed
+        #: (a streamed body stays streamed), labelled with content-encoding.
+        self._encoding = encoding
+        self._compressor: Any = None
+
+    def _compress(self, data: bytes, final: bool = False) -> bytes:
+        if self._compressor is None:
+            return data
+        out = self._compressor.compress(data)
+        return out + self._compressor.flush(zlib.Z_FINISH if final else zlib.Z_SYNC_FLUSH)
 
     async def _send(self, event: Any) -> None:
         data = self._conn.send(event)
@@ -65,6 +78,11 @@ class Responder:
     async def start(self, status: int, headers: Mapping[str, str] | None = None) -> None:
         """Begin a streamed (chunked) response."""
         hdrs = [(k.encode(), v.encode()) for k, v in (headers or {}).items()]
+        if self._encoding is not None and not any(k.lower() == b"content-encoding" for k, _ in hdrs):
+            hdrs = [(k, v) for k, v in hdrs if k.lower() != b"content-length"]
+            hdrs.append((b"content-encoding", self._encoding.encode()))
+            wbits = zlib.MAX_WBITS | 16 if self._encoding == "gzip" else zlib.MAX_WBITS
+            self._compressor = zlib.compressobj(wbits=wbits)
         if not any(k.lower() == b"content-length" for k, _ in hdrs):
             hdrs.append((b"transfer-encoding", b"chunked"))
         await self._send(h11.Response(status_code=status, headers=hdrs))
@@ -75,9 +93,13 @@ class Responder:
         if data:
             if self._request is not None:
                 self._request.write_times.append(time.monotonic())
-            await self._send(h11.Data(data=data))
+            await self._send(h11.Data(data=self._compress(data)))
 
     async def end(self) -> None:
+        if self._compressor is not None:
+            tail, self._compressor = self._compressor.flush(zlib.Z_FINISH), None
+            if tail:
+                await self._send(h11.Data(data=tail))
         await self._send(h11.EndOfMessage())
 
     async def send(
@@ -115,6 +137,18 @@ class FakeHTTPServer:
     open_connections: int = 0
     connections_accepted: int = 0  # ever: tells a kept-alive connection from new ones
     connections_closed: int = 0  # ever: the client hung up (or the fake did)
+    #: Misbehaviours a test may switch on while the server runs:
+    #: hang up after each complete response, as a server closing idle keep-alive connections does;
+    close_after_response: bool = False
+    #: read a request that came on a kept-alive connection, then hang up without answering
+    #: (the keep-alive race: the server closed it just as the client reused it);
+    hang_up_on_reuse: bool = False
+    #: compress response bodies ("gzip" / "deflate"), see `Responder`.
+    encoding: str | None = None
+    #: The most connections open at once.
+    max_open_connections: int = 0
+    #: Requests read and not answered (`hang_up_on_reuse`).
+    hung_up_requests: int = 0
 
 
 async def _read_request(stream: trio.SocketStream, conn: h11.Connection, connection: int = 0) -> FakeRequest | None:
@@ -158,9 +192,11 @@ async def serve_http(handler: Handler) -> AsyncIterator[FakeHTTPServer]:
 
     async def serve_connection(stream: trio.SocketStream) -> None:
         server.open_connections += 1
+        server.max_open_connections = max(server.max_open_connections, server.open_connections)
         server.connections_accepted += 1
         number = server.connections_accepted
         conn = h11.Connection(h11.SERVER)
+        answered = 0
         try:
             while True:
                 try:
@@ -169,13 +205,17 @@ async def serve_http(handler: Handler) -> AsyncIterator[FakeHTTPServer]:
                     return
                 if request is None:
                     return
+                if answered and server.hang_up_on_reuse:
+                    server.hung_up_requests += 1
+                    return
+                answered += 1
                 server.requests.append(request)
-                responder = Responder(stream, conn, request)
+                responder = Responder(stream, conn, request, server.encoding)
                 try:
                     await handler(request, responder)
                 except (trio.BrokenResourceError, trio.ClosedResourceError):
                     return
-                if responder.aborted or conn.our_state is not h11.DONE:
+                if responder.aborted or conn.our_state is not h11.DONE or server.close_after_response:
                     return
                 try:
                     conn.start_next_cycle()
