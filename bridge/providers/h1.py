@@ -129,6 +129,7 @@ class H1Connection:
         self.h11 = h11.Connection(h11.CLIENT)
         self.requests = 0  # requests sent on it (the first is 1)
         self.answered = False  # a byte of the current request's response has come
+        self.complete = False  # its response was read to the end (a close then is no cut)
         self.idle_since = 0.0
         self.closed = False
 
@@ -137,7 +138,7 @@ class H1Connection:
         conn = self.h11
         data = conn.send(request) + conn.send(h11.Data(data=body)) + conn.send(h11.EndOfMessage())  # type: ignore[operator]
         self.requests += 1
-        self.answered = False
+        self.answered = self.complete = False
         try:
             with trio.fail_after(write_timeout):
                 await self.stream.send_all(data)
@@ -266,6 +267,7 @@ class H1Response:
         connection, self._connection = self._connection, None
         self.is_closed = True
         if connection is not None:
+            connection.complete = True  # (a `Connection: close` answer ends here too: not a cut)
             self._on_done(connection, reuse and connection.reusable())
 
     async def aread(self) -> bytes:

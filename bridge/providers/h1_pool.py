@@ -137,7 +137,7 @@ class H1Pool:
     def _drop(self, connection: H1Connection) -> None:
         if connection.closed:
             return
-        cut = socket_readable(connection.socket)  # the server was still sending: a cut
+        cut = not connection.complete and socket_readable(connection.socket)  # the server was still sending
         connection.close_now()
         if cut and not self._closed:
             _, host, port = connection.origin
