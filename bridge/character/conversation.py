@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import trio
@@ -36,8 +37,9 @@ class ConversationTurn:
         self.speech_parts: list[str] = []
         self.actions: list[str] = []
         self.acts: Any = None  # the turn's ports.ActionRun, when the character has a world
-        #: Set when the first LLM answered the request: the user's line is stored then.
-        self._asked = trio.Event()
+        #: What starts once the first LLM has answered the request (`_answered`).
+        self._on_answer: list[Callable[[], None]] = []
+        self._answered_yet = False
 
     def _llm_text(self, turn: Turn) -> str | None:
         payload = turn.request.payload or {}
@@ -59,13 +61,20 @@ class ConversationTurn:
             return {"reply": "", "spoken": "", "actions": [], "interrupted": False, "held": True}
         memory = await character.memory()
         async with trio.open_nursery() as remembering:
+            stored: list[bool] = []
             if turn.request.type == "user.utterance":
                 speaker_name = str(payload.get("speaker") or character.player_name)
                 # With held actions in front, remember the line as the LLM saw it, once.
                 text, kind = (llm_text, "combined") if held_before else (str(payload.get("text", "")), str(payload.get("kind", "verbal")))
-                remembering.start_soon(self._remember_user_line, memory, speaker_name, text, kind)
-            first_reply, follow_up, emotion = await self._converse(turn, memory, llm_text)
-            self._asked.set()  # (set already once an LLM answered; a reply without one still stores)
+                line = (memory, speaker_name, text, kind)
+                self._on_answer.append(lambda: remembering.start_soon(self._remember_user_line, *line, stored))
+            try:
+                first_reply, follow_up, emotion = await self._converse(turn, memory, llm_text)
+            finally:
+                if turn.request.type == "user.utterance" and not self._answered_yet:
+                    # No LLM answered (it failed, the turn was cut): the line is still stored.
+                    with trio.CancelScope(shield=True):
+                        await self._remember_user_line(*line, stored)
         # The user's line is stored now (the nursery waited for it): the character's lines follow it.
         spoken = "".join(self.speech_parts).strip()
         results = list(self.acts.results) if self.acts is not None else []
@@ -87,20 +96,40 @@ class ConversationTurn:
         result["timing"] = turn.timing.payload()
         return result
 
-    async def _remember_user_line(self, memory: Any, speaker: str, text: str, kind: str) -> None:
-        """Store the user's line once the LLM request is out, not before it.
+    async def _remember_user_line(self, memory: Any, speaker: str, text: str, kind: str, stored: list[bool]) -> None:
+        """Store the user's line once the LLM has answered, not before its request.
 
         The write is a worker-thread hop (SQLite), which measured 0.1-0.5 ms on a quiet
         machine and several ms on a loaded one: time the LLM request would wait for nothing,
         since the prompt is built from the history read before it. It runs while the LLM
-        thinks. Whatever ends the turn first (an interrupt, a failed LLM, a bug), the line is
-        still stored, and before any of the character's own lines of this turn.
+        thinks (started by `_answered`). Whatever ends the turn first (an interrupt, a failed
+        LLM, a bug), the line is still stored (`run` stores it when no LLM answered), once
+        (`stored`), and before any of the character's own lines of this turn.
         """
-        try:
-            await self._asked.wait()
-        finally:
-            with trio.CancelScope(shield=True):
-                await memory.add(self.character.name, self.character.scope, speaker, text, kind, role="user")
+        if stored:
+            return
+        stored.append(True)
+        with trio.CancelScope(shield=True):
+            await memory.add(self.character.name, self.character.scope, speaker, text, kind, role="user")
+
+    def _after_answer(self, start: Callable[[], None], *, now: bool = False) -> None:
+        """Start a task of the turn that waits for the LLM's reply once the LLM has answered
+        (`now`: at once). A task started before the request is out runs its first step
+        inside the request's path: trio runs it at the turn's first checkpoint, and the HTTP
+        client has several before its write (~0.1 ms of CPU a task at one entity)."""
+        if now or self._answered_yet:
+            start()
+        else:
+            self._on_answer.append(start)
+
+    def _answered(self) -> None:
+        """The first LLM answered the request (its stream opened): start what waited for it."""
+        if self._answered_yet:
+            return
+        self._answered_yet = True
+        starts, self._on_answer = self._on_answer, []
+        for start in starts:
+            start()
 
     async def _converse(self, turn: Turn, memory: Any, llm_text: str) -> tuple[str, str, str | None]:
         """Prompt, stream the reply, speak it: returns (first reply, follow-up, emotion)."""
@@ -124,12 +153,15 @@ class ConversationTurn:
         self.acts = world.start_actions(turn.id) if world is not None else None
         async with trio.open_nursery() as nursery:
             if tts is not None:
-                self.speaker = character.speaker_for(turn, tts)
-                nursery.start_soon(self.speaker.run)
+                speaker = self.speaker = character.speaker_for(turn, tts)
+                # A TTS fed words as they are written opens its stream now: its handshake
+                # overlaps the LLM's wait. Others have nothing to do before the first segment.
+                self._after_answer(lambda: nursery.start_soon(speaker.run), now=speaker.first_words is not None)
             try:
                 async with trio.open_nursery() as performing:
-                    if self.acts is not None:
-                        performing.start_soon(self.acts.run)
+                    acts = self.acts
+                    if acts is not None:
+                        self._after_answer(lambda: performing.start_soon(acts.run))
                     try:
                         emotion = await self._stream_reply(turn, request, self.acts)
                     finally:
@@ -228,7 +260,7 @@ class ConversationTurn:
             started = False
             try:
                 async with llm.stream(request) as deltas:
-                    self._asked.set()
+                    self._answered()
                     async for delta in deltas:
                         if isinstance(delta, ToolCall):
                             started = True
